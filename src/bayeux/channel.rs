@@ -1,0 +1,125 @@
+//! Channel names and patterns (spec 5.1) and the expansion a publish is routed through (spec 5.4).
+
+fn is_segment_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'!' | b'~' | b'(' | b')' | b'$' | b'@')
+}
+
+/// `/SEG(/SEG)*`: the segments of a name, or None when `s` is not one.
+fn segments(s: &str) -> Option<std::str::Split<'_, char>> {
+    let rest = s.strip_prefix('/')?;
+    let ok = rest
+        .split('/')
+        .all(|seg| !seg.is_empty() && seg.bytes().all(is_segment_byte));
+    ok.then(|| rest.split('/'))
+}
+
+/// A concrete channel name: `/SEG(/SEG)*`.
+pub fn is_name(s: &str) -> bool {
+    segments(s).is_some()
+}
+
+/// A subscription pattern: `(/SEG)*/*` or `(/SEG)*/**`.
+pub fn is_pattern(s: &str) -> bool {
+    let parent = match s.strip_suffix("/**").or_else(|| s.strip_suffix("/*")) {
+        Some(p) => p,
+        None => return false,
+    };
+    parent.is_empty() || is_name(parent)
+}
+
+/// A name or a pattern.
+pub fn is_valid(s: &str) -> bool {
+    is_name(s) || is_pattern(s)
+}
+
+fn first_segment(s: &str) -> Option<&str> {
+    s.strip_prefix('/')?.split('/').next()
+}
+
+/// Valid, and the first segment is `meta` (`/meta`, `/meta/x`, `/meta/*`).
+pub fn is_meta(s: &str) -> bool {
+    is_valid(s) && first_segment(s) == Some("meta")
+}
+
+/// Valid, and the first segment is `service`.
+pub fn is_service(s: &str) -> bool {
+    is_valid(s) && first_segment(s) == Some("service")
+}
+
+/// What a remote client may subscribe to: valid, neither meta nor service.
+pub fn is_subscribable(s: &str) -> bool {
+    is_valid(s) && !is_meta(s) && !is_service(s)
+}
+
+/// The subscriptions that receive a publish to `name`: the name itself, its parent plus `/*`,
+/// and every proper prefix plus `/**` (root `/**` included). `name` must be a valid name.
+pub fn expand(name: &str) -> Vec<String> {
+    let mut out = Vec::with_capacity(8);
+    out.push(name.to_owned());
+    let parent = name.rfind('/').unwrap_or(0);
+    out.push(format!("{}/*", &name[..parent]));
+    for (pos, _) in name.match_indices('/') {
+        out.push(format!("{}/**", &name[..pos]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["/a", "/f-_!~()$@/AZaz09", "/foo/bar", "/meta", "/service/x"] {
+            assert!(is_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/",
+            "foo",
+            "//a",
+            "/a/",
+            "/foo/bar.baz",
+            "/föo",
+            "/fo o",
+            "/a/*",
+            "/a%20",
+        ] {
+            assert!(!is_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patterns() {
+        for ok in ["/*", "/**", "/a/*", "/a/b/**"] {
+            assert!(is_pattern(ok), "{ok}");
+        }
+        for bad in ["/foo/*/bar", "/foo/***", "/foo*", "*", "/a//*", "/a"] {
+            assert!(!is_pattern(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn meta_and_service() {
+        assert!(is_meta("/meta") && is_meta("/meta/foo") && is_meta("/meta/*"));
+        assert!(!is_meta("/meta/") && !is_meta("/metax"));
+        assert!(is_service("/service/x") && is_service("/service/*"));
+        assert!(!is_subscribable("/service/x") && !is_subscribable("/meta/connect"));
+        assert!(is_subscribable("/**") && !is_subscribable("/bad.x"));
+    }
+
+    #[test]
+    fn expansion() {
+        let mut e = expand("/a/b/c");
+        e.sort();
+        let mut want = vec!["/**", "/a/b/c", "/a/b/*", "/a/**", "/a/b/**"];
+        want.sort();
+        assert_eq!(e, want);
+        let mut e = expand("/a");
+        e.sort();
+        assert_eq!(e, vec!["/*", "/**", "/a"]);
+        let mut e = expand("/a/b");
+        e.sort();
+        assert_eq!(e, vec!["/**", "/a/*", "/a/**", "/a/b"]);
+    }
+}

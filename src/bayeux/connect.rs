@@ -1,0 +1,150 @@
+//! `/meta/connect` (spec 4.2), with the hold time rules of spec 11.3.
+
+use super::json::{Reply, field, str_field, truthy_field};
+use super::{CONNECTION_TYPES, Code};
+use simd_json::prelude::*;
+use simd_json::{BorrowedValue as Value, StaticNode};
+
+/// A connect that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connect {
+    pub client_id: String,
+    /// How long to hold the reply, in milliseconds, already clamped to the server timeout.
+    pub hold_ms: u64,
+    pub eventsource: bool,
+}
+
+/// JavaScript's numeric coercion of `advice.timeout`, as `setTimeout` sees it (NaN is 0).
+fn coerce_ms(v: &Value) -> f64 {
+    let n = match v {
+        Value::Static(StaticNode::I64(n)) => *n as f64,
+        Value::Static(StaticNode::U64(n)) => *n as f64,
+        Value::Static(StaticNode::F64(f)) => *f,
+        Value::Static(StaticNode::Bool(b)) => f64::from(u8::from(*b)),
+        Value::String(s) => s.trim().parse::<f64>().unwrap_or(0.0),
+        _ => 0.0,
+    };
+    if n.is_finite() && n > 0.0 { n } else { 0.0 }
+}
+
+/// Validates a connect. `exists` tells whether a clientId names a live session. On success
+/// the reply is complete (advice included) and is sent when the hold ends.
+pub fn check(
+    msg: &Value,
+    exists: impl Fn(&str) -> bool,
+    timeout_ms: u64,
+    interval_ms: u64,
+) -> Result<(Reply, Connect), Reply> {
+    let mut reply = Reply::for_request(msg);
+    let client_id = str_field(msg, "clientId").filter(|s| !s.is_empty());
+    let cid_value = truthy_field(msg, "clientId");
+    if !client_id.is_some_and(&exists) {
+        let shown = cid_value.map(super::json::js_string).unwrap_or_default();
+        reply.fail(Code::ClientUnknown.with(&[&shown]));
+    }
+    if cid_value.is_none() {
+        reply.fail(Code::ParameterMissing.with(&["clientId"]));
+    }
+    let conn_type = field(msg, "connectionType");
+    let type_str = conn_type.and_then(|v| v.as_str());
+    if !type_str.is_some_and(|t| CONNECTION_TYPES.contains(&t)) {
+        let shown = conn_type.map(super::json::js_string).unwrap_or_default();
+        reply.fail(Code::ConntypeMismatch.with(&[&shown]));
+    }
+    if truthy_field(msg, "connectionType").is_none() {
+        reply.fail(Code::ParameterMissing.with(&["connectionType"]));
+    }
+    if !reply.settle() {
+        reply.client_id = None;
+        reply.push_raw("advice", super::ADVICE_HANDSHAKE);
+        return Err(reply);
+    }
+    let eventsource = type_str == Some("eventsource");
+    let requested = field(msg, "advice")
+        .and_then(|a| a.as_object())
+        .and_then(|a| a.get("timeout"));
+    let hold_ms = match (eventsource, requested) {
+        (true, _) => 0,
+        (false, Some(v)) => (coerce_ms(v) as u64).min(timeout_ms),
+        (false, None) => timeout_ms,
+    };
+    let advice = if eventsource {
+        super::advice_retry(timeout_ms, 0)
+    } else {
+        super::advice_retry(interval_ms, timeout_ms)
+    };
+    reply.push_raw("advice", advice.as_bytes());
+    let client_id = client_id.unwrap_or_default().to_owned();
+    Ok((
+        reply,
+        Connect {
+            client_id,
+            hold_ms,
+            eventsource,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(json: &str, exists: bool) -> Result<(String, u64), String> {
+        let mut b = json.as_bytes().to_vec();
+        let v = simd_json::to_borrowed_value(&mut b).unwrap();
+        let write = |r: &Reply| {
+            let mut o = Vec::new();
+            r.write(&mut o);
+            String::from_utf8(o).unwrap()
+        };
+        match check(&v, |_| exists, 45_000, 0) {
+            Ok((r, c)) => Ok((write(&r), c.hold_ms)),
+            Err(r) => Err(write(&r)),
+        }
+    }
+
+    #[test]
+    fn last_failing_check_wins() {
+        let e = run(
+            r#"{"channel":"/meta/connect","clientId":"x","connectionType":"flash","id":"1"}"#,
+            false,
+        );
+        assert_eq!(
+            e.unwrap_err(),
+            r#"{"id":"1","channel":"/meta/connect","successful":false,"error":"301:flash:Connection types not supported","advice":{"reconnect":"handshake"}}"#
+        );
+        let e = run(
+            r#"{"channel":"/meta/connect","clientId":"nosuch","connectionType":"long-polling"}"#,
+            false,
+        );
+        assert!(
+            e.unwrap_err()
+                .contains(r#""error":"401:nosuch:Unknown client""#)
+        );
+        let e = run(
+            r#"{"channel":"/meta/connect","connectionType":"long-polling"}"#,
+            false,
+        );
+        assert!(e.unwrap_err().contains("402:clientId:"));
+        let e = run(r#"{"channel":"/meta/connect","clientId":"c"}"#, true);
+        assert!(e.unwrap_err().contains("402:connectionType:"));
+    }
+
+    #[test]
+    fn hold_times() {
+        let base = r#"{"channel":"/meta/connect","clientId":"c","connectionType":"long-polling""#;
+        let hold = |extra: &str| run(&format!("{base}{extra}}}"), true).unwrap().1;
+        assert_eq!(hold(""), 45_000);
+        assert_eq!(hold(r#","advice":{}"#), 45_000);
+        assert_eq!(hold(r#","advice":{"timeout":0}"#), 0);
+        assert_eq!(hold(r#","advice":{"timeout":null}"#), 0);
+        assert_eq!(hold(r#","advice":{"timeout":-5}"#), 0);
+        assert_eq!(hold(r#","advice":{"timeout":1500}"#), 1500);
+        assert_eq!(hold(r#","advice":{"timeout":"1000"}"#), 1000);
+        assert_eq!(hold(r#","advice":{"timeout":100000}"#), 45_000);
+        let es = r#"{"channel":"/meta/connect","clientId":"c","connectionType":"eventsource"}"#;
+        let (reply, hold) = run(es, true).unwrap();
+        assert_eq!(hold, 0);
+        assert!(reply.ends_with(r#""advice":{"reconnect":"retry","interval":45000,"timeout":0}}"#));
+    }
+}

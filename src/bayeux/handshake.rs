@@ -1,0 +1,58 @@
+//! `/meta/handshake` (spec 4.1).
+
+use super::Code;
+use super::json::{Reply, field, js_string, truthy, truthy_field};
+use simd_json::BorrowedValue as Value;
+use simd_json::prelude::*;
+
+/// Every connection type Faye lists, in its order; always sent in full (spec 11.14).
+pub const CONNECTION_TYPES: [&str; 6] = [
+    "long-polling",
+    "cross-origin-long-polling",
+    "callback-polling",
+    "websocket",
+    "eventsource",
+    "in-process",
+];
+const TYPES_JSON: &[u8] = br#"["long-polling","cross-origin-long-polling","callback-polling","websocket","eventsource","in-process"]"#;
+
+/// Validates a handshake. The reply carries `version` and the type list; when it is
+/// successful the caller creates the client and calls [`accept`].
+pub fn check(msg: &Value) -> Reply {
+    let mut reply = Reply::for_request(msg);
+    if truthy_field(msg, "version").is_none() {
+        reply.fail(Code::ParameterMissing.with(&["version"]));
+    }
+    match field(msg, "supportedConnectionTypes").filter(|v| truthy(v)) {
+        None => reply.fail(Code::ParameterMissing.with(&["supportedConnectionTypes"])),
+        Some(types) => {
+            let listed: Vec<String> = match types.as_array() {
+                Some(items) => items.iter().map(js_string).collect(),
+                None => vec![js_string(types)],
+            };
+            let common = types.as_array().is_some()
+                && listed
+                    .iter()
+                    .any(|t| CONNECTION_TYPES.contains(&t.as_str()));
+            if !common {
+                let args: Vec<&str> = listed.iter().map(String::as_str).collect();
+                reply.fail(Code::ConntypeMismatch.with(&args));
+            }
+        }
+    }
+    reply.client_id = None;
+    reply.push_raw("version", b"\"1.0\"");
+    reply.push_raw("supportedConnectionTypes", TYPES_JSON);
+    if !reply.settle() {
+        reply.push_raw("advice", super::ADVICE_HANDSHAKE);
+    }
+    reply
+}
+
+/// Completes a successful reply with the new clientId and the advice.
+pub fn accept(reply: &mut Reply, client_id: &str, advice: &[u8]) {
+    let mut id = Vec::with_capacity(client_id.len() + 2);
+    super::json::write_str(&mut id, client_id);
+    reply.push_raw("clientId", &id);
+    reply.push_raw("advice", advice);
+}

@@ -1,0 +1,285 @@
+//! JSON in and out: parsing a request body into a batch of messages (spec section 3), JS-style
+//! truthiness for the fields Faye tests with `if (x)`, and the hand-ordered reply writer.
+
+use simd_json::prelude::*;
+use simd_json::{BorrowedValue as Value, StaticNode};
+
+/// Deepest nesting accepted in a request body; deeper input is refused before parsing, so that
+/// neither the parser nor the drop of a value can exhaust the stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// Why a body was refused as a whole (HTTP 400, or an ignored WebSocket frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    NotJson,
+    TooDeep,
+    NotObjectOrArray,
+}
+
+/// Nesting depth of `bytes`, ignoring brackets inside strings; stops counting past `limit`.
+pub fn depth_exceeds(bytes: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Parses `buf` (mutated in place by simd-json) into the list of messages: an object is a batch
+/// of one, an array is used as is, `null` is an empty batch; anything else is refused.
+pub fn parse_batch(buf: &mut [u8]) -> Result<Vec<Value<'_>>, BodyError> {
+    if depth_exceeds(buf, MAX_DEPTH) {
+        return Err(BodyError::TooDeep);
+    }
+    let value = simd_json::to_borrowed_value(buf).map_err(|_| BodyError::NotJson)?;
+    match value {
+        Value::Array(items) => Ok(*items),
+        Value::Object(_) => Ok(vec![value]),
+        Value::Static(StaticNode::Null) => Ok(Vec::new()),
+        _ => Err(BodyError::NotObjectOrArray),
+    }
+}
+
+/// JavaScript truthiness, which is what Faye's `if (message.x)` checks test.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Static(StaticNode::Null) => false,
+        Value::Static(StaticNode::Bool(b)) => *b,
+        Value::Static(StaticNode::I64(n)) => *n != 0,
+        Value::Static(StaticNode::U64(n)) => *n != 0,
+        Value::Static(StaticNode::F64(f)) => *f != 0.0 && !f.is_nan(),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+/// A field of a message, when the message is an object and the field is present.
+pub fn field<'v, 'a>(msg: &'v Value<'a>, key: &str) -> Option<&'v Value<'a>> {
+    msg.as_object().and_then(|o| o.get(key))
+}
+
+/// A field that is present and truthy.
+pub fn truthy_field<'v, 'a>(msg: &'v Value<'a>, key: &str) -> Option<&'v Value<'a>> {
+    field(msg, key).filter(|v| truthy(v))
+}
+
+/// A string field (present, a string).
+pub fn str_field<'v>(msg: &'v Value, key: &str) -> Option<&'v str> {
+    field(msg, key).and_then(|v| v.as_str())
+}
+
+/// How JavaScript's `String(v)` would print a scalar, for error arguments.
+pub fn js_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string(),
+        Value::Static(StaticNode::Null) => "null".into(),
+        Value::Array(items) => items.iter().map(js_string).collect::<Vec<_>>().join(","),
+        Value::Object(_) => "[object Object]".into(),
+        other => other.encode(),
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let mut start = 0;
+    let bytes = s.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Appends any value as JSON.
+pub fn write_value(out: &mut Vec<u8>, v: &Value) {
+    let _ = v.write(out);
+}
+
+/// One reply message. Fields are written in Faye's order:
+/// `id, clientId, channel, successful, error`, then `extra` (already-encoded `,"k":v` pairs).
+#[derive(Debug, Default, Clone)]
+pub struct Reply {
+    /// Encoded JSON of the request's truthy `id`.
+    pub id: Option<String>,
+    /// Encoded JSON of the clientId to echo.
+    pub client_id: Option<String>,
+    /// Encoded JSON of the request's truthy `channel`.
+    pub channel: Option<String>,
+    pub successful: bool,
+    /// Encoded JSON of the error (a string we made, or whatever the request carried).
+    pub error: Option<String>,
+    /// Further fields, each written as `,"key":value`.
+    pub extra: Vec<u8>,
+}
+
+fn encoded(v: &Value) -> String {
+    v.encode()
+}
+
+impl Reply {
+    /// `Server._makeResponse`: copy `id`, `clientId`, `channel` and `error` when truthy.
+    pub fn for_request(msg: &Value) -> Reply {
+        Reply {
+            id: truthy_field(msg, "id").map(encoded),
+            client_id: truthy_field(msg, "clientId").map(encoded),
+            channel: truthy_field(msg, "channel").map(encoded),
+            successful: false,
+            error: truthy_field(msg, "error").map(encoded),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Sets (overwrites) the error with one of ours.
+    pub fn fail(&mut self, error: String) {
+        let mut out = Vec::with_capacity(error.len() + 2);
+        write_str(&mut out, &error);
+        self.error = Some(String::from_utf8_lossy(&out).into_owned());
+    }
+
+    /// `successful = !error`, as Faye computes it once the checks have run.
+    pub fn settle(&mut self) -> bool {
+        self.successful = self.error.is_none();
+        self.successful
+    }
+
+    /// Appends `,"key":<raw json>` to the extra fields.
+    pub fn push_raw(&mut self, key: &str, raw_json: &[u8]) {
+        self.extra.push(b',');
+        write_str(&mut self.extra, key);
+        self.extra.push(b':');
+        self.extra.extend_from_slice(raw_json);
+    }
+
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        let mut put = |out: &mut Vec<u8>, key: &str, val: &[u8]| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(val);
+        };
+        if let Some(v) = &self.id {
+            put(out, "id", v.as_bytes());
+        }
+        if let Some(v) = &self.client_id {
+            put(out, "clientId", v.as_bytes());
+        }
+        if let Some(v) = &self.channel {
+            put(out, "channel", v.as_bytes());
+        }
+        put(
+            out,
+            "successful",
+            if self.successful { b"true" } else { b"false" },
+        );
+        if let Some(v) = &self.error {
+            put(out, "error", v.as_bytes());
+        }
+        out.extend_from_slice(&self.extra);
+        out.push(b'}');
+    }
+}
+
+/// Writes replies then raw delivered messages as one JSON array.
+pub fn write_array<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a [u8]>) {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.push(b']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<usize, BodyError> {
+        let mut b = s.as_bytes().to_vec();
+        parse_batch(&mut b).map(|v| v.len())
+    }
+
+    #[test]
+    fn batches() {
+        assert_eq!(parse("null"), Ok(0));
+        assert_eq!(parse("[]"), Ok(0));
+        assert_eq!(parse("{}"), Ok(1));
+        assert_eq!(parse("[null,1,\"x\",[],true]"), Ok(5));
+        assert_eq!(parse("1"), Err(BodyError::NotObjectOrArray));
+        assert_eq!(parse("\"str\""), Err(BodyError::NotObjectOrArray));
+        assert_eq!(parse("[ }"), Err(BodyError::NotJson));
+        assert_eq!(parse(""), Err(BodyError::NotJson));
+        assert_eq!(parse("\u{feff}[]"), Err(BodyError::NotJson));
+        assert_eq!(parse(&"[".repeat(100_000)), Err(BodyError::TooDeep));
+        assert_eq!(parse(&format!("[\"{}\"]", "[".repeat(1000))), Ok(1));
+    }
+
+    #[test]
+    fn reply_order_and_truthiness() {
+        let mut b = br#"{"id":0,"clientId":"c","channel":"/a","error":""}"#.to_vec();
+        let v = simd_json::to_borrowed_value(&mut b).unwrap();
+        let mut r = Reply::for_request(&v);
+        r.settle();
+        let mut out = Vec::new();
+        r.write(&mut out);
+        assert_eq!(out, br#"{"clientId":"c","channel":"/a","successful":true}"#);
+        r.fail("401:c:Unknown client".into());
+        r.settle();
+        out.clear();
+        r.write(&mut out);
+        assert_eq!(
+            out,
+            br#"{"clientId":"c","channel":"/a","successful":false,"error":"401:c:Unknown client"}"#
+        );
+    }
+
+    #[test]
+    fn string_escapes() {
+        let mut out = Vec::new();
+        write_str(&mut out, "a\"b\\c\n\u{1}\u{2028}");
+        assert_eq!(out, "\"a\\\"b\\\\c\\n\\u0001\u{2028}\"".as_bytes());
+    }
+}

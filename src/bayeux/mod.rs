@@ -1,0 +1,63 @@
+//! The Bayeux protocol as Faye speaks it, sans-IO: channel grammar, the error table, message
+//! parsing and the validation and reply of each meta channel, one file each. Nothing here knows
+//! about sockets, workers or time.
+
+pub mod channel;
+pub mod connect;
+pub mod disconnect;
+pub mod error;
+pub mod handshake;
+pub mod id;
+pub mod json;
+pub mod publish;
+pub mod subscribe;
+
+pub use error::Code;
+pub use handshake::CONNECTION_TYPES;
+pub use json::Reply;
+
+use simd_json::BorrowedValue as Value;
+
+/// Advice on every failed handshake or connect.
+pub const ADVICE_HANDSHAKE: &[u8] = br#"{"reconnect":"handshake"}"#;
+
+/// `{"reconnect":"retry","interval":I,"timeout":T}`.
+pub fn advice_retry(interval_ms: u64, timeout_ms: u64) -> String {
+    format!(r#"{{"reconnect":"retry","interval":{interval_ms},"timeout":{timeout_ms}}}"#)
+}
+
+/// What a message asks for, from its channel (spec section 4, dispatch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Handshake,
+    Connect,
+    Subscribe,
+    Unsubscribe,
+    Disconnect,
+    /// Any other `/meta/...` channel: `403:<channel>:Forbidden channel`.
+    ForbiddenMeta,
+    Publish,
+}
+
+pub fn classify(msg: &Value) -> Kind {
+    match json::str_field(msg, "channel") {
+        Some(c) if channel::is_meta(c) => match c {
+            "/meta/handshake" => Kind::Handshake,
+            "/meta/connect" => Kind::Connect,
+            "/meta/subscribe" => Kind::Subscribe,
+            "/meta/unsubscribe" => Kind::Unsubscribe,
+            "/meta/disconnect" => Kind::Disconnect,
+            _ => Kind::ForbiddenMeta,
+        },
+        _ => Kind::Publish,
+    }
+}
+
+/// The reply to a message on an unknown meta channel.
+pub fn forbidden_meta(msg: &Value) -> Reply {
+    let mut reply = Reply::for_request(msg);
+    let name = json::str_field(msg, "channel").unwrap_or_default();
+    reply.fail(Code::ChannelForbidden.with(&[name]));
+    reply.settle();
+    reply
+}

@@ -1,0 +1,111 @@
+//! `/meta/subscribe` and `/meta/unsubscribe` (spec 4.3, 4.4): the same validation and reply.
+
+use super::Code;
+use super::channel;
+use super::json::{Reply, js_string, str_field, truthy_field, write_value};
+use simd_json::BorrowedValue as Value;
+
+/// Validates a (un)subscribe. Returns the reply and the channels to apply: those before the
+/// first failing one (Faye keeps them, spec 11.6), so a failed reply may still change state.
+pub fn check(msg: &Value, exists: impl Fn(&str) -> bool) -> (Reply, Vec<String>) {
+    let mut reply = Reply::for_request(msg);
+    let client_id = str_field(msg, "clientId").filter(|s| !s.is_empty());
+    let cid_value = truthy_field(msg, "clientId");
+    if !client_id.is_some_and(exists) {
+        let shown = cid_value.map(js_string).unwrap_or_default();
+        reply.fail(Code::ClientUnknown.with(&[&shown]));
+    }
+    if cid_value.is_none() {
+        reply.fail(Code::ParameterMissing.with(&["clientId"]));
+    }
+    let subscription = truthy_field(msg, "subscription");
+    if subscription.is_none() {
+        reply.fail(Code::ParameterMissing.with(&["subscription"]));
+    }
+    let mut echo = Vec::new();
+    match subscription {
+        Some(v) => write_value(&mut echo, v),
+        None => echo.extend_from_slice(b"[]"),
+    }
+    let wanted: Vec<&Value> = match subscription {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(v) => vec![v],
+        None => Vec::new(),
+    };
+    let mut apply = Vec::new();
+    for item in wanted {
+        if reply.error.is_some() {
+            break;
+        }
+        let name = js_string(item);
+        let is_str = matches!(item, Value::String(_));
+        if !(is_str && channel::is_subscribable(&name)) {
+            reply.fail(Code::ChannelForbidden.with(&[&name]));
+        }
+        if !(is_str && channel::is_valid(&name)) {
+            reply.fail(Code::ChannelInvalid.with(&[&name]));
+        }
+        if reply.error.is_none() {
+            apply.push(name);
+        }
+    }
+    reply.settle();
+    reply.push_raw("subscription", &echo);
+    (reply, apply)
+}
+
+/// The clientId of a message, when it is a non-empty string.
+pub fn client_id<'v>(msg: &'v Value) -> Option<&'v str> {
+    str_field(msg, "clientId")
+        .filter(|s| !s.is_empty())
+        .or(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(json: &str) -> (String, Vec<String>) {
+        let mut b = json.as_bytes().to_vec();
+        let v = simd_json::to_borrowed_value(&mut b).unwrap();
+        let (r, apply) = check(&v, |_| true);
+        let mut o = Vec::new();
+        r.write(&mut o);
+        (String::from_utf8(o).unwrap(), apply)
+    }
+
+    #[test]
+    fn partial_subscription_and_echo() {
+        let (r, apply) = run(
+            r#"{"channel":"/meta/subscribe","clientId":"c","id":"6","subscription":["/p1","/bad.x","/p2"]}"#,
+        );
+        assert_eq!(
+            r,
+            r#"{"id":"6","clientId":"c","channel":"/meta/subscribe","successful":false,"error":"405:/bad.x:Invalid channel","subscription":["/p1","/bad.x","/p2"]}"#
+        );
+        assert_eq!(apply, vec!["/p1"]);
+        let (r, apply) =
+            run(r#"{"channel":"/meta/subscribe","clientId":"c","subscription":"/chat"}"#);
+        assert!(r.ends_with(r#""successful":true,"subscription":"/chat"}"#));
+        assert_eq!(apply, vec!["/chat"]);
+        let (r, _) = run(r#"{"channel":"/meta/subscribe","clientId":"c","subscription":""}"#);
+        assert!(r.ends_with(
+            r#""error":"402:subscription:Missing required parameter","subscription":[]}"#
+        ));
+        let (r, apply) = run(r#"{"channel":"/meta/subscribe","clientId":"c","subscription":[]}"#);
+        assert!(r.contains(r#""successful":true,"subscription":[]"#) && apply.is_empty());
+        for ch in ["/service/x", "/service/*", "/meta/connect", "/meta/*"] {
+            let (r, apply) = run(&format!(
+                r#"{{"channel":"/meta/subscribe","clientId":"c","subscription":"{ch}"}}"#
+            ));
+            assert!(r.contains(&format!("403:{ch}:Forbidden channel")), "{r}");
+            assert!(apply.is_empty());
+        }
+        for ch in ["/foo/*/bar", "/foo/***", "/bad/ch.x"] {
+            let (r, _) = run(&format!(
+                r#"{{"channel":"/meta/subscribe","clientId":"c","subscription":"{ch}"}}"#
+            ));
+            assert!(r.contains(&format!("405:{ch}:Invalid channel")), "{r}");
+        }
+    }
+}

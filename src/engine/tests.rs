@@ -1,0 +1,141 @@
+//! Engine unit tests: time is passed in, nothing sleeps.
+
+use super::*;
+
+const T: Duration = Duration::from_secs(10);
+
+fn reply() -> Bytes {
+    Bytes::from_static(br#"{"channel":"/meta/connect","successful":true}"#)
+}
+
+fn engine() -> Engine {
+    Engine::new(0, 1, 1, T)
+}
+
+#[test]
+fn one_copy_per_client_across_patterns() {
+    let mut e = engine();
+    let now = Instant::now();
+    let c = e.handshake(0, now);
+    e.subscribe(
+        0,
+        &c,
+        &[
+            "/foo/bar".into(),
+            "/foo/*".into(),
+            "/foo/**".into(),
+            "/**".into(),
+        ],
+    );
+    let effects = e.take_effects();
+    assert_eq!(effects.len(), 4, "each key flips on once");
+    assert_eq!(e.deliver(0, "/foo/bar", &Bytes::from_static(b"{}")), 1);
+    match e.connect(0, &c, reply(), T, None, now) {
+        ConnectOutcome::Now(msgs) => assert_eq!(msgs.len(), 1),
+        _ => panic!("queued messages answer a connect at once"),
+    }
+}
+
+#[test]
+fn held_connect_wakes_on_delivery_and_deadline() {
+    let mut e = engine();
+    let now = Instant::now();
+    let c = e.handshake(0, now);
+    e.subscribe(0, &c, &["/a".into()]);
+    let ConnectOutcome::Held(signal, id) = e.connect(0, &c, reply(), T, None, now) else {
+        panic!("held")
+    };
+    assert!(!signal.is_set());
+    e.deliver(0, "/a", &Bytes::from_static(b"{\"x\":1}"));
+    assert!(signal.is_set());
+    assert_eq!(e.finish_connect(0, &c, id).len(), 1);
+
+    let ConnectOutcome::Held(signal, _) = e.connect(0, &c, reply(), T, None, now) else {
+        panic!("held")
+    };
+    e.tick(now + T / 2);
+    assert!(!signal.is_set());
+    e.tick(now + T);
+    assert!(signal.is_set(), "the hold deadline answers the connect");
+}
+
+#[test]
+fn newer_connect_answers_the_older_one() {
+    let mut e = engine();
+    let now = Instant::now();
+    let c = e.handshake(0, now);
+    let ConnectOutcome::Held(first, _) = e.connect(0, &c, reply(), T, None, now) else {
+        panic!("held")
+    };
+    let ConnectOutcome::Held(second, _) = e.connect(0, &c, reply(), T, None, now) else {
+        panic!("held")
+    };
+    assert!(first.is_set() && !second.is_set());
+}
+
+#[test]
+fn expiry_after_twice_the_timeout_leaves_no_entries() {
+    let mut e = engine();
+    let now = Instant::now();
+    let c = e.handshake(0, now);
+    e.subscribe(0, &c, &["/a".into(), "/b/**".into()]);
+    for effect in e.take_effects() {
+        e.apply_interest(effect.mount, &effect.channel, 0, effect.on);
+    }
+    assert_eq!(e.table_sizes(0), (1, 2, 1, 1));
+    e.tick(now + 2 * T - Duration::from_millis(1));
+    assert!(e.exists(0, &c));
+    e.tick(now + 2 * T);
+    assert!(!e.exists(0, &c));
+    for effect in e.take_effects() {
+        assert!(!effect.on);
+        e.apply_interest(effect.mount, &effect.channel, 0, effect.on);
+    }
+    assert_eq!(e.table_sizes(0), (0, 0, 0, 0));
+}
+
+#[test]
+fn a_connect_keeps_the_client_alive() {
+    let mut e = engine();
+    let now = Instant::now();
+    let c = e.handshake(0, now);
+    let later = now + T + T / 2;
+    let _ = e.connect(0, &c, reply(), Duration::ZERO, None, later);
+    e.tick(now + 2 * T + Duration::from_secs(1));
+    assert!(e.exists(0, &c));
+    e.tick(later + 2 * T);
+    assert!(!e.exists(0, &c));
+}
+
+#[test]
+fn closing_an_old_socket_keeps_the_new_one() {
+    let mut e = engine();
+    let now = Instant::now();
+    let c = e.handshake(0, now);
+    e.subscribe(0, &c, &["/a".into()]);
+    let old = Rc::new(Outbox::new(1, OutboxKind::WebSocket));
+    let new = Rc::new(Outbox::new(2, OutboxKind::WebSocket));
+    let _ = e.connect(0, &c, reply(), Duration::ZERO, Some(old.clone()), now);
+    let _ = e.connect(0, &c, reply(), Duration::ZERO, Some(new.clone()), now);
+    e.socket_gone(old.id);
+    e.deliver(0, "/a", &Bytes::from_static(b"{}"));
+    let mut frames = Vec::new();
+    new.drain(&mut frames);
+    assert_eq!(
+        frames.len(),
+        2,
+        "connect reply and the delivery on the newer socket"
+    );
+}
+
+#[test]
+fn disconnect_closes_the_bound_socket() {
+    let mut e = engine();
+    let now = Instant::now();
+    let c = e.handshake(0, now);
+    let ws = Rc::new(Outbox::new(1, OutboxKind::WebSocket));
+    let _ = e.connect(0, &c, reply(), T, Some(ws.clone()), now);
+    e.destroy(0, &c);
+    assert_eq!(ws.closing(), Some(1000));
+    assert!(!e.is_bound(ws.id));
+}

@@ -1,0 +1,458 @@
+//! Request heads: parsing with `httparse`, size limits, and body framing.
+//!
+//! `parse_head` is sans-IO: it looks at the bytes read so far and answers "need more",
+//! "here is the head and its length", or a typed error that maps to a status code.
+
+use std::fmt;
+
+/// Bounds on a request head.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest head (request line, headers and the blank line) in bytes.
+    pub max_head: usize,
+    /// Largest number of header fields.
+    pub max_headers: usize,
+}
+
+/// Default for [`Limits::max_head`]: 16 KiB, like Node's default `maxHeaderSize`.
+pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
+/// Default for [`Limits::max_headers`].
+pub const DEFAULT_MAX_HEADERS: usize = 64;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head: DEFAULT_MAX_HEAD,
+            max_headers: DEFAULT_MAX_HEADERS,
+        }
+    }
+}
+
+/// How the request body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No `Content-Length` and no `Transfer-Encoding`: no body.
+    Empty,
+    /// `Content-Length: n` (kept as sent, so `Length(0)` is possible).
+    Length(u64),
+    /// `Transfer-Encoding: ... chunked`.
+    Chunked,
+}
+
+/// A parsed request head.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub method: String,
+    /// The request-target up to (not including) '?', as sent.
+    pub path: String,
+    /// The part after '?', as sent (not decoded).
+    pub query: Option<String>,
+    /// The `x` of `HTTP/1.x`.
+    pub minor_version: u8,
+    /// Names lower-cased, values raw bytes, in the order sent.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: BodyKind,
+    /// HTTP/1.1: unless `Connection: close`; HTTP/1.0: only with `Connection: keep-alive`.
+    pub keep_alive: bool,
+}
+
+impl Head {
+    /// First header with this lower-case name.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Same, as `&str` when valid UTF-8 (trimmed of spaces/tabs).
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        let value = std::str::from_utf8(self.header(name)?).ok()?;
+        Some(value.trim_matches(|c| c == ' ' || c == '\t'))
+    }
+
+    /// True when a comma-separated header (e.g. `connection`, `accept`) contains `token`
+    /// (case-insensitive, each item trimmed, parameters after ';' ignored). All headers with
+    /// this name are searched.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .any(|(_, v)| list_items(v).any(|item| item.eq_ignore_ascii_case(token.as_bytes())))
+    }
+}
+
+/// Why a head was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    TooLarge,
+    TooManyHeaders,
+    Malformed,
+    BadLength,
+    UnsupportedTransferEncoding,
+}
+
+impl HeadError {
+    /// The status to answer with: 431, 431, 400, 400, 501.
+    pub fn status(&self) -> u16 {
+        match self {
+            HeadError::TooLarge | HeadError::TooManyHeaders => 431,
+            HeadError::Malformed | HeadError::BadLength => 400,
+            HeadError::UnsupportedTransferEncoding => 501,
+        }
+    }
+}
+
+impl fmt::Display for HeadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            HeadError::TooLarge => "request head too large",
+            HeadError::TooManyHeaders => "too many request headers",
+            HeadError::Malformed => "malformed request head",
+            HeadError::BadLength => "invalid body length",
+            HeadError::UnsupportedTransferEncoding => "unsupported transfer-encoding",
+        };
+        f.write_str(text)
+    }
+}
+
+impl std::error::Error for HeadError {}
+
+/// Parses a request head from the front of `buf` with httparse. Ok(None): incomplete (and the
+/// bytes so far are still within max_head). Ok(Some((head, n))): the head used the first n bytes.
+/// Rules: a head longer than max_head (complete or not) -> TooLarge; more than max_headers
+/// headers -> TooManyHeaders; both Content-Length and Transfer-Encoding -> BadLength; several
+/// Content-Length values that differ, or a non-numeric one -> BadLength; Transfer-Encoding whose
+/// final coding is not `chunked` -> UnsupportedTransferEncoding; otherwise httparse errors -> Malformed.
+pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HeadError> {
+    // Only the first max_head bytes are ever looked at, so a head that completes within them
+    // is within the limit, and one that does not is too large once more bytes have arrived.
+    let window = buf.get(..limits.max_head).unwrap_or(buf);
+    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut slots);
+    let n = match req.parse(window) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
+            return Err(HeadError::TooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+        Err(_) => return Err(HeadError::Malformed),
+    };
+    let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
+    else {
+        return Err(HeadError::Malformed);
+    };
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers
+        .iter()
+        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+        .collect();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+        None => (target.to_owned(), None),
+    };
+    let mut head = Head {
+        method: method.to_owned(),
+        path,
+        query,
+        minor_version,
+        headers,
+        body: BodyKind::Empty,
+        keep_alive: false,
+    };
+    head.body = body_kind(&head.headers)?;
+    head.keep_alive = keep_alive(&head);
+    Ok(Some((head, n)))
+}
+
+fn keep_alive(head: &Head) -> bool {
+    if head.has_token("connection", "close") {
+        return false;
+    }
+    head.minor_version >= 1 || head.has_token("connection", "keep-alive")
+}
+
+/// Works out the body framing from the (lower-cased) headers.
+fn body_kind(headers: &[(String, Vec<u8>)]) -> Result<BodyKind, HeadError> {
+    let mut length: Option<u64> = None;
+    let mut last_coding: Option<&[u8]> = None;
+    for (name, value) in headers {
+        match name.as_str() {
+            "content-length" => {
+                for item in value.split(|&b| b == b',') {
+                    let n = parse_length(trim(item)).ok_or(HeadError::BadLength)?;
+                    if length.is_some_and(|seen| seen != n) {
+                        return Err(HeadError::BadLength);
+                    }
+                    length = Some(n);
+                }
+            }
+            "transfer-encoding" => {
+                // Empty list items are ignored, as RFC 9110 §5.6.1 asks.
+                let mut codings = value.rsplit(|&b| b == b',').map(trim);
+                last_coding = Some(codings.find(|c| !c.is_empty()).unwrap_or(&[]));
+            }
+            _ => {}
+        }
+    }
+    match (length, last_coding) {
+        (Some(_), Some(_)) => Err(HeadError::BadLength),
+        (None, Some(coding)) if coding.eq_ignore_ascii_case(b"chunked") => Ok(BodyKind::Chunked),
+        (None, Some(_)) => Err(HeadError::UnsupportedTransferEncoding),
+        (Some(n), None) => Ok(BodyKind::Length(n)),
+        (None, None) => Ok(BodyKind::Empty),
+    }
+}
+
+/// A decimal Content-Length: one or more ASCII digits, no sign, no overflow.
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &b| {
+        let d = u64::from(b.checked_sub(b'0').filter(|d| *d <= 9)?);
+        acc.checked_mul(10)?.checked_add(d)
+    })
+}
+
+/// The items of a comma-separated header value, each without parameters and trimmed.
+fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(|item| {
+        let before_params = item.split(|&b| b == b';').next().unwrap_or(&[]);
+        trim(before_params)
+    })
+}
+
+/// Strips spaces and tabs from both ends.
+fn trim(bytes: &[u8]) -> &[u8] {
+    let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !is_ws(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ws(b))
+        .map_or(start, |i| i + 1);
+    bytes.get(start..end).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(input: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
+        parse_head(input, &Limits::default())
+    }
+
+    fn complete(input: &[u8]) -> (Head, usize) {
+        match parse(input) {
+            Ok(Some(done)) => done,
+            other => panic!("expected a complete head, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn get_with_query() {
+        let input = b"GET /faye?message=%5B%5D&jsonp=cb HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (head, n) = complete(input);
+        assert_eq!(n, input.len());
+        assert_eq!(head.method, "GET");
+        assert_eq!(head.path, "/faye");
+        assert_eq!(head.query.as_deref(), Some("message=%5B%5D&jsonp=cb"));
+        assert_eq!(head.minor_version, 1);
+        assert_eq!(head.body, BodyKind::Empty);
+        assert!(head.keep_alive);
+        assert_eq!(head.header("host"), Some(&b"x"[..]));
+    }
+
+    #[test]
+    fn post_with_length_and_header_helpers() {
+        let input = b"POST /faye HTTP/1.1\r\nContent-Type:  application/json; charset=utf-8 \r\n\
+            Content-Length: 2\r\nAccept: text/html, Text/Event-Stream;q=0.9\r\n\r\n[]";
+        let (head, n) = complete(input);
+        assert_eq!(input.get(n..), Some(&b"[]"[..]));
+        assert_eq!(head.body, BodyKind::Length(2));
+        assert_eq!(head.query, None);
+        assert_eq!(
+            head.header_str("content-type"),
+            Some("application/json; charset=utf-8")
+        );
+        assert!(head.has_token("accept", "text/event-stream"));
+        assert!(!head.has_token("accept", "text/plain"));
+        assert!(!head.has_token("connection", "close"));
+        assert_eq!(head.header("missing"), None);
+        assert_eq!(
+            head.headers.first().map(|h| h.0.as_str()),
+            Some("content-type")
+        );
+    }
+
+    #[test]
+    fn chunked_and_codings() {
+        let (head, _) = complete(b"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n");
+        assert_eq!(head.body, BodyKind::Chunked);
+        let (head, _) = complete(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(head.body, BodyKind::Chunked);
+        let gzip = parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
+        assert_eq!(gzip.err(), Some(HeadError::UnsupportedTransferEncoding));
+        assert_eq!(HeadError::UnsupportedTransferEncoding.status(), 501);
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let cases: [(&[u8], bool); 6] = [
+            (b"GET / HTTP/1.1\r\n\r\n", true),
+            (b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n", false),
+            (
+                b"GET / HTTP/1.1\r\nConnection: upgrade, close\r\n\r\n",
+                false,
+            ),
+            (b"GET / HTTP/1.0\r\n\r\n", false),
+            (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
+            (
+                b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n",
+                false,
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(complete(input).0.keep_alive, expected, "{input:?}");
+        }
+        assert_eq!(complete(b"GET / HTTP/1.0\r\n\r\n").0.minor_version, 0);
+    }
+
+    #[test]
+    fn pipelined_request_is_left_after_n() {
+        let first = b"POST /a HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+        let mut input = first.to_vec();
+        input.extend_from_slice(b"GET /b HTTP/1.1\r\n\r\n");
+        let (head, n) = complete(&input);
+        assert_eq!(n, first.len());
+        assert_eq!(head.body, BodyKind::Length(0));
+        let (second, _) = complete(input.get(n..).unwrap_or(&[]));
+        assert_eq!(second.path, "/b");
+    }
+
+    #[test]
+    fn too_large_even_when_incomplete() {
+        let limits = Limits {
+            max_head: 64,
+            max_headers: 8,
+        };
+        let mut input = b"GET /".to_vec();
+        input.extend(std::iter::repeat_n(b'a', 59));
+        assert_eq!(input.len(), 64);
+        assert!(matches!(parse_head(&input, &limits), Ok(None)));
+        input.push(b'a');
+        assert_eq!(parse_head(&input, &limits).err(), Some(HeadError::TooLarge));
+        let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        long.extend(std::iter::repeat_n(b'v', 100));
+        long.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(parse_head(&long, &limits).err(), Some(HeadError::TooLarge));
+        assert_eq!(HeadError::TooLarge.status(), 431);
+        // A complete head of exactly max_head bytes is fine.
+        let exact = b"GET / HTTP/1.1\r\nX: 0123456789012345678901234567890123456789\r\n\r\n";
+        let limits = Limits {
+            max_head: exact.len(),
+            max_headers: 8,
+        };
+        assert!(matches!(parse_head(exact, &limits), Ok(Some((_, n))) if n == exact.len()));
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let limits = Limits {
+            max_head: 1024,
+            max_headers: 2,
+        };
+        let two = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n";
+        assert!(matches!(parse_head(two, &limits), Ok(Some(_))));
+        let three = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        assert_eq!(
+            parse_head(three, &limits).err(),
+            Some(HeadError::TooManyHeaders)
+        );
+    }
+
+    #[test]
+    fn bad_lengths() {
+        let bad: [&[u8]; 6] = [
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: -3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        ];
+        for input in bad {
+            assert_eq!(parse(input).err(), Some(HeadError::BadLength), "{input:?}");
+        }
+        let same = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3, 3\r\n\r\n";
+        assert_eq!(complete(same).0.body, BodyKind::Length(3));
+        assert_eq!(HeadError::BadLength.status(), 400);
+    }
+
+    #[test]
+    fn malformed() {
+        let bad: [&[u8]; 3] = [
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET /\x01 HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+        ];
+        for input in bad {
+            assert_eq!(parse(input).err(), Some(HeadError::Malformed), "{input:?}");
+        }
+        assert!(matches!(parse(b""), Ok(None)));
+        assert!(matches!(parse(b"GET / HT"), Ok(None)));
+    }
+
+    fn summary(result: Result<Option<(Head, usize)>, HeadError>) -> String {
+        format!("{result:?}")
+    }
+
+    /// Feeds `input` growing the buffer one chunk at a time, like a connection reading.
+    fn feed(parts: &[&[u8]]) -> String {
+        let mut buf = Vec::new();
+        for part in parts {
+            buf.extend_from_slice(part);
+            match parse(&buf) {
+                Ok(None) => continue,
+                done => return summary(done),
+            }
+        }
+        "incomplete".to_owned()
+    }
+
+    #[test]
+    fn every_split_gives_the_same_head() {
+        let input: &[u8] = b"POST /faye/x?y=1 HTTP/1.1\r\nHost: example\r\n\
+            Content-Type: application/json\r\nConnection: keep-alive\r\n\
+            Content-Length: 2\r\n\r\n[]GET / HTTP/1.1\r\n\r\n";
+        let whole = summary(parse(input));
+        assert!(whole.starts_with("Ok(Some("));
+        for at in 0..=input.len() {
+            let (a, b) = input.split_at(at);
+            assert_eq!(feed(&[a, b]), whole, "split at {at}");
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(feed(&bytes), whole);
+    }
+
+    #[test]
+    fn mutated_input_never_panics() {
+        let input: &[u8] =
+            b"POST /f?q HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let limits = Limits {
+            max_head: 48,
+            max_headers: 2,
+        };
+        for at in 0..input.len() {
+            for byte in [0, b'\r', b'\n', b':', b' ', b'?', b',', 0xff, b'9'] {
+                let mut mutated = input.to_vec();
+                if let Some(slot) = mutated.get_mut(at) {
+                    *slot = byte;
+                }
+                let _ = parse(&mutated);
+                let _ = parse_head(&mutated, &limits);
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! HTTP/1.1 responses: a small builder that serialises into a `BytesMut`, plus HTTP dates.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// An HTTP/1.1 response under construction.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Bytes,
+    length: bool,
+}
+
+impl Response {
+    /// A response with no headers and an empty body; Content-Length is written by default.
+    pub fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            length: true,
+        }
+    }
+
+    /// Adds a header; headers are written in insertion order.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// No Content-Length header (for streaming responses like text/event-stream).
+    pub fn without_length(mut self) -> Self {
+        self.length = false;
+        self
+    }
+
+    /// Appends "HTTP/1.1 <status> <reason>\r\n", the headers in insertion order, then
+    /// "Content-Length: <n>\r\n" (unless without_length, or status 101/204/304), "\r\n", body.
+    ///
+    /// CR and LF are dropped from header values, so an echoed request value can never
+    /// split the response.
+    pub fn write_to(&self, out: &mut BytesMut) {
+        // Writing into a BytesMut cannot fail, so the fmt::Result is always Ok.
+        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        for (name, value) in &self.headers {
+            out.put_slice(name.as_bytes());
+            out.put_slice(b": ");
+            put_header_value(out, value);
+            out.put_slice(b"\r\n");
+        }
+        if self.length && !matches!(self.status, 101 | 204 | 304) {
+            let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+        }
+        out.put_slice(b"\r\n");
+        out.put_slice(&self.body);
+    }
+}
+
+fn put_header_value(out: &mut BytesMut, value: &str) {
+    if value.contains(['\r', '\n']) {
+        for part in value.split(['\r', '\n']) {
+            out.put_slice(part.as_bytes());
+        }
+    } else {
+        out.put_slice(value.as_bytes());
+    }
+}
+
+/// The reason phrase for the statuses Bayou sends; "Unknown" for the rest.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// The Faye 400: status 400, `Content-Type: text/plain; charset=utf-8`, body "Bad request".
+pub fn bad_request() -> Response {
+    plain(400, "Bad request")
+}
+
+/// A plain-text error response with the given status and body text.
+pub fn plain(status: u16, text: &str) -> Response {
+    Response::new(status)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body(Bytes::copy_from_slice(text.as_bytes()))
+}
+
+/// The latest instant an HTTP-date can show: 9999-12-31T23:59:59Z.
+const LAST_HTTP_DATE: Duration = Duration::from_secs(253_402_300_799);
+
+/// HTTP-date (IMF-fixdate) for Last-Modified. Times outside 1970..=9999 are clamped.
+pub fn fmt_http_date(t: SystemTime) -> String {
+    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    httpdate::fmt_http_date(UNIX_EPOCH + since_epoch.min(LAST_HTTP_DATE))
+}
+
+/// Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime form), e.g. If-Modified-Since.
+pub fn parse_http_date(s: &str) -> Option<SystemTime> {
+    httpdate::parse_http_date(s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(response: &Response) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        response.write_to(&mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn writes_status_headers_length_and_body() {
+        let response = Response::new(200)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("Cache-Control", "no-cache, no-store")
+            .body("[]");
+        let expected = b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n\
+            Cache-Control: no-cache, no-store\r\nContent-Length: 2\r\n\r\n[]";
+        assert_eq!(bytes(&response), expected.to_vec());
+    }
+
+    #[test]
+    fn appends_to_existing_bytes() {
+        let mut out = BytesMut::from(&b"previous"[..]);
+        Response::new(404).write_to(&mut out);
+        assert_eq!(
+            &out[..],
+            b"previousHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn bad_request_is_fayes() {
+        let expected = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+            Content-Length: 11\r\n\r\nBad request";
+        assert_eq!(bytes(&bad_request()), expected.to_vec());
+        let expected = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
+            Content-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\r\nbig";
+        assert_eq!(bytes(&plain(431, "big")), expected.to_vec());
+    }
+
+    #[test]
+    fn no_length_for_streams_and_bodiless_statuses() {
+        let stream = Response::new(200)
+            .header("Content-Type", "text/event-stream")
+            .header("Connection", "close")
+            .without_length()
+            .body("retry: 5000\r\n\r\n");
+        let expected = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+            Connection: close\r\n\r\nretry: 5000\r\n\r\n";
+        assert_eq!(bytes(&stream), expected.to_vec());
+        let not_modified = Response::new(304).header("ETag", "abc");
+        assert_eq!(
+            bytes(&not_modified),
+            b"HTTP/1.1 304 Not Modified\r\nETag: abc\r\n\r\n".to_vec()
+        );
+        let upgrade = Response::new(101).header("Upgrade", "websocket");
+        assert_eq!(
+            bytes(&upgrade),
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n".to_vec()
+        );
+        assert_eq!(
+            bytes(&Response::new(204)),
+            b"HTTP/1.1 204 Unknown\r\n\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn header_values_cannot_split_the_response() {
+        let response = Response::new(200).header("Access-Control-Allow-Origin", "a\r\nX: y\n");
+        let expected = b"HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: aX: y\r\n\
+            Content-Length: 0\r\n\r\n";
+        assert_eq!(bytes(&response), expected.to_vec());
+    }
+
+    #[test]
+    fn reasons() {
+        assert_eq!(reason(413), "Payload Too Large");
+        assert_eq!(reason(503), "Service Unavailable");
+        assert_eq!(reason(418), "Unknown");
+    }
+
+    #[test]
+    fn http_dates() {
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(fmt_http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(t));
+        assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(parse_http_date(""), None);
+        let before = UNIX_EPOCH - Duration::from_secs(10);
+        assert_eq!(fmt_http_date(before), "Thu, 01 Jan 1970 00:00:00 GMT");
+        let far = UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 100);
+        assert_eq!(fmt_http_date(far), "Fri, 31 Dec 9999 23:59:59 GMT");
+    }
+}

@@ -1,0 +1,26 @@
+//! Bayou: a drop-in, wire-compatible replacement for the Faye pub/sub server (Bayeux protocol),
+//! thread-per-core on monoio.
+//!
+//! # Layout
+//!
+//! Each layer imports only the layers below it:
+//!
+//! ```text
+//! main.rs  -> server      wiring: listeners, worker threads, start-up and failure
+//!             transport/  sockets: HTTP connection loop, Bayeux over HTTP, WebSocket,
+//!                         EventSource, the static client files
+//!             shard/      the only layer that knows other cores exist: owner(), the mesh,
+//!                         the per-worker router that drives a batch, worker runtimes
+//!             engine/     per-worker state: sessions, subscriptions, delivery, deadlines
+//!             bayeux/ http/ websocket/   sans-IO codecs and protocol rules (no monoio)
+//! config      the typed configuration, read by every layer
+//! ```
+
+pub mod bayeux;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod server;
+pub mod shard;
+pub mod transport;
+pub mod websocket;

@@ -1,0 +1,115 @@
+//! Wiring: bind one SO_REUSEPORT listener per worker, start the workers, report when every one
+//! of them is serving, and end the process if any worker stops.
+
+use crate::config::{Config, Settings};
+use crate::shard::{Mesh, Node, worker};
+use crate::transport;
+use socket2::{Domain, Socket, Type};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+/// Connections waiting to be accepted, per listener.
+const BACKLOG: i32 = 4096;
+
+fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// One listener per worker on the same address (the first fixes the port when 0 was asked).
+pub fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let first = listener(addr)?;
+    let actual = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..workers {
+        all.push(listener(actual)?);
+    }
+    Ok(all)
+}
+
+/// A worker's end: sent when its thread finishes for any reason, panics included.
+struct Exit(usize, mpsc::Sender<Event>);
+
+impl Drop for Exit {
+    fn drop(&mut self) {
+        let _ = self
+            .1
+            .send(Event::Stopped(self.0, std::thread::panicking()));
+    }
+}
+
+enum Event {
+    Ready(usize, worker::Running),
+    Failed(usize, String),
+    Stopped(usize, bool),
+}
+
+/// Runs the server until a worker stops; returns an error describing why.
+pub fn run(config: Config) -> Result<(), String> {
+    let settings =
+        Arc::new(Settings::new(&config).map_err(|e| format!("loading --client-js: {e}"))?);
+    if config.client_js.is_some() && settings.client_files.is_empty() {
+        tracing::warn!(dir = ?config.client_js, "no .js files found in the client directory");
+    }
+    let listeners = bind(config.listen, config.workers)
+        .map_err(|e| format!("binding {}: {e}", config.listen))?;
+    let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
+    let mesh = Arc::new(Mesh::new(config.workers));
+    let (tx, rx) = mpsc::channel();
+    for (idx, listener) in listeners.into_iter().enumerate() {
+        let (settings, mesh, tx, driver) =
+            (settings.clone(), mesh.clone(), tx.clone(), config.driver);
+        std::thread::Builder::new()
+            .name(format!("bayou-w{idx}"))
+            .spawn(move || {
+                let _exit = Exit(idx, tx.clone());
+                worker::pin(idx);
+                let ready_tx = tx.clone();
+                let result = worker::block_on(driver, |running| async move {
+                    let node = Node::new(idx, settings, mesh);
+                    node.set_adopt(Box::new(transport::adopt));
+                    let listener = match monoio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => return Err(e.to_string()),
+                    };
+                    monoio::spawn(node.clone().run_mesh());
+                    monoio::spawn(node.clone().run_timers());
+                    let _ = ready_tx.send(Event::Ready(idx, running));
+                    transport::accept_loop(node, listener).await;
+                    Ok(())
+                });
+                if let Err(e) = result.map_err(|e| e.to_string()).and_then(|r| r) {
+                    let _ = tx.send(Event::Failed(idx, e));
+                }
+            })
+            .map_err(|e| format!("starting worker {idx}: {e}"))?;
+    }
+    drop(tx);
+    let mut ready = 0;
+    while let Ok(event) = rx.recv() {
+        match event {
+            Event::Ready(idx, running) => {
+                tracing::info!(worker = idx, driver = running.name(), "worker serving");
+                ready += 1;
+                if ready == config.workers {
+                    tracing::info!(%addr, workers = config.workers, mounts = ?config.mounts, "bayou ready");
+                    println!("listening on http://{addr}");
+                }
+            }
+            Event::Failed(idx, e) => return Err(format!("worker {idx} failed: {e}")),
+            Event::Stopped(idx, panicked) => {
+                let why = if panicked { "panicked" } else { "stopped" };
+                return Err(format!(
+                    "worker {idx} {why}; exiting rather than serving half-alive"
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,455 @@
+//! A worker's node: its engine, its end of the mesh, and the request driver that runs a batch
+//! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
+
+use super::{Ack, Adopt, Envelope, Mesh, owner};
+use crate::bayeux::json::{BodyError, Reply, parse_batch};
+use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscribe};
+use crate::config::Settings;
+use crate::engine::{ConnectOutcome, Engine, Outbox};
+use bytes::Bytes;
+use futures::channel::oneshot;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a batch came from, which decides where connect replies go.
+#[derive(Clone)]
+pub enum Via {
+    Http,
+    Socket(Rc<Outbox>),
+}
+
+/// Hands an adopted socket to the transport layer (set by the server wiring).
+pub type AdoptFn = Box<dyn Fn(&Rc<Node>, OwnedFd, usize, Adopt)>;
+
+pub struct Node {
+    pub me: usize,
+    pub settings: Arc<Settings>,
+    pub engine: RefCell<Engine>,
+    mesh: Arc<Mesh>,
+    overflow: RefCell<Vec<VecDeque<Envelope>>>,
+    flushing: Cell<bool>,
+    adopt: RefCell<Option<AdoptFn>>,
+    next_socket: Cell<u64>,
+}
+
+/// A validated connect whose engine call waits until the rest of the batch is done.
+struct HeldConnect {
+    client_id: String,
+    reply: Bytes,
+    hold: Duration,
+}
+
+impl Node {
+    pub fn new(me: usize, settings: Arc<Settings>, mesh: Arc<Mesh>) -> Rc<Node> {
+        let workers = mesh.workers();
+        let engine = Engine::new(me, workers, settings.mounts.len(), settings.timeout);
+        Rc::new(Node {
+            me,
+            settings,
+            engine: RefCell::new(engine),
+            overflow: RefCell::new((0..workers).map(|_| VecDeque::new()).collect()),
+            mesh,
+            flushing: Cell::new(false),
+            adopt: RefCell::new(None),
+            next_socket: Cell::new(0),
+        })
+    }
+
+    pub fn workers(&self) -> usize {
+        self.mesh.workers()
+    }
+
+    pub fn set_adopt(&self, f: AdoptFn) {
+        *self.adopt.borrow_mut() = Some(f);
+    }
+
+    /// A process-unique id for a new push socket.
+    pub fn socket_id(&self) -> u64 {
+        let n = self.next_socket.get() + 1;
+        self.next_socket.set(n);
+        (n << 12) | self.me as u64
+    }
+
+    /// The worker owning the session a clientId names, when it is another one.
+    pub fn foreign_owner(&self, client_id: &str) -> Option<usize> {
+        bayeux::id::worker_of(client_id, self.workers()).filter(|&w| w != self.me)
+    }
+
+    /// Sends an envelope, keeping per-destination order when the queue is full.
+    pub fn send(self: &Rc<Self>, to: usize, env: Envelope) {
+        let mut overflow = self.overflow.borrow_mut();
+        if overflow[to].is_empty() {
+            match self.mesh.try_send(self.me, to, env) {
+                Ok(()) => return,
+                Err(env) => overflow[to].push_back(env),
+            }
+        } else {
+            overflow[to].push_back(env);
+        }
+        drop(overflow);
+        if !self.flushing.replace(true) {
+            let node = self.clone();
+            monoio::spawn(async move { node.flush_overflow().await });
+        }
+    }
+
+    async fn flush_overflow(self: Rc<Self>) {
+        loop {
+            let mut left = false;
+            for (to, q) in self.overflow.borrow_mut().iter_mut().enumerate() {
+                while let Some(env) = q.pop_front() {
+                    if let Err(env) = self.mesh.try_send(self.me, to, env) {
+                        q.push_front(env);
+                        left = true;
+                        break;
+                    }
+                }
+            }
+            if !left {
+                self.flushing.set(false);
+                return;
+            }
+            monoio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+
+    /// Runs the mesh receiver for this worker forever.
+    pub async fn run_mesh(self: Rc<Self>) {
+        loop {
+            let node = self.clone();
+            let handled = self.mesh.drain(self.me, 256, |env| node.handle(env));
+            if handled == 0 {
+                self.mesh.ready(self.me).await;
+            } else {
+                yield_now().await;
+            }
+        }
+    }
+
+    /// Runs hold and expiry deadlines forever.
+    pub async fn run_timers(self: Rc<Self>) {
+        loop {
+            monoio::time::sleep(Duration::from_millis(100)).await;
+            self.engine.borrow_mut().tick(Instant::now());
+            self.dispatch_effects(None);
+        }
+    }
+
+    fn handle(self: &Rc<Self>, env: Envelope) {
+        match env {
+            Envelope::Publish {
+                mount,
+                channel,
+                msg,
+                ack,
+            } => self.route(mount, channel, msg, ack.as_ref()),
+            Envelope::Deliver {
+                mount,
+                channel,
+                msg,
+                ack: _ack,
+            } => {
+                self.engine.borrow_mut().deliver(mount, &channel, &msg);
+            }
+            Envelope::Interest {
+                mount,
+                channel,
+                worker,
+                on,
+                ack: _ack,
+            } => {
+                self.engine
+                    .borrow_mut()
+                    .apply_interest(mount, &channel, worker, on);
+            }
+            Envelope::Batch { mount, body, reply } => {
+                let node = self.clone();
+                monoio::spawn(async move {
+                    let out = node.process_here(mount, body, Via::Http).await.ok();
+                    let _ = reply.send(out);
+                });
+            }
+            Envelope::Adopt { fd, mount, kind } => {
+                if let Some(adopt) = self.adopt.borrow().as_ref() {
+                    adopt(self, fd, mount, kind);
+                }
+            }
+        }
+    }
+
+    /// Sends this worker's interest changes to the owners (channels) or everyone (patterns).
+    fn dispatch_effects(self: &Rc<Self>, ack: Option<&Arc<Ack>>) {
+        let effects = self.engine.borrow_mut().take_effects();
+        for e in effects {
+            let channel: Arc<str> = Arc::from(e.channel);
+            let targets: Vec<usize> = if bayeux::channel::is_pattern(&channel) {
+                (0..self.workers()).collect()
+            } else {
+                vec![owner(&channel, self.workers())]
+            };
+            for to in targets {
+                if to == self.me {
+                    self.engine
+                        .borrow_mut()
+                        .apply_interest(e.mount, &channel, self.me, e.on);
+                    continue;
+                }
+                let ack = if e.on { ack.cloned() } else { None };
+                let env = Envelope::Interest {
+                    mount: e.mount,
+                    channel: channel.clone(),
+                    worker: self.me,
+                    on: e.on,
+                    ack,
+                };
+                self.send(to, env);
+            }
+        }
+    }
+
+    /// Owner side of a publish: forward once to each interested worker.
+    fn route(self: &Rc<Self>, mount: usize, channel: Arc<str>, msg: Bytes, ack: Option<&Arc<Ack>>) {
+        let targets = self.engine.borrow().interested(mount, &channel);
+        for w in targets.iter() {
+            if w == self.me {
+                self.engine.borrow_mut().deliver(mount, &channel, &msg);
+            } else {
+                let env = Envelope::Deliver {
+                    mount,
+                    channel: channel.clone(),
+                    msg: msg.clone(),
+                    ack: ack.cloned(),
+                };
+                self.send(w, env);
+            }
+        }
+    }
+
+    fn publish(self: &Rc<Self>, mount: usize, channel: &str, msg: Bytes, ack: &Arc<Ack>) {
+        let channel: Arc<str> = Arc::from(channel);
+        let to = owner(&channel, self.workers());
+        if to == self.me {
+            self.route(mount, channel, msg, Some(ack));
+        } else {
+            self.send(
+                to,
+                Envelope::Publish {
+                    mount,
+                    channel,
+                    msg,
+                    ack: Some(ack.clone()),
+                },
+            );
+        }
+    }
+
+    /// Processes a request body (a JSON batch) and returns the reply array. A body whose first
+    /// clientId belongs to another worker is processed there (one hop each way).
+    pub async fn process(
+        self: &Rc<Self>,
+        mount: usize,
+        body: Vec<u8>,
+        via: Via,
+    ) -> Result<Vec<u8>, BodyError> {
+        if let (Via::Http, Some(to)) = (
+            &via,
+            first_client_id(&body).and_then(|c| self.foreign_owner(c)),
+        ) {
+            let (tx, rx) = oneshot::channel();
+            self.send(
+                to,
+                Envelope::Batch {
+                    mount,
+                    body,
+                    reply: tx,
+                },
+            );
+            return rx.await.ok().flatten().ok_or(BodyError::NotJson);
+        }
+        self.process_here(mount, body, via).await
+    }
+
+    async fn process_here(
+        self: &Rc<Self>,
+        mount: usize,
+        mut body: Vec<u8>,
+        via: Via,
+    ) -> Result<Vec<u8>, BodyError> {
+        let msgs = parse_batch(&mut body)?;
+        let now = Instant::now();
+        let (ack, done) = Ack::new();
+        let mut out: Vec<Vec<u8>> = Vec::with_capacity(msgs.len());
+        let mut held: Vec<HeldConnect> = Vec::new();
+        let s = &self.settings;
+        let (timeout_ms, interval_ms) = (s.timeout.as_millis() as u64, s.interval_ms);
+        for msg in &msgs {
+            let reply = match bayeux::classify(msg) {
+                Kind::Handshake => {
+                    let mut r = handshake::check(msg);
+                    if r.successful {
+                        let cid = self.engine.borrow_mut().handshake(mount, now);
+                        handshake::accept(
+                            &mut r,
+                            &cid,
+                            bayeux::advice_retry(interval_ms, timeout_ms).as_bytes(),
+                        );
+                    }
+                    Some(r)
+                }
+                Kind::Connect => {
+                    let engine = self.engine.borrow();
+                    match connect::check(msg, |c| engine.exists(mount, c), timeout_ms, interval_ms)
+                    {
+                        Err(r) => Some(r),
+                        Ok((r, c)) => {
+                            held.push(HeldConnect {
+                                client_id: c.client_id,
+                                reply: encode(&r),
+                                hold: Duration::from_millis(c.hold_ms),
+                            });
+                            None
+                        }
+                    }
+                }
+                Kind::Subscribe | Kind::Unsubscribe => {
+                    let (r, channels) =
+                        subscribe::check(msg, |c| self.engine.borrow().exists(mount, c));
+                    if let Some(cid) = bayeux::json::str_field(msg, "clientId") {
+                        let mut engine = self.engine.borrow_mut();
+                        if bayeux::classify(msg) == Kind::Subscribe {
+                            engine.subscribe(mount, cid, &channels);
+                        } else {
+                            engine.unsubscribe(mount, cid, &channels);
+                        }
+                    }
+                    self.dispatch_effects(Some(&ack));
+                    Some(r)
+                }
+                Kind::Disconnect => {
+                    let (r, cid) =
+                        disconnect::check(msg, |c| self.engine.borrow().exists(mount, c));
+                    if let Some(cid) = cid {
+                        self.engine.borrow_mut().destroy(mount, &cid);
+                        self.dispatch_effects(None);
+                    }
+                    Some(r)
+                }
+                Kind::ForbiddenMeta => Some(bayeux::forbidden_meta(msg)),
+                Kind::Publish => match publish::check(msg) {
+                    Ok((r, name)) => {
+                        self.publish(mount, name, Bytes::from(publish::delivered(msg)), &ack);
+                        Some(r)
+                    }
+                    Err(r) => Some(r),
+                },
+            };
+            if let Some(r) = reply {
+                out.push(encode(&r).to_vec());
+            }
+        }
+        drop(msgs);
+        drop(ack);
+        let _ = done.await;
+        for h in held {
+            self.finish_connect(mount, h, &via, &mut out).await;
+        }
+        let mut body = Vec::with_capacity(out.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+        bayeux::json::write_array(&mut body, out.iter().map(Vec::as_slice));
+        Ok(body)
+    }
+
+    /// Runs a connect once the rest of its batch is done: its reply and the messages it
+    /// collects come last (spec 3, rule 5).
+    async fn finish_connect(
+        self: &Rc<Self>,
+        mount: usize,
+        h: HeldConnect,
+        via: &Via,
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        let socket = match via {
+            Via::Socket(o) => Some(o.clone()),
+            Via::Http => None,
+        };
+        let outcome = self.engine.borrow_mut().connect(
+            mount,
+            &h.client_id,
+            h.reply.clone(),
+            h.hold,
+            socket,
+            Instant::now(),
+        );
+        let msgs = match outcome {
+            ConnectOutcome::OnSocket => return,
+            ConnectOutcome::Now(msgs) => msgs,
+            ConnectOutcome::Held(signal, id) => {
+                signal.wait().await;
+                self.engine
+                    .borrow_mut()
+                    .finish_connect(mount, &h.client_id, id)
+            }
+        };
+        out.push(h.reply.to_vec());
+        out.extend(msgs.iter().map(|m| m.to_vec()));
+    }
+}
+
+fn encode(r: &Reply) -> Bytes {
+    let mut v = Vec::with_capacity(128);
+    r.write(&mut v);
+    Bytes::from(v)
+}
+
+/// The first `"clientId":"..."` value in a raw body, found without parsing it.
+pub fn first_client_id(body: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"\"clientId\"";
+    let at = body.windows(KEY.len()).position(|w| w == KEY)?;
+    let rest = &body[at + KEY.len()..];
+    let rest = rest
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| &rest[i..])?;
+    let rest = rest.strip_prefix(b":")?;
+    let rest = rest
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| &rest[i..])?;
+    let rest = rest.strip_prefix(b"\"")?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+/// Gives other tasks on this worker a turn.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_client_id_without_parsing() {
+        assert_eq!(
+            super::first_client_id(br#"[{"channel":"/meta/connect", "clientId" : "abc","x":1}]"#),
+            Some("abc")
+        );
+        assert_eq!(
+            super::first_client_id(br#"[{"channel":"/a","data":1}]"#),
+            None
+        );
+        assert_eq!(super::first_client_id(br#"{"clientId":5}"#), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! Bayeux over plain HTTP requests (spec 1.2 and 2.1 to 2.5): static client files, CORS
+//! preflight, EventSource hand-off, JSON-P GET, JSON and form POST.
+
+use super::conn::Outcome;
+use crate::bayeux::json::BodyError;
+use crate::http::Head;
+use crate::http::form::{jsonp_escape, param, valid_jsonp_callback};
+use crate::http::response::{Response, bad_request};
+use crate::shard::{Node, Via};
+use std::rc::Rc;
+
+const JSONP_DEFAULT: &str = "jsonpcallback";
+
+pub async fn respond(node: &Rc<Node>, mount: usize, head: &Head, body: Vec<u8>) -> Outcome {
+    let settings = &node.settings;
+    if head.path.ends_with(".js") || head.path.ends_with(".map") {
+        let mount_path = &settings.mounts[mount];
+        let resp = settings.client_files.respond(
+            &head.path,
+            mount_path,
+            head.header_str("if-none-match"),
+            head.header_str("if-modified-since"),
+        );
+        return Outcome::Reply(resp);
+    }
+    if head.method == "OPTIONS" || head.header_str("access-control-request-method") == Some("POST")
+    {
+        return Outcome::Reply(preflight(head));
+    }
+    if head.method == "GET" && head.has_token("accept", "text/event-stream") {
+        let target = match &head.query {
+            Some(q) => format!("{}?{q}", head.path),
+            None => head.path.clone(),
+        };
+        let client_id = target.rsplit('/').next().unwrap_or_default().to_owned();
+        return Outcome::EventSource { mount, client_id };
+    }
+    let reply = match head.method.as_str() {
+        "GET" => jsonp(node, mount, head).await,
+        "POST" => post(node, mount, head, body).await,
+        _ => Err(()),
+    };
+    Outcome::Reply(reply.unwrap_or_else(|()| bad_request()))
+}
+
+fn preflight(head: &Head) -> Response {
+    let origin = head
+        .header_str("origin")
+        .or_else(|| head.header_str("referer"))
+        .unwrap_or("*");
+    Response::new(200)
+        .header("Access-Control-Allow-Credentials", "true")
+        .header(
+            "Access-Control-Allow-Headers",
+            "Accept, Authorization, Content-Type, Pragma, X-Requested-With",
+        )
+        .header("Access-Control-Allow-Methods", "POST, GET")
+        .header("Access-Control-Allow-Origin", origin)
+        .header("Access-Control-Max-Age", "86400")
+}
+
+/// The headers of every processed Bayeux response (spec 2.1).
+fn bayeux_response(head: &Head, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut resp = Response::new(200)
+        .header("Content-Type", content_type)
+        .header("Cache-Control", "no-cache, no-store")
+        .header("X-Content-Type-Options", "nosniff");
+    if let Some(origin) = head.header_str("origin") {
+        resp = resp
+            .header("Access-Control-Allow-Credentials", "true")
+            .header("Access-Control-Allow-Origin", origin.to_owned());
+    }
+    resp.body(body)
+}
+
+/// Request bodies become UTF-8 the way Node decodes them: invalid sequences turn into U+FFFD.
+fn lossy(bytes: Vec<u8>) -> Vec<u8> {
+    match String::from_utf8(bytes) {
+        Ok(s) => s.into_bytes(),
+        Err(e) => String::from_utf8_lossy(e.as_bytes())
+            .into_owned()
+            .into_bytes(),
+    }
+}
+
+async fn run(node: &Rc<Node>, mount: usize, json: Vec<u8>) -> Result<Vec<u8>, BodyError> {
+    node.process(mount, lossy(json), Via::Http).await
+}
+
+async fn jsonp(node: &Rc<Node>, mount: usize, head: &Head) -> Result<Response, ()> {
+    let query = head.query.as_deref().unwrap_or_default().as_bytes();
+    let message = param(query, "message").ok_or(())?;
+    let callback = param(query, "jsonp")
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| JSONP_DEFAULT.to_owned());
+    if !valid_jsonp_callback(&callback) {
+        return Err(());
+    }
+    let reply = run(node, mount, message.into_bytes())
+        .await
+        .map_err(|_| ())?;
+    let reply = String::from_utf8_lossy(&reply);
+    let body = format!("/**/{callback}({});", jsonp_escape(&reply));
+    Ok(
+        bayeux_response(head, "text/javascript; charset=utf-8", body.into_bytes())
+            .header("Content-Disposition", "attachment; filename=f.txt"),
+    )
+}
+
+/// `application/json` whatever the case and spacing (Faye is stricter by accident, spec 11.13).
+fn is_json(head: &Head) -> bool {
+    head.header_str("content-type")
+        .map(|ct| ct.split(';').next().unwrap_or_default().trim())
+        .is_some_and(|ct| ct.eq_ignore_ascii_case("application/json"))
+}
+
+async fn post(node: &Rc<Node>, mount: usize, head: &Head, body: Vec<u8>) -> Result<Response, ()> {
+    let json = if is_json(head) {
+        body
+    } else {
+        if param(&body, "jsonp").is_some_and(|c| !c.is_empty() && !valid_jsonp_callback(&c)) {
+            return Err(());
+        }
+        param(&body, "message").ok_or(())?.into_bytes()
+    };
+    let reply = run(node, mount, json).await.map_err(|_| ())?;
+    Ok(bayeux_response(
+        head,
+        "application/json; charset=utf-8",
+        reply,
+    ))
+}

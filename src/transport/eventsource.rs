@@ -1,0 +1,64 @@
+//! EventSource streams (spec 2.7): `GET <mount>/<clientId>` with `Accept: text/event-stream`,
+//! written raw as faye-websocket does, one `data:` event per delivery, keep-alive comments.
+
+use super::websocket::write_frames;
+use crate::config::EVENTSOURCE_PING_SECS;
+use crate::engine::{Outbox, OutboxKind};
+use crate::shard::{Adopt, Envelope, Node};
+use bytes::Bytes;
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-store\r\nConnection: close\r\n\r\nretry: 5000\r\n\r\n";
+
+/// Starts a stream, first moving the socket to the worker of the session if it is another one.
+pub async fn start(node: Rc<Node>, stream: TcpStream, mount: usize, client_id: String) {
+    if let Some(to) = node.foreign_owner(&client_id) {
+        let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
+        node.send(
+            to,
+            Envelope::Adopt {
+                fd,
+                mount,
+                kind: Adopt::EventSource { client_id },
+            },
+        );
+        return;
+    }
+    run(node, stream, mount, client_id).await;
+}
+
+pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id: String) {
+    if stream.write_all(HEAD).await.0.is_err() {
+        return;
+    }
+    let outbox = Rc::new(Outbox::new(node.socket_id(), OutboxKind::EventSource));
+    node.engine
+        .borrow_mut()
+        .bind_stream(mount, &client_id, outbox.clone());
+    let every = node
+        .settings
+        .ping
+        .unwrap_or(Duration::from_secs_f64(EVENTSOURCE_PING_SECS));
+    let mut frames = Vec::new();
+    loop {
+        if monoio::time::timeout(every, outbox.signal.wait())
+            .await
+            .is_err()
+        {
+            outbox.push(Bytes::from_static(b":\r\n\r\n"));
+        }
+        outbox.drain(&mut frames);
+        if !frames.is_empty() && write_frames(&mut stream, &mut frames).await.is_err() {
+            break;
+        }
+        if outbox.closing().is_some() {
+            let _ = stream.shutdown().await;
+            break;
+        }
+    }
+    node.engine.borrow_mut().socket_gone(outbox.id);
+}

@@ -1,0 +1,77 @@
+//! Sockets: the accept loop, the HTTP/1.1 connection loop and its Bayeux endpoints (JSON POST,
+//! form POST, JSON-P GET, CORS, static client), WebSocket and EventSource push sockets.
+
+pub mod bayeux_http;
+pub mod conn;
+pub mod eventsource;
+pub mod static_files;
+pub mod websocket;
+
+use crate::shard::{Adopt, Node};
+use bytes::BytesMut;
+use monoio::io::AsyncReadRent;
+use monoio::net::{TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Bytes reserved for each socket read.
+pub const READ_CHUNK: usize = 4096;
+
+/// Accepts connections forever, serving each on this worker.
+pub async fn accept_loop(node: Rc<Node>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                monoio::spawn(conn::serve(node.clone(), stream));
+            }
+            Err(e) => {
+                tracing::warn!(worker = node.me, error = %e, "accept failed");
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Takes a socket another worker handed over because its session lives here.
+pub fn adopt(node: &Rc<Node>, fd: OwnedFd, mount: usize, kind: Adopt) {
+    let std_stream = std::net::TcpStream::from(fd);
+    let _ = std_stream.set_nonblocking(true);
+    let stream = match TcpStream::from_std(std_stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(worker = node.me, error = %e, "could not adopt a socket");
+            return;
+        }
+    };
+    let node = node.clone();
+    match kind {
+        Adopt::WebSocket { first, leftover } => {
+            monoio::spawn(websocket::run(
+                node,
+                stream,
+                mount,
+                BytesMut::from(&leftover[..]),
+                Some(first),
+            ));
+        }
+        Adopt::EventSource { client_id } => {
+            monoio::spawn(eventsource::run(node, stream, mount, client_id));
+        }
+    }
+}
+
+/// Reads more bytes onto the end of `buf`. Returns the count (0 at end of stream).
+pub async fn read_more<R: AsyncReadRent>(
+    r: &mut R,
+    mut buf: BytesMut,
+) -> (std::io::Result<usize>, BytesMut) {
+    use monoio::buf::IoBufMut;
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+    let len = buf.len();
+    let (res, slice) = r.read(buf.slice_mut(len..)).await;
+    (res, slice.into_inner())
+}
