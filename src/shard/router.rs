@@ -247,7 +247,8 @@ impl Node {
         }
     }
 
-    /// Processes a request body (a JSON batch) and returns the reply array. A body whose first
+    /// Processes a request body (a JSON batch) and returns the reply array, or nothing when
+    /// a socket batch's only reply will be written to the socket later. A body whose first
     /// clientId belongs to another worker is processed there (one hop each way).
     pub async fn process(
         self: &Rc<Self>,
@@ -354,8 +355,13 @@ impl Node {
         drop(msgs);
         drop(ack);
         let _ = done.await;
+        let on_socket = !held.is_empty() && matches!(via, Via::Socket(_));
         for h in held {
             self.finish_connect(mount, h, &via, &mut out).await;
+        }
+        if on_socket && out.is_empty() {
+            // Everything went to the socket (a lone held connect): no frame to send now.
+            return Ok(Vec::new());
         }
         let mut body = Vec::with_capacity(out.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
         bayeux::json::write_array(&mut body, out.iter().map(Vec::as_slice));

@@ -60,7 +60,13 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
         ) && head.method == "GET"
         {
             match mount {
-                Some(mount) => return websocket::upgrade(node, stream, mount, head, buf).await,
+                Some(mount) => {
+                    // A task of its own, so an idle socket does not keep this loop's state.
+                    let upgrade = websocket::Upgrade::from_head(&head);
+                    drop(head);
+                    monoio::spawn(websocket::upgrade(node, stream, mount, upgrade, buf));
+                    return;
+                }
                 None => {
                     let _ = write(
                         &mut stream,
@@ -90,11 +96,12 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
         };
         let outcome = match mount {
             None => Outcome::Reply(Response::new(404)),
-            Some(mount) => bayeux_http::respond(&node, mount, &head, body).await,
+            Some(mount) => Box::pin(bayeux_http::respond(&node, mount, &head, body)).await,
         };
         match outcome {
             Outcome::EventSource { mount, client_id } => {
-                return super::eventsource::start(node, stream, mount, client_id).await;
+                monoio::spawn(super::eventsource::start(node, stream, mount, client_id));
+                return;
             }
             Outcome::Reply(mut resp) => {
                 if !head.keep_alive {

@@ -18,19 +18,38 @@ use std::cell::Cell;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 
+/// The headers of an upgrade request that matter.
+pub struct Upgrade {
+    upgrade: Option<Vec<u8>>,
+    version: Option<Vec<u8>>,
+    key: Option<Vec<u8>>,
+}
+
+impl Upgrade {
+    pub fn from_head(head: &Head) -> Upgrade {
+        let get = |name| head.header(name).map(<[u8]>::to_vec);
+        Upgrade {
+            upgrade: get("upgrade"),
+            version: get("sec-websocket-version"),
+            key: get("sec-websocket-key"),
+        }
+    }
+}
+
 /// Answers an upgrade request and runs the socket.
 pub async fn upgrade(
     node: Rc<Node>,
     mut stream: TcpStream,
     mount: usize,
-    head: Head,
+    req: Upgrade,
     leftover: BytesMut,
 ) {
     let accepted = handshake::accept(
-        head.header("upgrade"),
-        head.header("sec-websocket-version"),
-        head.header("sec-websocket-key"),
+        req.upgrade.as_deref(),
+        req.version.as_deref(),
+        req.key.as_deref(),
     );
+    drop(req);
     let bytes = match accepted {
         Ok(key) => handshake::response_101(&key),
         Err(refusal) => {
@@ -75,25 +94,34 @@ pub async fn run(
     let mut decoder = Decoder::new(node.settings.max_message);
     let mut end = End::Closed;
     if let Some(text) = first {
-        end = on_text(&node, mount, &outbox, text).await;
+        end = Box::pin(on_text(&node, mount, &outbox, text)).await;
     }
     while matches!(end, End::Closed) && outbox.closing().is_none() {
         match decoder.decode(&mut buf) {
-            Ok(Some(Message::Text(text))) => end = on_text(&node, mount, &outbox, text).await,
+            Ok(Some(Message::Text(text))) => {
+                end = Box::pin(on_text(&node, mount, &outbox, text)).await
+            }
             Ok(Some(Message::Ping(payload))) => outbox.push(control(Opcode::Pong, &payload)),
             Ok(Some(Message::Close { code, .. })) => outbox.close_after_flush(code.unwrap_or(1000)),
             Ok(Some(Message::Binary(_) | Message::Pong(_))) => {}
             Err(code) => outbox.close_after_flush(code.0),
             Ok(None) => {
+                if buf.is_empty() && decoder.is_idle() {
+                    // Idle: hold no read buffer while waiting (a readiness poll needs none).
+                    buf = BytesMut::new();
+                    // SAFETY: waiting for readiness touches no buffer and runs beside the writer
+                    // exactly as a read would; monoio's split halves share the stream this way.
+                    let stream = unsafe { &*rd.0.get() };
+                    if stream.readable(false).await.is_err() {
+                        break;
+                    }
+                }
                 let (res, b) = read_more(&mut rd, buf).await;
                 buf = b;
                 if !matches!(res, Ok(n) if n > 0) {
                     break;
                 }
             }
-        }
-        if buf.is_empty() && decoder.is_idle() && buf.capacity() > super::READ_CHUNK {
-            buf = BytesMut::new();
         }
     }
     if let End::HandOff(to, text) = end {
@@ -129,8 +157,9 @@ async fn on_text(node: &Rc<Node>, mount: usize, outbox: &Rc<Outbox>, text: Vec<u
         }
     }
     // Malformed frames are ignored and the socket stays open, as in Faye (spec 2.6).
-    if let Ok(reply) = node.process(mount, text, Via::Socket(outbox.clone())).await {
-        outbox.push(frame_for(OutboxKind::WebSocket, &reply));
+    match node.process(mount, text, Via::Socket(outbox.clone())).await {
+        Ok(reply) if !reply.is_empty() => outbox.push(frame_for(OutboxKind::WebSocket, &reply)),
+        _ => {}
     }
     End::Closed
 }
