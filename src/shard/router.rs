@@ -287,7 +287,8 @@ impl Node {
         let mut held: Vec<HeldConnect> = Vec::new();
         let s = &self.settings;
         let (timeout_ms, interval_ms) = (s.timeout.as_millis() as u64, s.interval_ms);
-        for msg in &msgs {
+        // A falsy message (null, false, 0, "") gets no reply at all (spec 3, step 3).
+        for msg in msgs.iter().filter(|m| bayeux::json::truthy(m)) {
             let reply = match bayeux::classify(msg) {
                 Kind::Handshake => {
                     let mut r = handshake::check(msg);

@@ -1,0 +1,194 @@
+//! A minimal RFC 6455 client: upgrade, masked frames out, unmasked frames in.
+
+use super::http::{Conn, Response, build_request, parse_json};
+use super::{Server, Value};
+use simd_json::prelude::*;
+
+/// One frame from the server (continuations are joined into their message).
+#[derive(Debug, PartialEq)]
+pub enum Frame {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    /// The close code, if the frame carried one.
+    Close(Option<u16>),
+}
+
+const OP_CONT: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+
+pub struct Ws {
+    conn: Conn,
+}
+
+/// An upgrade request for `path` with the given key and extra headers.
+pub fn upgrade_request(path: &str, key: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut headers = vec![
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", key),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    headers.extend_from_slice(extra);
+    build_request("GET", path, &headers, b"")
+}
+
+/// A fresh random Sec-WebSocket-Key (16 random bytes, base64).
+pub fn random_key() -> String {
+    base64(&rand::random::<[u8; 16]>())
+}
+
+impl Ws {
+    /// Upgrades `path` with the standard headers and asserts a correct 101.
+    pub fn connect(server: &Server, path: &str) -> Ws {
+        Ws::connect_with(server, path, &[]).1
+    }
+
+    /// Upgrades with extra headers; returns the 101 response head and the socket.
+    pub fn connect_with(server: &Server, path: &str, extra: &[(&str, &str)]) -> (Response, Ws) {
+        let key = random_key();
+        let mut conn = server.conn();
+        conn.send(&upgrade_request(path, &key, extra));
+        let (status, headers) = conn.read_head();
+        let head = Response {
+            status,
+            headers,
+            body: Vec::new(),
+            chunked: false,
+        };
+        assert_eq!(head.status, 101, "upgrade of {path} refused: {head:?}");
+        assert_eq!(
+            head.header("upgrade")
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            Some("websocket")
+        );
+        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        assert_eq!(head.header("sec-websocket-accept"), Some(accept.as_str()));
+        (head, Ws { conn })
+    }
+
+    pub fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
+        let mut frame = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        let mask: [u8; 4] = rand::random();
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.conn.send(&frame);
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.send_frame(OP_TEXT, text.as_bytes());
+    }
+
+    pub fn send_json(&mut self, value: &Value) {
+        self.send_text(&value.encode());
+    }
+
+    pub fn send_close(&mut self, code: u16) {
+        self.send_frame(OP_CLOSE, &code.to_be_bytes());
+    }
+
+    /// The next complete frame from the server.
+    pub fn read_frame(&mut self) -> Frame {
+        let (mut opcode, mut fin, mut payload) = self.read_raw_frame();
+        while !fin {
+            let (op, f, more) = self.read_raw_frame();
+            assert_eq!(op, OP_CONT, "expected a continuation frame");
+            fin = f;
+            payload.extend(more);
+        }
+        if opcode == OP_CONT {
+            opcode = OP_TEXT;
+        }
+        match opcode {
+            OP_TEXT => Frame::Text(String::from_utf8(payload).expect("text frame is not UTF-8")),
+            OP_BINARY => Frame::Binary(payload),
+            OP_PING => Frame::Ping(payload),
+            OP_PONG => Frame::Pong(payload),
+            OP_CLOSE => Frame::Close(
+                (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]])),
+            ),
+            other => panic!("unknown opcode {other:#x}"),
+        }
+    }
+
+    fn read_raw_frame(&mut self) -> (u8, bool, Vec<u8>) {
+        let head = self.conn.take(2);
+        let (fin, opcode) = (head[0] & 0x80 != 0, head[0] & 0x0f);
+        let masked = head[1] & 0x80 != 0;
+        let len = match head[1] & 0x7f {
+            126 => u16::from_be_bytes(self.conn.take(2).try_into().unwrap()) as usize,
+            127 => u64::from_be_bytes(self.conn.take(8).try_into().unwrap()) as usize,
+            n => n as usize,
+        };
+        let mask = if masked {
+            self.conn.take(4)
+        } else {
+            vec![0; 4]
+        };
+        let payload = self.conn.take(len);
+        (
+            opcode,
+            fin,
+            payload
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect(),
+        )
+    }
+
+    /// The next text frame parsed as JSON, skipping pings and pongs; a close fails the test.
+    pub fn read_json(&mut self) -> Value {
+        loop {
+            match self.read_frame() {
+                Frame::Text(text) => return parse_json(text.as_bytes()),
+                Frame::Ping(_) | Frame::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Skips text and control frames until a close frame; returns its code.
+    pub fn read_close(&mut self) -> Option<u16> {
+        loop {
+            if let Frame::Close(code) = self.read_frame() {
+                return code;
+            }
+        }
+    }
+
+    /// True once the server has closed the TCP connection (waits up to the read timeout).
+    pub fn at_eof(&mut self) -> bool {
+        self.conn.at_eof()
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |acc, b| acc << 8 | *b as u32) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        out.push_str(&"=".repeat(3 - chunk.len()));
+    }
+    out
+}
