@@ -69,8 +69,3 @@ pub enum Envelope {
         kind: Adopt,
     },
 }
-
-const _: () = {
-    const fn assert_send<T: Send>() {}
-    assert_send::<Envelope>();
-};

@@ -37,3 +37,9 @@ mod tests {
         assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
     }
 }
+
+// Per-worker state never leaves its worker; what crosses the mesh always can.
+static_assertions::assert_not_impl_any!(Node: Send, Sync);
+static_assertions::assert_not_impl_any!(crate::engine::Engine: Send, Sync);
+static_assertions::assert_impl_all!(Envelope: Send);
+static_assertions::assert_impl_all!(Mesh: Send, Sync);

@@ -97,8 +97,11 @@ impl Server {
         } else {
             Command::new(env!("CARGO_BIN_EXE_bayou"))
         };
-        cmd.args(["--listen", "127.0.0.1:0", "--workers", &workers()])
-            .arg("--client-js")
+        cmd.args(["--listen", "127.0.0.1:0"]);
+        if !args.contains(&"--workers") {
+            cmd.args(["--workers", &workers()]);
+        }
+        cmd.arg("--client-js")
             .arg(&client_js)
             .args(args)
             .stdin(Stdio::null())
