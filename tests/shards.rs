@@ -143,3 +143,43 @@ fn publish_order_holds_across_workers() {
         assert_eq!(data, (0..50).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn abandoned_long_poll_and_jsonp_requests_harm_nobody() {
+    let s = Server::start(&["--mount", M, "--timeout", "30"]);
+    let victim = s.handshake(M);
+    s.subscribe(M, &victim, json!("/gone"));
+    // A held long-poll connect and a held JSON-P connect, each closed by the client mid-hold.
+    for jsonp in [false, true] {
+        let connect = json!([{"channel": "/meta/connect", "clientId": victim, "connectionType": "long-polling", "id": "c"}]).encode();
+        let mut conn = s.conn();
+        let request = if jsonp {
+            build_request(
+                "GET",
+                &format!("{M}?message={}&jsonp=cb", urlencode(&connect)),
+                &[],
+                b"",
+            )
+        } else {
+            build_request(
+                "POST",
+                M,
+                &[("Content-Type", "application/json")],
+                connect.as_bytes(),
+            )
+        };
+        conn.send(&request);
+        drop(conn);
+        // The held reply now has nowhere to go; a delivery wakes it and it is written to a dead socket.
+        s.publish(M, "/gone", json!("into the void"));
+    }
+    // Everyone else is served as before, on every worker.
+    let other = s.handshake(M);
+    s.subscribe(M, &other, json!("/alive"));
+    s.publish(M, "/alive", json!(1));
+    assert_json_eq(
+        &Value::from(connect_now(&s, &other)),
+        &json!([{"channel": "/alive", "data": 1}]),
+    );
+    assert_json_eq(&s.bayeux(M, &json!([])), &json!([]));
+}

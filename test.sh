@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, builds Bayou, runs the Rust tests and the
+# end-to-end suites (real Node faye.Client and the browser client in headless Chromium).
+# Run it from anywhere on a Debian machine with Rust (cargo) and Node.js >= 20 installed; CI runs
+# it through .ci/run. Any missing piece fails the run; nothing is skipped.
+#
+# Environment:
+#   BAYOU_BIN            the server binary the e2e tests start (default: the release build)
+#   BAYOU_TEST_WORKERS   --workers for the servers the e2e tests start (default 2)
+#   BAYOU_TEST_SERVER    "faye" runs the e2e tests against real Node Faye 1.4.3 instead
+#   BAYOU_TEST_VERBOSE   non-empty: echo the servers' output and the browser traffic
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$root"
+
+stage() { printf '\n==> %s\n' "$*"; }
+fail() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else fail "need root or sudo to run: $*"
+  fi
+}
+
+stage "Checking the toolchain"
+command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs)"
+command -v node >/dev/null || fail "node not found: install Node.js >= 20"
+command -v npm >/dev/null || fail "npm not found: install npm (it ships with Node.js)"
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$node_major" -ge 20 ] || fail "Node.js >= 20 is required (found $(node --version))"
+echo "cargo: $(cargo --version)"
+echo "node:  $(node --version), npm $(npm --version 2>/dev/null)"
+
+stage "Chromium (for the browser tests)"
+if [ ! -x /usr/bin/chromium ]; then
+  command -v apt-get >/dev/null || fail "/usr/bin/chromium is missing and apt-get is unavailable"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
+[ -x /usr/bin/chromium ] || fail "/usr/bin/chromium is still missing after installing chromium"
+/usr/bin/chromium --version 2>/dev/null || fail "/usr/bin/chromium does not run"
+
+stage "Node test dependencies (tests/node)"
+if [ -f tests/node/package-lock.json ]; then
+  (cd tests/node && npm ci --no-audit --no-fund)
+else
+  (cd tests/node && npm install --no-audit --no-fund)
+fi
+
+stage "cargo build --release"
+cargo build --release
+
+stage "cargo test --release"
+cargo test --release
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
+export BAYOU_BIN="${BAYOU_BIN:-$target_dir/release/bayou}"
+if [ "${BAYOU_TEST_SERVER:-}" = faye ]; then
+  stage "End-to-end tests against REAL NODE FAYE (BAYOU_TEST_SERVER=faye), not Bayou"
+else
+  [ -x "$BAYOU_BIN" ] || fail "the Bayou binary is missing: $BAYOU_BIN"
+  stage "End-to-end tests against $BAYOU_BIN (workers: ${BAYOU_TEST_WORKERS:-2})"
+fi
+node --test --test-concurrency=1 tests/node/
+
+stage "All tests passed"
