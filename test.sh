@@ -6,7 +6,7 @@
 #
 # Environment:
 #   BAYOU_BIN            the server binary the e2e tests start (default: the release build)
-#   BAYOU_TEST_WORKERS   --workers for the servers the e2e tests start (default 2)
+#   BAYOU_TEST_MATRIX    workers:driver pairs to run the suites under (default "2:uring 4:epoll 2:epoll 4:uring")
 #   BAYOU_TEST_SERVER    "faye" runs the e2e tests against real Node Faye 1.4.3 instead
 #   BAYOU_TEST_VERBOSE   non-empty: echo the servers' output and the browser traffic
 set -euo pipefail
@@ -52,18 +52,28 @@ fi
 stage "cargo build --release"
 cargo build --release
 
-stage "cargo test --release"
-cargo test --release
+stage "cargo test --release --lib --bins (unit tests)"
+cargo test --release --lib --bins
 
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 export BAYOU_BIN="${BAYOU_BIN:-$target_dir/release/bayou}"
 if [ "${BAYOU_TEST_SERVER:-}" = faye ]; then
-  stage "End-to-end tests against REAL NODE FAYE (BAYOU_TEST_SERVER=faye), not Bayou"
+  stage "Raw-wire and end-to-end tests against REAL NODE FAYE (BAYOU_TEST_SERVER=faye), not Bayou"
+  cargo test --release --test '*'
+  node --test --test-concurrency=1 tests/node/
 else
   [ -x "$BAYOU_BIN" ] || fail "the Bayou binary is missing: $BAYOU_BIN"
-  stage "End-to-end tests against $BAYOU_BIN (workers: ${BAYOU_TEST_WORKERS:-2})"
+  # Every cross-worker path runs with 2 workers and with 4 (more than the cores), on io_uring
+  # and on epoll (the driver of ECS Fargate). A forced driver that cannot start fails loudly.
+  matrix="${BAYOU_TEST_MATRIX:-2:uring 4:epoll 2:epoll 4:uring}"
+  for combo in $matrix; do
+    export BAYOU_TEST_WORKERS="${combo%%:*}" BAYOU_DRIVER="${combo##*:}"
+    stage "Raw-wire suite: $BAYOU_TEST_WORKERS workers, $BAYOU_DRIVER driver"
+    cargo test --release --test '*'
+    stage "End-to-end suite (real Faye clients): $BAYOU_TEST_WORKERS workers, $BAYOU_DRIVER driver"
+    node --test --test-concurrency=1 tests/node/
+  done
 fi
-node --test --test-concurrency=1 tests/node/
 
 stage "All tests passed"
