@@ -1,6 +1,6 @@
 //! `/meta/connect` (spec 4.2), with the hold time rules of spec 11.3.
 
-use super::json::{Reply, field, str_field, truthy_field};
+use super::json::{Reply, field, truthy_field};
 use super::{CONNECTION_TYPES, Code};
 use simd_json::prelude::*;
 use simd_json::{BorrowedValue as Value, StaticNode};
@@ -27,6 +27,7 @@ fn coerce_ms(v: &Value) -> f64 {
     if n.is_finite() && n > 0.0 { n } else { 0.0 }
 }
 
+#[allow(clippy::result_large_err)] // the reply is the product either way; it is built once
 /// Validates a connect. `exists` tells whether a clientId names a live session. On success
 /// the reply is complete (advice included) and is sent when the hold ends.
 pub fn check(
@@ -36,15 +37,7 @@ pub fn check(
     interval_ms: u64,
 ) -> Result<(Reply, Connect), Reply> {
     let mut reply = Reply::for_request(msg);
-    let client_id = str_field(msg, "clientId").filter(|s| !s.is_empty());
-    let cid_value = truthy_field(msg, "clientId");
-    if !client_id.is_some_and(&exists) {
-        let shown = cid_value.map(super::json::js_string).unwrap_or_default();
-        reply.fail(Code::ClientUnknown.with(&[&shown]));
-    }
-    if cid_value.is_none() {
-        reply.fail(Code::ParameterMissing.with(&["clientId"]));
-    }
+    let client_id = super::json::check_client(msg, &mut reply, exists);
     let conn_type = field(msg, "connectionType");
     let type_str = conn_type.and_then(|v| v.as_str());
     if !type_str.is_some_and(|t| CONNECTION_TYPES.contains(&t)) {

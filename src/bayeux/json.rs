@@ -87,6 +87,26 @@ pub fn str_field<'v>(msg: &'v Value, key: &str) -> Option<&'v str> {
     field(msg, key).and_then(|v| v.as_str())
 }
 
+/// The clientId checks of connect, (un)subscribe and disconnect: `401:<id>:Unknown client`
+/// unless `exists` knows it, then `402:clientId:...` when it is missing (the later check
+/// overwrites the earlier, as in Faye). Returns the clientId when it is a non-empty string.
+pub fn check_client<'v>(
+    msg: &'v Value,
+    reply: &mut Reply,
+    exists: impl Fn(&str) -> bool,
+) -> Option<&'v str> {
+    let client_id = str_field(msg, "clientId").filter(|s| !s.is_empty());
+    let value = truthy_field(msg, "clientId");
+    if !client_id.is_some_and(exists) {
+        let shown = value.map(js_string).unwrap_or_default();
+        reply.fail(super::Code::ClientUnknown.with(&[&shown]));
+    }
+    if value.is_none() {
+        reply.fail(super::Code::ParameterMissing.with(&["clientId"]));
+    }
+    client_id
+}
+
 /// How JavaScript's `String(v)` would print a scalar, for error arguments.
 pub fn js_string(v: &Value) -> String {
     match v {

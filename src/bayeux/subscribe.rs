@@ -2,22 +2,14 @@
 
 use super::Code;
 use super::channel;
-use super::json::{Reply, js_string, str_field, truthy_field, write_value};
+use super::json::{Reply, js_string, truthy_field, write_value};
 use simd_json::BorrowedValue as Value;
 
 /// Validates a (un)subscribe. Returns the reply and the channels to apply: those before the
 /// first failing one (Faye keeps them, spec 11.6), so a failed reply may still change state.
 pub fn check(msg: &Value, exists: impl Fn(&str) -> bool) -> (Reply, Vec<String>) {
     let mut reply = Reply::for_request(msg);
-    let client_id = str_field(msg, "clientId").filter(|s| !s.is_empty());
-    let cid_value = truthy_field(msg, "clientId");
-    if !client_id.is_some_and(exists) {
-        let shown = cid_value.map(js_string).unwrap_or_default();
-        reply.fail(Code::ClientUnknown.with(&[&shown]));
-    }
-    if cid_value.is_none() {
-        reply.fail(Code::ParameterMissing.with(&["clientId"]));
-    }
+    let _client_id = super::json::check_client(msg, &mut reply, exists);
     let subscription = truthy_field(msg, "subscription");
     if subscription.is_none() {
         reply.fail(Code::ParameterMissing.with(&["subscription"]));
@@ -52,13 +44,6 @@ pub fn check(msg: &Value, exists: impl Fn(&str) -> bool) -> (Reply, Vec<String>)
     reply.settle();
     reply.push_raw("subscription", &echo);
     (reply, apply)
-}
-
-/// The clientId of a message, when it is a non-empty string.
-pub fn client_id<'v>(msg: &'v Value) -> Option<&'v str> {
-    str_field(msg, "clientId")
-        .filter(|s| !s.is_empty())
-        .or(None)
 }
 
 #[cfg(test)]

@@ -26,10 +26,10 @@ const URING_ENTRIES: u32 = 1024;
 
 /// Pins the calling thread to one of the CPUs it may use.
 pub fn pin(worker: usize) {
-    if let Some(cores) = core_affinity::get_core_ids() {
-        if !cores.is_empty() {
-            core_affinity::set_for_current(cores[worker % cores.len()]);
-        }
+    if let Some(cores) = core_affinity::get_core_ids()
+        && !cores.is_empty()
+    {
+        core_affinity::set_for_current(cores[worker % cores.len()]);
     }
 }
 

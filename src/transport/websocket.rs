@@ -127,15 +127,15 @@ pub async fn run(
     if let End::HandOff(to, text) = end {
         hand_off.set(true);
         outbox.signal.notify();
-        if let Some(wr) = writer.await {
-            if let Ok(stream) = rd.reunite(wr) {
-                let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
-                let kind = Adopt::WebSocket {
-                    first: text,
-                    leftover: buf.to_vec(),
-                };
-                node.send(to, Envelope::Adopt { fd, mount, kind });
-            }
+        if let Some(wr) = writer.await
+            && let Ok(stream) = rd.reunite(wr)
+        {
+            let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
+            let kind = Adopt::WebSocket {
+                first: text,
+                leftover: buf.to_vec(),
+            };
+            node.send(to, Envelope::Adopt { fd, mount, kind });
         }
         return;
     }
@@ -151,10 +151,10 @@ async fn on_text(node: &Rc<Node>, mount: usize, outbox: &Rc<Outbox>, text: Vec<u
         node.foreign_owner(c)
             .filter(|_| !node.engine.borrow().exists(mount, c))
     });
-    if let Some(to) = foreign {
-        if !node.engine.borrow().is_bound(outbox.id) {
-            return End::HandOff(to, text);
-        }
+    if let Some(to) = foreign
+        && !node.engine.borrow().is_bound(outbox.id)
+    {
+        return End::HandOff(to, text);
     }
     // Malformed frames are ignored and the socket stays open, as in Faye (spec 2.6).
     match node.process(mount, text, Via::Socket(outbox.clone())).await {
