@@ -21,7 +21,7 @@ run() { # name, command...
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-run bayou-uring target/release/bayou --listen 127.0.0.1:0 --workers 2 --driver uring
-run bayou-epoll target/release/bayou --listen 127.0.0.1:0 --workers 2 --driver epoll
+run bayou-uring target/release/bayou --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --workers 2 --driver uring
+run bayou-epoll target/release/bayou --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --workers 2 --driver epoll
 run node-faye node tests/node/faye-server.mjs --listen 127.0.0.1:0 --mount /faye --timeout 45
 rm -rf "$out"

@@ -16,6 +16,8 @@ pub const DEFAULT_MOUNT: &str = "/faye";
 pub const DEFAULT_TIMEOUT_SECS: f64 = 45.0;
 /// Seconds between EventSource keep-alive comments when `--ping` is not set (Faye's default).
 pub const EVENTSOURCE_PING_SECS: f64 = 10.0;
+/// Admin listener (health, readiness) when none is given: loopback only.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 /// Largest HTTP request body accepted, in bytes.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// Largest WebSocket message accepted, in bytes.
@@ -37,7 +39,8 @@ pub enum Driver {
 #[command(version, about, long_about = None)]
 pub struct Cli {
     /// TOML file with any of the settings below (keys: listen, mounts, workers, timeout, ping,
-    /// client_js, driver, max_body, max_message). Flags and environment variables override it.
+    /// client_js, driver, max_body, max_message, admin_listen). Flags and environment variables
+    /// override it.
     #[arg(long, env = "BAYOU_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 0.0.0.0:8000].
@@ -70,6 +73,17 @@ pub struct Cli {
     /// Largest WebSocket message in bytes [default: 1048576].
     #[arg(long, env = "BAYOU_MAX_MESSAGE")]
     pub max_message: Option<usize>,
+    /// Admin listener for GET /healthz and /readyz [default: 127.0.0.1:9090]. Keep it off the
+    /// public network; in a container set 0.0.0.0:9090 for the load balancer's health check.
+    #[arg(long, env = "BAYOU_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Validate the configuration, print the effective settings and exit (0 valid, 2 invalid).
+    #[arg(long)]
+    pub check_config: bool,
+    /// Probe the admin listener's /healthz and exit 0 when healthy, 1 otherwise (for container
+    /// health checks in images without curl).
+    #[arg(long)]
+    pub health_check: bool,
 }
 
 /// The same settings, as read from `--config`.
@@ -85,6 +99,7 @@ pub struct FileConfig {
     pub driver: Option<Driver>,
     pub max_body: Option<usize>,
     pub max_message: Option<usize>,
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// The effective configuration.
@@ -99,6 +114,7 @@ pub struct Config {
     pub driver: Driver,
     pub max_body: usize,
     pub max_message: usize,
+    pub admin_listen: SocketAddr,
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration, String> {
@@ -115,6 +131,31 @@ fn normalize_mount(m: &str) -> Result<String, String> {
 }
 
 impl Config {
+    /// The effective settings, one `key = value` line each, as `--check-config` prints them.
+    pub fn describe(&self) -> String {
+        let driver = format!("{:?}", self.driver).to_lowercase();
+        let ping = self
+            .ping
+            .map_or("none".to_owned(), |p| format!("{}", p.as_secs_f64()));
+        let client_js = self
+            .client_js
+            .as_ref()
+            .map_or("none".to_owned(), |p| p.display().to_string());
+        [
+            format!("listen = {}", self.listen),
+            format!("mounts = {:?}", self.mounts),
+            format!("workers = {}", self.workers),
+            format!("timeout = {}", self.timeout.as_secs_f64()),
+            format!("ping = {ping}"),
+            format!("client_js = {client_js}"),
+            format!("driver = {driver}"),
+            format!("max_body = {}", self.max_body),
+            format!("max_message = {}", self.max_message),
+            format!("admin_listen = {}", self.admin_listen),
+        ]
+        .join("\n")
+    }
+
     pub fn from_cli(cli: Cli) -> Result<Config, String> {
         let file = match &cli.config {
             Some(path) => {
@@ -169,6 +210,10 @@ impl Config {
                 .max_message
                 .or(file.max_message)
                 .unwrap_or(DEFAULT_MAX_MESSAGE),
+            admin_listen: match cli.admin_listen.or(file.admin_listen) {
+                Some(a) => a,
+                None => DEFAULT_ADMIN_LISTEN.parse().map_err(|e| format!("{e}"))?,
+            },
         })
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! main.rs  -> server      wiring: listeners, worker threads, start-up and failure
+//!             admin       /healthz and /readyz on their own listener and thread
 //!             transport/  sockets: HTTP connection loop, Bayeux over HTTP, WebSocket,
 //!                         EventSource, the static client files
 //!             shard/      the only layer that knows other cores exist: owner(), the mesh,
@@ -16,6 +17,7 @@
 //! config      the typed configuration, read by every layer
 //! ```
 
+pub mod admin;
 pub mod bayeux;
 pub mod config;
 pub mod engine;

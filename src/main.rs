@@ -9,7 +9,26 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let result = bayou::config::Config::from_cli(cli).and_then(bayou::server::run);
+    let (check, probe) = (cli.check_config, cli.health_check);
+    let config = match bayou::config::Config::from_cli(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bayou: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if check {
+        println!("{}", config.describe());
+        return ExitCode::SUCCESS;
+    }
+    if probe {
+        return if bayou::admin::probe(config.admin_listen) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let result = bayou::server::run(config);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -57,6 +57,10 @@ pub fn run(config: Config) -> Result<(), String> {
     if config.client_js.is_some() && settings.client_files.is_empty() {
         tracing::warn!(dir = ?config.client_js, "no .js files found in the client directory");
     }
+    let health = Arc::new(crate::admin::Health::default());
+    let admin = crate::admin::start(config.admin_listen, health.clone())
+        .map_err(|e| format!("binding the admin listener {}: {e}", config.admin_listen))?;
+    tracing::info!(%admin, "admin listener: GET /healthz, /readyz");
     let listeners = bind(config.listen, config.workers)
         .map_err(|e| format!("binding {}: {e}", config.listen))?;
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
@@ -98,8 +102,12 @@ pub fn run(config: Config) -> Result<(), String> {
                 tracing::info!(worker = idx, driver = running.name(), "worker serving");
                 ready += 1;
                 if ready == config.workers {
+                    health
+                        .ready
+                        .store(true, std::sync::atomic::Ordering::Release);
                     tracing::info!(%addr, workers = config.workers, mounts = ?config.mounts, "bayou ready");
                     println!("listening on http://{addr}");
+                    println!("admin on http://{admin}");
                 }
             }
             Event::Failed(idx, e) => return Err(format!("worker {idx} failed: {e}")),

@@ -83,6 +83,7 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<Vec<u8>>>,
+    stdout: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -98,6 +99,9 @@ impl Server {
             Command::new(env!("CARGO_BIN_EXE_bayou"))
         };
         cmd.args(["--listen", "127.0.0.1:0"]);
+        if !args.contains(&"--admin-listen") && !faye_mode() {
+            cmd.args(["--admin-listen", "127.0.0.1:0"]);
+        }
         if !args.contains(&"--workers") {
             cmd.args(["--workers", &workers()]);
         }
@@ -113,13 +117,18 @@ impl Server {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         spawn_stderr_collector(child.stderr.take().expect("piped stderr"), stderr.clone());
         let lines = spawn_stdout_reader(child.stdout.take().expect("piped stdout"));
-        let line = match lines.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = String::from_utf8_lossy(&stderr.lock().unwrap()).into_owned();
-                panic!("server {cmd:?} did not print `{LISTENING_PREFIX}…` ({e}); stderr:\n{log}");
+        let line = loop {
+            match lines.recv_timeout(STARTUP_TIMEOUT) {
+                Ok(line) if line.starts_with(LISTENING_PREFIX) => break line,
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log = String::from_utf8_lossy(&stderr.lock().unwrap()).into_owned();
+                    panic!(
+                        "server {cmd:?} did not print `{LISTENING_PREFIX}…` ({e}); stderr:\n{log}"
+                    );
+                }
             }
         };
         let addr = line[LISTENING_PREFIX.len()..]
@@ -130,7 +139,21 @@ impl Server {
             child,
             addr,
             stderr,
+            stdout: lines,
         }
+    }
+
+    /// The admin listener's address, from the `admin on http://…` line Bayou prints after
+    /// its `listening on` line.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let line = self
+            .stdout
+            .recv_timeout(STARTUP_TIMEOUT)
+            .expect("an `admin on` line");
+        let addr = line
+            .strip_prefix("admin on http://")
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        addr.trim().parse().expect("admin address")
     }
 
     /// `http://127.0.0.1:PORT<path>`.
@@ -199,9 +222,7 @@ fn spawn_stdout_reader(stdout: impl Read + Send + 'static) -> mpsc::Receiver<Str
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { return };
-            if line.starts_with(LISTENING_PREFIX) {
-                let _ = tx.send(line);
-            }
+            let _ = tx.send(line);
         }
     });
     rx

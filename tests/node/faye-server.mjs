@@ -12,7 +12,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--mount') { opts.mounts.push(v); i++; }
   else if (a === '--timeout') { opts.timeout = Number(v); i++; }
   else if (a === '--ping') { opts.ping = Number(v); i++; }
-  else if (a === '--workers' || a === '--client-js' || a === '--driver') { i++; }
+  else if (a === '--workers' || a === '--client-js' || a === '--driver' || a === '--admin-listen') { i++; }
 }
 if (opts.mounts.length === 0) opts.mounts.push('/faye');
 

@@ -39,7 +39,7 @@ function bayouBin() {
 }
 
 function serverArgs({ mounts, timeout, ping, workers, listen, extraArgs }) {
-  const args = ['--listen', listen, '--workers', String(workers)];
+  const args = ['--listen', listen, '--workers', String(workers), '--admin-listen', '127.0.0.1:0'];
   for (const mount of mounts) args.push('--mount', mount);
   args.push('--timeout', String(timeout));
   if (ping !== undefined) args.push('--ping', String(ping));

@@ -1,0 +1,98 @@
+//! The admin listener: `GET /healthz` (the process is alive) and `GET /readyz` (every worker
+//! serves). It runs on its own small thread with blocking I/O, away from the workers, so a
+//! probe can never queue behind client traffic.
+
+use crate::http::response::plain;
+use crate::http::{Limits, parse_head};
+use bytes::BytesMut;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long a probe may take to send its request.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the admin endpoints report.
+#[derive(Default)]
+pub struct Health {
+    /// Every worker is serving.
+    pub ready: AtomicBool,
+}
+
+/// Binds the admin listener and serves it on a thread of its own.
+pub fn start(addr: SocketAddr, health: Arc<Health>) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    let bound = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("bayou-admin".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = serve(stream, &health);
+            }
+        })?;
+    Ok(bound)
+}
+
+fn serve(mut stream: TcpStream, health: &Health) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(PROBE_TIMEOUT))?;
+    stream.set_write_timeout(Some(PROBE_TIMEOUT))?;
+    let mut buf = vec![0u8; 2048];
+    let mut len = 0;
+    let head = loop {
+        let n = stream.read(&mut buf[len..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        len += n;
+        match parse_head(
+            &buf[..len],
+            &Limits {
+                max_head: buf.len(),
+                max_headers: 32,
+            },
+        ) {
+            Ok(Some((head, _))) => break head,
+            Ok(None) if len < buf.len() => continue,
+            _ => return write(&mut stream, plain(400, "Bad request")),
+        }
+    };
+    let resp = match (head.method.as_str(), head.path.as_str()) {
+        ("GET", "/healthz") => plain(200, "ok\n"),
+        ("GET", "/readyz") if health.ready.load(Ordering::Acquire) => plain(200, "ready\n"),
+        ("GET", "/readyz") => plain(503, "not ready\n"),
+        _ => plain(404, "Not found\n"),
+    };
+    write(&mut stream, resp)
+}
+
+fn write(stream: &mut TcpStream, resp: crate::http::Response) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    resp.header("Connection", "close").write_to(&mut out);
+    stream.write_all(&out)
+}
+
+/// `bayou --health-check`: true when the admin listener answers /healthz with 200.
+pub fn probe(mut addr: SocketAddr) -> bool {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(PROBE_TIMEOUT));
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: bayou\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let _ = stream.take(4096).read_to_end(&mut reply);
+    reply.starts_with(b"HTTP/1.1 200 ")
+}
