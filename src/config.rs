@@ -39,7 +39,7 @@ pub enum Driver {
 #[command(version, about, long_about = None)]
 pub struct Cli {
     /// TOML file with any of the settings below (keys: listen, mounts, workers, timeout, ping,
-    /// client_js, driver, max_body, max_message, admin_listen). Flags and environment variables
+    /// client_js, driver, max_body, max_message, admin_listen, drain_secs). Flags and environment variables
     /// override it.
     #[arg(long, env = "BAYOU_CONFIG")]
     pub config: Option<PathBuf>,
@@ -77,6 +77,11 @@ pub struct Cli {
     /// public network; in a container set 0.0.0.0:9090 for the load balancer's health check.
     #[arg(long, env = "BAYOU_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// Seconds to drain in on SIGTERM/SIGINT: /readyz turns 503, held long-polls are answered
+    /// with a jittered retry, WebSockets close with 1001 spread over the window, and the
+    /// process exits 0 before it ends; a second signal exits at once [default: 20].
+    #[arg(long, env = "BAYOU_DRAIN_SECS")]
+    pub drain_secs: Option<f64>,
     /// Validate the configuration, print the effective settings and exit (0 valid, 2 invalid).
     #[arg(long)]
     pub check_config: bool,
@@ -100,6 +105,7 @@ pub struct FileConfig {
     pub max_body: Option<usize>,
     pub max_message: Option<usize>,
     pub admin_listen: Option<SocketAddr>,
+    pub drain_secs: Option<f64>,
 }
 
 /// The effective configuration.
@@ -115,6 +121,7 @@ pub struct Config {
     pub max_body: usize,
     pub max_message: usize,
     pub admin_listen: SocketAddr,
+    pub drain: Duration,
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration, String> {
@@ -152,6 +159,7 @@ impl Config {
             format!("max_body = {}", self.max_body),
             format!("max_message = {}", self.max_message),
             format!("admin_listen = {}", self.admin_listen),
+            format!("drain_secs = {}", self.drain.as_secs_f64()),
         ]
         .join("\n")
     }
@@ -210,6 +218,12 @@ impl Config {
                 .max_message
                 .or(file.max_message)
                 .unwrap_or(DEFAULT_MAX_MESSAGE),
+            drain: secs(
+                "drain_secs",
+                cli.drain_secs
+                    .or(file.drain_secs)
+                    .unwrap_or(crate::lifecycle::DEFAULT_DRAIN_SECS),
+            )?,
             admin_listen: match cli.admin_listen.or(file.admin_listen) {
                 Some(a) => a,
                 None => DEFAULT_ADMIN_LISTEN.parse().map_err(|e| format!("{e}"))?,

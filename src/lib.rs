@@ -22,6 +22,7 @@ pub mod bayeux;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod lifecycle;
 pub mod server;
 pub mod shard;
 pub mod transport;

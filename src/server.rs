@@ -2,6 +2,7 @@
 //! of them is serving, and end the process if any worker stops.
 
 use crate::config::{Config, Settings};
+use crate::lifecycle::Lifecycle;
 use crate::shard::{Mesh, Node, worker};
 use crate::transport;
 use socket2::{Domain, Socket, Type};
@@ -46,6 +47,7 @@ impl Drop for Exit {
 
 enum Event {
     Ready(usize, worker::Running),
+    Signal(i32),
     Failed(usize, String),
     Stopped(usize, bool),
 }
@@ -65,10 +67,12 @@ pub fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("binding {}: {e}", config.listen))?;
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
     let mesh = Arc::new(Mesh::new(config.workers));
+    let lifecycle = Arc::new(Lifecycle::new(config.workers, config.drain));
     let (tx, rx) = mpsc::channel();
     for (idx, listener) in listeners.into_iter().enumerate() {
         let (settings, mesh, tx, driver) =
             (settings.clone(), mesh.clone(), tx.clone(), config.driver);
+        let lifecycle = lifecycle.clone();
         std::thread::Builder::new()
             .name(format!("bayou-w{idx}"))
             .spawn(move || {
@@ -76,7 +80,7 @@ pub fn run(config: Config) -> Result<(), String> {
                 worker::pin(idx);
                 let ready_tx = tx.clone();
                 let result = worker::block_on(driver, |running| async move {
-                    let node = Node::new(idx, settings, mesh);
+                    let node = Node::new(idx, settings, mesh, lifecycle);
                     node.set_adopt(Box::new(transport::adopt));
                     let listener = match monoio::net::TcpListener::from_std(listener) {
                         Ok(l) => l,
@@ -94,9 +98,33 @@ pub fn run(config: Config) -> Result<(), String> {
             })
             .map_err(|e| format!("starting worker {idx}: {e}"))?;
     }
+    spawn_signal_thread(tx.clone())?;
     drop(tx);
     let mut ready = 0;
-    while let Ok(event) = rx.recv() {
+    let mut drain_started: Option<std::time::Instant> = None;
+    loop {
+        let event = match drain_started {
+            None => rx.recv().map_err(|_| "every worker stopped".to_string())?,
+            Some(started) => {
+                let open = lifecycle.open_connections();
+                if open == 0 {
+                    tracing::info!("drained: every connection closed");
+                    return Ok(());
+                }
+                // Leave a second of the window for the process to end.
+                if started.elapsed() + std::time::Duration::from_secs(1) >= config.drain {
+                    tracing::warn!(
+                        open,
+                        "drain window over; exiting with connections still open"
+                    );
+                    return Ok(());
+                }
+                match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                    Ok(e) => e,
+                    Err(_) => continue,
+                }
+            }
+        };
         match event {
             Event::Ready(idx, running) => {
                 tracing::info!(worker = idx, driver = running.name(), "worker serving");
@@ -110,6 +138,18 @@ pub fn run(config: Config) -> Result<(), String> {
                     println!("admin on http://{admin}");
                 }
             }
+            Event::Signal(sig) if drain_started.is_none() => {
+                tracing::info!(signal = sig, window = ?config.drain, "draining; a second signal exits at once");
+                health
+                    .ready
+                    .store(false, std::sync::atomic::Ordering::Release);
+                lifecycle.start_draining();
+                drain_started = Some(std::time::Instant::now());
+            }
+            Event::Signal(sig) => {
+                tracing::warn!(signal = sig, "second signal: exiting now");
+                std::process::exit(130);
+            }
             Event::Failed(idx, e) => return Err(format!("worker {idx} failed: {e}")),
             Event::Stopped(idx, panicked) => {
                 let why = if panicked { "panicked" } else { "stopped" };
@@ -119,5 +159,22 @@ pub fn run(config: Config) -> Result<(), String> {
             }
         }
     }
+}
+
+/// Forwards SIGTERM and SIGINT to the server's event loop.
+fn spawn_signal_thread(tx: mpsc::Sender<Event>) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("bayou-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(Event::Signal(sig)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| format!("signal thread: {e}"))?;
     Ok(())
 }

@@ -335,6 +335,22 @@ impl Engine {
         }
     }
 
+    /// Answers every held HTTP connect now (the process is draining).
+    pub fn answer_all_pending(&mut self) {
+        for m in &mut self.mounts {
+            for (_, s) in m.sessions.iter_mut() {
+                if let Some(Pending {
+                    target: Target::Http(signal),
+                    ..
+                }) = &s.pending
+                {
+                    signal.notify();
+                    s.pending = None;
+                }
+            }
+        }
+    }
+
     /// Binds an EventSource stream to a client, if it exists (Faye binds without checking).
     pub fn bind_stream(&mut self, mount: usize, client_id: &str, out: Rc<Outbox>) {
         let Some(slot) = self.slot(mount, client_id) else {

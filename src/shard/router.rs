@@ -6,12 +6,14 @@ use crate::bayeux::json::{BodyError, Reply, parse_batch};
 use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscribe};
 use crate::config::Settings;
 use crate::engine::{ConnectOutcome, Engine, Outbox};
+use crate::lifecycle::Lifecycle;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
+use std::rc::Weak;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,10 @@ pub struct Node {
     flushing: Cell<bool>,
     adopt: RefCell<Option<AdoptFn>>,
     next_socket: Cell<u64>,
+    pub lifecycle: Arc<Lifecycle>,
+    /// Live push sockets of this worker, to close them when draining.
+    sockets: RefCell<HashMap<u64, Weak<Outbox>>>,
+    draining: Cell<bool>,
 }
 
 /// A validated connect whose engine call waits until the rest of the batch is done.
@@ -44,7 +50,12 @@ struct HeldConnect {
 }
 
 impl Node {
-    pub fn new(me: usize, settings: Arc<Settings>, mesh: Arc<Mesh>) -> Rc<Node> {
+    pub fn new(
+        me: usize,
+        settings: Arc<Settings>,
+        mesh: Arc<Mesh>,
+        lifecycle: Arc<Lifecycle>,
+    ) -> Rc<Node> {
         let workers = mesh.workers();
         let engine = Engine::new(me, workers, settings.mounts.len(), settings.timeout);
         Rc::new(Node {
@@ -56,6 +67,9 @@ impl Node {
             flushing: Cell::new(false),
             adopt: RefCell::new(None),
             next_socket: Cell::new(0),
+            lifecycle,
+            sockets: RefCell::new(HashMap::new()),
+            draining: Cell::new(false),
         })
     }
 
@@ -65,6 +79,59 @@ impl Node {
 
     pub fn set_adopt(&self, f: AdoptFn) {
         *self.adopt.borrow_mut() = Some(f);
+    }
+
+    /// Whether this worker is draining: refuse new connections, answer connects at once.
+    pub fn draining(&self) -> bool {
+        self.draining.get()
+    }
+
+    /// Registers a live push socket (closed with 1001 when draining).
+    pub fn register_socket(&self, out: &Rc<Outbox>) {
+        if self.draining.get() {
+            out.close_after_flush(1001);
+        }
+        self.sockets.borrow_mut().insert(out.id, Rc::downgrade(out));
+    }
+
+    pub fn unregister_socket(&self, id: u64) {
+        self.sockets.borrow_mut().remove(&id);
+    }
+
+    /// Starts this worker's part of a drain: answer held connects now and close every push
+    /// socket with 1001 at a random moment within the first three quarters of the window, so
+    /// clients do not all reconnect at once.
+    fn begin_drain(self: &Rc<Self>) {
+        self.draining.set(true);
+        self.engine.borrow_mut().answer_all_pending();
+        let spread = self.lifecycle.window.mul_f64(0.75);
+        let mut closes: Vec<(Duration, Weak<Outbox>)> = self
+            .sockets
+            .borrow()
+            .values()
+            .map(|w| (spread.mul_f64(rand::random::<f64>()), w.clone()))
+            .collect();
+        closes.sort_by_key(|(at, _)| *at);
+        tracing::info!(worker = self.me, sockets = closes.len(), "draining");
+        monoio::spawn(async move {
+            let start = Instant::now();
+            for (at, socket) in closes {
+                if let Some(wait) = at.checked_sub(start.elapsed()) {
+                    monoio::time::sleep(wait).await;
+                }
+                if let Some(out) = socket.upgrade() {
+                    out.close_after_flush(1001);
+                }
+            }
+        });
+    }
+
+    /// Advice for connects answered while draining: retry after a random pause, so the
+    /// reconnects (to other tasks, once the load balancer has taken this one out) spread out.
+    fn drain_advice(&self) -> String {
+        let window_ms = self.lifecycle.window.as_millis() as u64;
+        let jitter = rand::random::<u64>() % window_ms.max(1) / 2 + 100;
+        bayeux::advice_retry(jitter, self.settings.timeout.as_millis() as u64)
     }
 
     /// A process-unique id for a new push socket.
@@ -134,6 +201,9 @@ impl Node {
     pub async fn run_timers(self: Rc<Self>) {
         loop {
             monoio::time::sleep(Duration::from_millis(100)).await;
+            if !self.draining.get() && self.lifecycle.is_draining() {
+                self.begin_drain();
+            }
             self.engine.borrow_mut().tick(Instant::now());
             self.dispatch_effects(None);
         }
@@ -374,7 +444,7 @@ impl Node {
     async fn finish_connect(
         self: &Rc<Self>,
         mount: usize,
-        h: HeldConnect,
+        mut h: HeldConnect,
         via: &Via,
         out: &mut Vec<Vec<u8>>,
     ) {
@@ -382,19 +452,27 @@ impl Node {
             Via::Socket(o) => Some(o.clone()),
             Via::Http => None,
         };
+        if self.draining.get() {
+            h.hold = Duration::ZERO;
+            h.reply = with_advice(&h.reply, &self.drain_advice());
+        }
+        let now = Instant::now();
         let outcome = self.engine.borrow_mut().connect(
             mount,
             &h.client_id,
             h.reply.clone(),
             h.hold,
             socket,
-            Instant::now(),
+            now,
         );
         let msgs = match outcome {
             ConnectOutcome::OnSocket => return,
             ConnectOutcome::Now(msgs) => msgs,
             ConnectOutcome::Held(signal, id) => {
                 signal.wait().await;
+                if self.draining.get() {
+                    h.reply = with_advice(&h.reply, &self.drain_advice());
+                }
                 self.engine
                     .borrow_mut()
                     .finish_connect(mount, &h.client_id, id)
@@ -403,6 +481,27 @@ impl Node {
         out.push(h.reply.to_vec());
         out.extend(msgs.iter().map(|m| m.to_vec()));
     }
+}
+
+/// The reply with its `advice` object replaced (replies we encode put advice last, unnested).
+fn with_advice(reply: &Bytes, advice: &str) -> Bytes {
+    const KEY: &[u8] = b",\"advice\":{";
+    let Some(at) = reply.windows(KEY.len()).position(|w| w == KEY) else {
+        return reply.clone();
+    };
+    let Some(end) = reply[at..]
+        .iter()
+        .position(|&b| b == b'}')
+        .map(|e| at + e + 1)
+    else {
+        return reply.clone();
+    };
+    let mut out = Vec::with_capacity(reply.len() + 16);
+    out.extend_from_slice(&reply[..at]);
+    out.extend_from_slice(b",\"advice\":");
+    out.extend_from_slice(advice.as_bytes());
+    out.extend_from_slice(&reply[end..]);
+    Bytes::from(out)
 }
 
 fn encode(r: &Reply) -> Bytes {

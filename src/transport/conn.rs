@@ -28,6 +28,7 @@ enum Body {
 }
 
 pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
+    let _open = node.lifecycle.track(node.me);
     let limits = Limits::default();
     let mut buf = BytesMut::with_capacity(super::READ_CHUNK);
     loop {
@@ -104,10 +105,12 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
                 return;
             }
             Outcome::Reply(mut resp) => {
-                if !head.keep_alive {
+                // While draining, every reply closes its connection so clients reconnect elsewhere.
+                let keep_alive = head.keep_alive && !node.draining();
+                if !keep_alive {
                     resp = resp.header("Connection", "close");
                 }
-                if write(&mut stream, resp).await.is_err() || !head.keep_alive {
+                if write(&mut stream, resp).await.is_err() || !keep_alive {
                     let _ = stream.shutdown().await;
                     return;
                 }

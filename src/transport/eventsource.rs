@@ -35,7 +35,9 @@ pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id:
     if stream.write_all(HEAD).await.0.is_err() {
         return;
     }
+    let _open = node.lifecycle.track(node.me);
     let outbox = Rc::new(Outbox::new(node.socket_id(), OutboxKind::EventSource));
+    node.register_socket(&outbox);
     node.engine
         .borrow_mut()
         .bind_stream(mount, &client_id, outbox.clone());
@@ -61,4 +63,5 @@ pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id:
         }
     }
     node.engine.borrow_mut().socket_gone(outbox.id);
+    node.unregister_socket(outbox.id);
 }

@@ -22,6 +22,7 @@ pub const READ_CHUNK: usize = 4096;
 pub async fn accept_loop(node: Rc<Node>, listener: TcpListener) {
     loop {
         match listener.accept().await {
+            Ok((stream, _)) if node.draining() => drop(stream),
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
                 monoio::spawn(conn::serve(node.clone(), stream));

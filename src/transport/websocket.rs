@@ -82,7 +82,9 @@ pub async fn run(
     mut buf: BytesMut,
     first: Option<Vec<u8>>,
 ) {
+    let _open = node.lifecycle.track(node.me);
     let outbox = Rc::new(Outbox::new(node.socket_id(), OutboxKind::WebSocket));
+    node.register_socket(&outbox);
     let hand_off = Rc::new(Cell::new(false));
     let (mut rd, wr) = stream.into_split();
     let writer = monoio::spawn(write_loop(
@@ -125,6 +127,7 @@ pub async fn run(
         }
     }
     if let End::HandOff(to, text) = end {
+        node.unregister_socket(outbox.id);
         hand_off.set(true);
         outbox.signal.notify();
         if let Some(wr) = writer.await
@@ -143,6 +146,7 @@ pub async fn run(
         outbox.close_after_flush(CloseCode::NORMAL.0);
     }
     node.engine.borrow_mut().socket_gone(outbox.id);
+    node.unregister_socket(outbox.id);
     let _ = writer.await;
 }
 

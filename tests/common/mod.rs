@@ -143,6 +143,27 @@ impl Server {
         }
     }
 
+    /// Sends a signal (e.g. "TERM") to the server process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits (bounded) for the server to exit and returns its exit code.
+    pub fn wait_exit(&mut self, bound: Duration) -> Option<i32> {
+        let give_up = std::time::Instant::now() + bound;
+        while std::time::Instant::now() < give_up {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the server did not exit within {bound:?}");
+    }
+
     /// The admin listener's address, from the `admin on http://…` line Bayou prints after
     /// its `listening on` line.
     pub fn admin_addr(&self) -> SocketAddr {
