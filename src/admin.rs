@@ -1,9 +1,10 @@
-//! The admin listener: `GET /healthz` (the process is alive) and `GET /readyz` (every worker
-//! serves). It runs on its own small thread with blocking I/O, away from the workers, so a
+//! The admin listener: `GET /healthz` (the process is alive), `GET /readyz` (every worker
+//! serves, and not draining) and `GET /metrics` (Prometheus text). It runs on its own small thread with blocking I/O, away from the workers, so a
 //! probe can never queue behind client traffic.
 
 use crate::http::response::plain;
 use crate::http::{Limits, parse_head};
+use crate::metrics::Stats;
 use bytes::BytesMut;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -22,20 +23,24 @@ pub struct Health {
 }
 
 /// Binds the admin listener and serves it on a thread of its own.
-pub fn start(addr: SocketAddr, health: Arc<Health>) -> std::io::Result<SocketAddr> {
+pub fn start(
+    addr: SocketAddr,
+    health: Arc<Health>,
+    stats: Arc<Stats>,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
     std::thread::Builder::new()
         .name("bayou-admin".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
-                let _ = serve(stream, &health);
+                let _ = serve(stream, &health, &stats);
             }
         })?;
     Ok(bound)
 }
 
-fn serve(mut stream: TcpStream, health: &Health) -> std::io::Result<()> {
+fn serve(mut stream: TcpStream, health: &Health, stats: &Stats) -> std::io::Result<()> {
     stream.set_read_timeout(Some(PROBE_TIMEOUT))?;
     stream.set_write_timeout(Some(PROBE_TIMEOUT))?;
     let mut buf = vec![0u8; 2048];
@@ -62,6 +67,9 @@ fn serve(mut stream: TcpStream, health: &Health) -> std::io::Result<()> {
         ("GET", "/healthz") => plain(200, "ok\n"),
         ("GET", "/readyz") if health.ready.load(Ordering::Acquire) => plain(200, "ready\n"),
         ("GET", "/readyz") => plain(503, "not ready\n"),
+        ("GET", "/metrics") => crate::http::Response::new(200)
+            .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            .body(stats.render()),
         _ => plain(404, "Not found\n"),
     };
     write(&mut stream, resp)

@@ -23,6 +23,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod lifecycle;
+pub mod metrics;
 pub mod server;
 pub mod shard;
 pub mod transport;

@@ -60,9 +60,10 @@ pub fn run(config: Config) -> Result<(), String> {
         tracing::warn!(dir = ?config.client_js, "no .js files found in the client directory");
     }
     let health = Arc::new(crate::admin::Health::default());
-    let admin = crate::admin::start(config.admin_listen, health.clone())
+    let stats = Arc::new(crate::metrics::Stats::new(&config.mounts, config.workers));
+    let admin = crate::admin::start(config.admin_listen, health.clone(), stats.clone())
         .map_err(|e| format!("binding the admin listener {}: {e}", config.admin_listen))?;
-    tracing::info!(%admin, "admin listener: GET /healthz, /readyz");
+    tracing::info!(%admin, "admin listener: GET /healthz, /readyz, /metrics");
     let listeners = bind(config.listen, config.workers)
         .map_err(|e| format!("binding {}: {e}", config.listen))?;
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
@@ -73,6 +74,7 @@ pub fn run(config: Config) -> Result<(), String> {
         let (settings, mesh, tx, driver) =
             (settings.clone(), mesh.clone(), tx.clone(), config.driver);
         let lifecycle = lifecycle.clone();
+        let stats = stats.clone();
         std::thread::Builder::new()
             .name(format!("bayou-w{idx}"))
             .spawn(move || {
@@ -80,7 +82,7 @@ pub fn run(config: Config) -> Result<(), String> {
                 worker::pin(idx);
                 let ready_tx = tx.clone();
                 let result = worker::block_on(driver, |running| async move {
-                    let node = Node::new(idx, settings, mesh, lifecycle);
+                    let node = Node::new(idx, settings, mesh, lifecycle, stats);
                     node.set_adopt(Box::new(transport::adopt));
                     let listener = match monoio::net::TcpListener::from_std(listener) {
                         Ok(l) => l,
@@ -127,6 +129,12 @@ pub fn run(config: Config) -> Result<(), String> {
         };
         match event {
             Event::Ready(idx, running) => {
+                let code = if running == worker::Running::Uring {
+                    1
+                } else {
+                    2
+                };
+                crate::metrics::set(&stats.workers[idx].driver, code);
                 tracing::info!(worker = idx, driver = running.name(), "worker serving");
                 ready += 1;
                 if ready == config.workers {

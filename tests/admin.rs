@@ -93,3 +93,130 @@ fn check_config_prints_the_effective_settings_with_precedence() {
     assert_eq!(out.status.code(), Some(2), "unknown keys are refused");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Scrapes /metrics and returns `name{labels}` -> value, checking the text format on the way.
+fn scrape(admin: std::net::SocketAddr) -> std::collections::HashMap<String, f64> {
+    let mut conn = Conn::open(admin);
+    conn.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4"))
+    );
+    let mut out = std::collections::HashMap::new();
+    for line in resp.text().lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix('#') {
+            let kind = rest.split_whitespace().next();
+            assert!(
+                matches!(kind, Some("HELP" | "TYPE")),
+                "comment line {line:?}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("sample line {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("value in {line:?}"));
+        out.insert(series.to_string(), value);
+    }
+    out
+}
+
+/// Polls /metrics until `check` holds (gauges refresh on each worker's 100 ms tick).
+fn scrape_until(
+    admin: std::net::SocketAddr,
+    what: &str,
+    check: impl Fn(&std::collections::HashMap<String, f64>) -> bool,
+) -> std::collections::HashMap<String, f64> {
+    for _ in 0..200 {
+        let m = scrape(admin);
+        if check(&m) {
+            return m;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("metrics never showed {what}: {:?}", scrape(admin));
+}
+
+#[test]
+fn metrics_move_with_traffic_and_tables_empty_after_everyone_leaves() {
+    if skip_against_faye("Faye has no metrics endpoint") {
+        return;
+    }
+    let s = Server::start(&[
+        "--mount",
+        "/faye",
+        "--mount",
+        "/other",
+        "--workers",
+        "4",
+        "--timeout",
+        "2",
+    ]);
+    let admin = s.admin_addr();
+    let m = scrape(admin);
+    assert_eq!(
+        m.get(r#"bayou_handshakes_total{mount="/faye"}"#),
+        Some(&0.0)
+    );
+    assert_eq!(
+        m.keys()
+            .filter(|k| k.starts_with("bayou_worker_driver{"))
+            .count(),
+        4,
+        "one driver line per worker"
+    );
+
+    let clients: Vec<String> = (0..40).map(|_| s.handshake("/faye")).collect();
+    for (i, cid) in clients.iter().enumerate() {
+        s.subscribe(
+            "/faye",
+            cid,
+            json!([format!("/user/{i}"), "/all/*", "/all/**"]),
+        );
+    }
+    s.publish("/faye", "/all/news", json!("hello"));
+    let refused = s.bayeux("/faye", &json!({"channel": "/bad.channel", "data": 1}));
+    assert_eq!(refused[0]["successful"].as_bool(), Some(false));
+    let m = scrape_until(admin, "the subscriptions", |m| {
+        m.get(r#"bayou_sessions{mount="/faye"}"#) == Some(&40.0)
+            && m.get(r#"bayou_channels{mount="/faye"}"#) == Some(&40.0)
+    });
+    assert_eq!(
+        m.get(r#"bayou_handshakes_total{mount="/faye"}"#),
+        Some(&40.0)
+    );
+    assert_eq!(
+        m.get(r#"bayou_handshakes_total{mount="/other"}"#),
+        Some(&0.0),
+        "per-mount labels"
+    );
+    assert_eq!(m.get(r#"bayou_publishes_total{mount="/faye"}"#), Some(&1.0));
+    assert_eq!(
+        m.get(r#"bayou_publishes_refused_total{mount="/faye"}"#),
+        Some(&1.0)
+    );
+    assert_eq!(
+        m.get(r#"bayou_deliveries_total{mount="/faye"}"#),
+        Some(&40.0),
+        "one delivery per client, not per pattern"
+    );
+    assert_eq!(m.get(r#"bayou_patterns{mount="/faye"}"#), Some(&2.0));
+
+    for cid in &clients {
+        s.disconnect("/faye", cid);
+    }
+    scrape_until(admin, "empty tables after every client left", |m| {
+        [
+            "bayou_sessions",
+            "bayou_subscriptions",
+            "bayou_channels",
+            "bayou_patterns",
+        ]
+        .iter()
+        .all(|g| m.get(&format!(r#"{g}{{mount="/faye"}}"#)) == Some(&0.0))
+    });
+}

@@ -65,8 +65,8 @@ pub struct Engine {
     holds: BinaryHeap<Reverse<(Instant, usize, usize, u64)>>,
     /// Push sockets bound to a session: socket id -> (mount, clientId).
     bound: HashMap<u64, (usize, Box<str>)>,
-    /// Delivered messages dropped because a session queue was full.
-    pub dropped: u64,
+    /// Delivered messages dropped because a session queue was full, per mount.
+    pub dropped: Vec<u64>,
 }
 
 fn ws_frame(msg: &Bytes) -> Bytes {
@@ -126,7 +126,7 @@ impl Engine {
             expiry: BinaryHeap::new(),
             holds: BinaryHeap::new(),
             bound: HashMap::new(),
-            dropped: 0,
+            dropped: vec![0; mounts],
         }
     }
 
@@ -428,7 +428,7 @@ impl Engine {
                 }
                 if session.queue.len() >= SESSION_QUEUE_LIMIT {
                     session.queue.pop_front();
-                    self.dropped += 1;
+                    self.dropped[mount] += 1;
                 }
                 session.queue.push_back(msg.clone());
                 if let Some(Pending {

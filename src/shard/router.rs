@@ -7,6 +7,7 @@ use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscri
 use crate::config::Settings;
 use crate::engine::{ConnectOutcome, Engine, Outbox};
 use crate::lifecycle::Lifecycle;
+use crate::metrics::{self, Stats, WorkerStats};
 use bytes::Bytes;
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
@@ -37,6 +38,7 @@ pub struct Node {
     adopt: RefCell<Option<AdoptFn>>,
     next_socket: Cell<u64>,
     pub lifecycle: Arc<Lifecycle>,
+    pub stats: Arc<Stats>,
     /// Live push sockets of this worker, to close them when draining.
     sockets: RefCell<HashMap<u64, Weak<Outbox>>>,
     draining: Cell<bool>,
@@ -55,6 +57,7 @@ impl Node {
         settings: Arc<Settings>,
         mesh: Arc<Mesh>,
         lifecycle: Arc<Lifecycle>,
+        stats: Arc<Stats>,
     ) -> Rc<Node> {
         let workers = mesh.workers();
         let engine = Engine::new(me, workers, settings.mounts.len(), settings.timeout);
@@ -68,6 +71,7 @@ impl Node {
             adopt: RefCell::new(None),
             next_socket: Cell::new(0),
             lifecycle,
+            stats,
             sockets: RefCell::new(HashMap::new()),
             draining: Cell::new(false),
         })
@@ -79,6 +83,30 @@ impl Node {
 
     pub fn set_adopt(&self, f: AdoptFn) {
         *self.adopt.borrow_mut() = Some(f);
+    }
+
+    /// This worker's counters.
+    pub fn my_stats(&self) -> &WorkerStats {
+        &self.stats.workers[self.me]
+    }
+
+    /// Refreshes this worker's gauges from the engine.
+    fn refresh_gauges(&self) {
+        let engine = self.engine.borrow();
+        for (mount, m) in self.my_stats().mounts.iter().enumerate() {
+            let (sessions, local, owned, patterns) = engine.table_sizes(mount);
+            metrics::set(&m.sessions, sessions as u64);
+            metrics::set(&m.subscriptions, local as u64);
+            metrics::set(&m.channels, owned as u64);
+            // Patterns are replicated: count them once, on worker 0.
+            metrics::set(&m.patterns, if self.me == 0 { patterns as u64 } else { 0 });
+            metrics::set(&m.dropped, engine.dropped[mount]);
+        }
+    }
+
+    fn deliver_here(&self, mount: usize, channel: &str, msg: &Bytes) {
+        let n = self.engine.borrow_mut().deliver(mount, channel, msg);
+        metrics::add(&self.my_stats().mounts[mount].deliveries, n as u64);
     }
 
     /// Whether this worker is draining: refuse new connections, answer connects at once.
@@ -152,7 +180,10 @@ impl Node {
         if overflow[to].is_empty() {
             match self.mesh.try_send(self.me, to, env) {
                 Ok(()) => return,
-                Err(env) => overflow[to].push_back(env),
+                Err(env) => {
+                    metrics::add(&self.my_stats().mesh_full, 1);
+                    overflow[to].push_back(env);
+                }
             }
         } else {
             overflow[to].push_back(env);
@@ -206,6 +237,7 @@ impl Node {
             }
             self.engine.borrow_mut().tick(Instant::now());
             self.dispatch_effects(None);
+            self.refresh_gauges();
         }
     }
 
@@ -223,7 +255,7 @@ impl Node {
                 msg,
                 ack: _ack,
             } => {
-                self.engine.borrow_mut().deliver(mount, &channel, &msg);
+                self.deliver_here(mount, &channel, &msg);
             }
             Envelope::Interest {
                 mount,
@@ -286,7 +318,7 @@ impl Node {
         let targets = self.engine.borrow().interested(mount, &channel);
         for w in targets.iter() {
             if w == self.me {
-                self.engine.borrow_mut().deliver(mount, &channel, &msg);
+                self.deliver_here(mount, &channel, &msg);
             } else {
                 let env = Envelope::Deliver {
                     mount,
@@ -369,6 +401,7 @@ impl Node {
                             &cid,
                             bayeux::advice_retry(interval_ms, timeout_ms).as_bytes(),
                         );
+                        metrics::add(&self.my_stats().mounts[mount].handshakes, 1);
                     }
                     Some(r)
                 }
@@ -414,9 +447,13 @@ impl Node {
                 Kind::Publish => match publish::check(msg) {
                     Ok((r, name)) => {
                         self.publish(mount, name, Bytes::from(publish::delivered(msg)), &ack);
+                        metrics::add(&self.my_stats().mounts[mount].publishes, 1);
                         Some(r)
                     }
-                    Err(r) => Some(r),
+                    Err(r) => {
+                        metrics::add(&self.my_stats().mounts[mount].publishes_refused, 1);
+                        Some(r)
+                    }
                 },
             };
             if let Some(r) = reply {

@@ -36,6 +36,8 @@ pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id:
         return;
     }
     let _open = node.lifecycle.track(node.me);
+    let _gauge =
+        crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::EventSource);
     let outbox = Rc::new(Outbox::new(node.socket_id(), OutboxKind::EventSource));
     node.register_socket(&outbox);
     node.engine

@@ -83,6 +83,8 @@ pub async fn run(
     first: Option<Vec<u8>>,
 ) {
     let _open = node.lifecycle.track(node.me);
+    let _gauge =
+        crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::WebSocket);
     let outbox = Rc::new(Outbox::new(node.socket_id(), OutboxKind::WebSocket));
     node.register_socket(&outbox);
     let hand_off = Rc::new(Cell::new(false));
