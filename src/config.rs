@@ -34,6 +34,12 @@ pub enum Driver {
     Epoll,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
 /// Bayou: a drop-in, wire-compatible Faye (Bayeux) server, thread-per-core.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
@@ -82,6 +88,10 @@ pub struct Cli {
     /// process exits 0 before it ends; a second signal exits at once [default: 20].
     #[arg(long, env = "BAYOU_DRAIN_SECS")]
     pub drain_secs: Option<f64>,
+    /// Log format on stderr: `human` or `json` (one object per line, for CloudWatch and
+    /// similar) [default: human]. Levels follow RUST_LOG (default info; nothing per message).
+    #[arg(long, env = "BAYOU_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
     /// Validate the configuration, print the effective settings and exit (0 valid, 2 invalid).
     #[arg(long)]
     pub check_config: bool,

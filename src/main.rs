@@ -3,12 +3,15 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = bayou::config::Cli::parse();
-    tracing_subscriber::fmt()
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        bayou::config::LogFormat::Json => logs.json().init(),
+        bayou::config::LogFormat::Human => logs.init(),
+    }
     let (check, probe) = (cli.check_config, cli.health_check);
     let config = match bayou::config::Config::from_cli(cli) {
         Ok(c) => c,

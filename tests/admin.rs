@@ -220,3 +220,51 @@ fn metrics_move_with_traffic_and_tables_empty_after_everyone_leaves() {
         .all(|g| m.get(&format!(r#"{g}{{mount="/faye"}}"#)) == Some(&0.0))
     });
 }
+
+#[test]
+fn the_example_config_file_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/bayou.example.toml");
+    let out = bayou()
+        .args(["--check-config", "--config", example])
+        .env_remove("BAYOU_MOUNTS")
+        .env_remove("BAYOU_WORKERS")
+        .env_remove("BAYOU_DRIVER")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(r#"mounts = ["/staging/faye", "/production/faye"]"#),
+        "{text}"
+    );
+    assert!(text.contains("drain_secs = 20"), "{text}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    if skip_against_faye("Faye has no log format flag") {
+        return;
+    }
+    let s = Server::start(&["--mount", "/faye", "--log-format", "json"]);
+    s.handshake("/faye");
+    let _ = s.admin_addr();
+    let logs = s.stderr_text();
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("worker serving")),
+        "start-up lines: {logs}"
+    );
+    for line in lines {
+        let mut bytes = line.as_bytes().to_vec();
+        let value = simd_json::to_owned_value(&mut bytes)
+            .unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+        assert!(
+            value.get("level").is_some() && value.get("fields").is_some(),
+            "{line}"
+        );
+    }
+}

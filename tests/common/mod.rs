@@ -143,6 +143,11 @@ impl Server {
         }
     }
 
+    /// What the server has written to stderr so far (its logs).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
     /// Sends a signal (e.g. "TERM") to the server process.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
