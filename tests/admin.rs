@@ -272,6 +272,12 @@ fn json_logs_are_one_object_per_line() {
 #[test]
 fn the_readme_run_command_picks_the_server() {
     // `cargo run --release` (the README's first command) must run `bayou`, not ask which binary.
-    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
-    assert!(manifest.lines().any(|l| l.trim() == r#"default-run = "bayou""#), "Cargo.toml needs default-run");
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    assert!(
+        manifest
+            .lines()
+            .any(|l| l.trim() == r#"default-run = "bayou""#),
+        "Cargo.toml needs default-run"
+    );
 }
