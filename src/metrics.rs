@@ -139,6 +139,19 @@ impl Stats {
         );
     }
 
+    /// Client connections open on every worker, all transports (what a drain waits for).
+    pub fn open_connections(&self) -> u64 {
+        let transports = [
+            Transport::Http,
+            Transport::WebSocket,
+            Transport::EventSource,
+        ];
+        self.workers
+            .iter()
+            .flat_map(|w| transports.map(|t| w.gauge(t).load(Relaxed)))
+            .sum()
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -209,19 +222,13 @@ impl Stats {
             out,
             "# HELP bayou_connections Open client connections by transport.\n# TYPE bayou_connections gauge"
         );
-        for (transport, get) in [
-            (
-                "http",
-                (|w: &WorkerStats| &w.http_open) as fn(&WorkerStats) -> &AtomicU64,
-            ),
-            ("websocket", |w: &WorkerStats| &w.websocket_open),
-            ("eventsource", |w: &WorkerStats| &w.eventsource_open),
+        for (name, t) in [
+            ("http", Transport::Http),
+            ("websocket", Transport::WebSocket),
+            ("eventsource", Transport::EventSource),
         ] {
-            let total: u64 = self.workers.iter().map(|w| get(w).load(Relaxed)).sum();
-            let _ = writeln!(
-                out,
-                "bayou_connections{{transport=\"{transport}\"}} {total}"
-            );
+            let total: u64 = self.workers.iter().map(|w| w.gauge(t).load(Relaxed)).sum();
+            let _ = writeln!(out, "bayou_connections{{transport=\"{name}\"}} {total}");
         }
         self.global(
             &mut out,

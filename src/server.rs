@@ -68,7 +68,7 @@ pub fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("binding {}: {e}", config.listen))?;
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
     let mesh = Arc::new(Mesh::new(config.workers));
-    let lifecycle = Arc::new(Lifecycle::new(config.workers, config.drain));
+    let lifecycle = Arc::new(Lifecycle::new(config.drain));
     let (tx, rx) = mpsc::channel();
     for (idx, listener) in listeners.into_iter().enumerate() {
         let (settings, mesh, tx, driver) =
@@ -108,7 +108,7 @@ pub fn run(config: Config) -> Result<(), String> {
         let event = match drain_started {
             None => rx.recv().map_err(|_| "every worker stopped".to_string())?,
             Some(started) => {
-                let open = lifecycle.open_connections();
+                let open = stats.open_connections();
                 if open == 0 {
                     tracing::info!("drained: every connection closed");
                     return Ok(());

@@ -28,7 +28,6 @@ enum Body {
 }
 
 pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
-    let _open = node.lifecycle.track(node.me);
     let _http = crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::Http);
     let limits = Limits::default();
     let mut buf = BytesMut::with_capacity(super::READ_CHUNK);

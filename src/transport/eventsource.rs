@@ -35,7 +35,6 @@ pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id:
     if stream.write_all(HEAD).await.0.is_err() {
         return;
     }
-    let _open = node.lifecycle.track(node.me);
     let _gauge =
         crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::EventSource);
     let outbox = Rc::new(Outbox::new(node.socket_id(), OutboxKind::EventSource));

@@ -82,7 +82,6 @@ pub async fn run(
     mut buf: BytesMut,
     first: Option<Vec<u8>>,
 ) {
-    let _open = node.lifecycle.track(node.me);
     let _gauge =
         crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::WebSocket);
     let outbox = Rc::new(Outbox::new(node.socket_id(), OutboxKind::WebSocket));
