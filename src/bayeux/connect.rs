@@ -12,6 +12,9 @@ pub struct Connect {
     /// How long to hold the reply, in milliseconds, already clamped to the server timeout.
     pub hold_ms: u64,
     pub eventsource: bool,
+    /// The advice of a successful reply, added when the reply is sent (a draining server
+    /// advises otherwise).
+    pub advice: String,
 }
 
 /// JavaScript's numeric coercion of `advice.timeout`, as `setTimeout` sees it (NaN is 0).
@@ -29,7 +32,7 @@ fn coerce_ms(v: &Value) -> f64 {
 
 #[allow(clippy::result_large_err)] // the reply is the product either way; it is built once
 /// Validates a connect. `exists` tells whether a clientId names a live session. On success
-/// the reply is complete (advice included) and is sent when the hold ends.
+/// the reply lacks only its advice (`Connect::advice`), added when the hold ends.
 pub fn check(
     msg: &Value,
     exists: impl Fn(&str) -> bool,
@@ -66,7 +69,6 @@ pub fn check(
     } else {
         super::advice_retry(interval_ms, timeout_ms)
     };
-    reply.push_raw("advice", advice.as_bytes());
     let client_id = client_id.unwrap_or_default().to_owned();
     Ok((
         reply,
@@ -74,6 +76,7 @@ pub fn check(
             client_id,
             hold_ms,
             eventsource,
+            advice,
         },
     ))
 }
@@ -91,7 +94,10 @@ mod tests {
             String::from_utf8(o).unwrap()
         };
         match check(&v, |_| exists, 45_000, 0) {
-            Ok((r, c)) => Ok((write(&r), c.hold_ms)),
+            Ok((mut r, c)) => {
+                r.push_raw("advice", c.advice.as_bytes());
+                Ok((write(&r), c.hold_ms))
+            }
             Err(r) => Err(write(&r)),
         }
     }

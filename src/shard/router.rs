@@ -47,8 +47,24 @@ pub struct Node {
 /// A validated connect whose engine call waits until the rest of the batch is done.
 struct HeldConnect {
     client_id: String,
-    reply: Bytes,
+    /// The reply without its advice, which is chosen when the connect is answered.
+    reply: Reply,
+    advice: String,
     hold: Duration,
+}
+
+impl HeldConnect {
+    /// The reply as sent: with the connect's advice, or a retry pause while draining.
+    fn encode(&self, node: &Node) -> Bytes {
+        let mut reply = self.reply.clone();
+        let advice = if node.draining.get() {
+            node.drain_advice()
+        } else {
+            self.advice.clone()
+        };
+        reply.push_raw("advice", advice.as_bytes());
+        encode(&reply)
+    }
 }
 
 impl Node {
@@ -413,7 +429,8 @@ impl Node {
                         Ok((r, c)) => {
                             held.push(HeldConnect {
                                 client_id: c.client_id,
-                                reply: encode(&r),
+                                reply: r,
+                                advice: c.advice,
                                 hold: Duration::from_millis(c.hold_ms),
                             });
                             None
@@ -481,7 +498,7 @@ impl Node {
     async fn finish_connect(
         self: &Rc<Self>,
         mount: usize,
-        mut h: HeldConnect,
+        h: HeldConnect,
         via: &Via,
         out: &mut Vec<Vec<u8>>,
     ) {
@@ -489,56 +506,34 @@ impl Node {
             Via::Socket(o) => Some(o.clone()),
             Via::Http => None,
         };
-        if self.draining.get() {
-            h.hold = Duration::ZERO;
-            h.reply = with_advice(&h.reply, &self.drain_advice());
-        }
+        let hold = if self.draining.get() {
+            Duration::ZERO
+        } else {
+            h.hold
+        };
+        let reply = h.encode(self);
         let now = Instant::now();
-        let outcome = self.engine.borrow_mut().connect(
-            mount,
-            &h.client_id,
-            h.reply.clone(),
-            h.hold,
-            socket,
-            now,
-        );
-        let msgs = match outcome {
+        let outcome =
+            self.engine
+                .borrow_mut()
+                .connect(mount, &h.client_id, reply.clone(), hold, socket, now);
+        let (reply, msgs) = match outcome {
             ConnectOutcome::OnSocket => return,
-            ConnectOutcome::Now(msgs) => msgs,
+            ConnectOutcome::Now(msgs) => (reply, msgs),
             ConnectOutcome::Held(signal, id) => {
                 signal.wait().await;
-                if self.draining.get() {
-                    h.reply = with_advice(&h.reply, &self.drain_advice());
-                }
-                self.engine
-                    .borrow_mut()
-                    .finish_connect(mount, &h.client_id, id)
+                // Encoded again: a drain may have begun during the hold.
+                (
+                    h.encode(self),
+                    self.engine
+                        .borrow_mut()
+                        .finish_connect(mount, &h.client_id, id),
+                )
             }
         };
-        out.push(h.reply.to_vec());
+        out.push(reply.to_vec());
         out.extend(msgs.iter().map(|m| m.to_vec()));
     }
-}
-
-/// The reply with its `advice` object replaced (replies we encode put advice last, unnested).
-fn with_advice(reply: &Bytes, advice: &str) -> Bytes {
-    const KEY: &[u8] = b",\"advice\":{";
-    let Some(at) = reply.windows(KEY.len()).position(|w| w == KEY) else {
-        return reply.clone();
-    };
-    let Some(end) = reply[at..]
-        .iter()
-        .position(|&b| b == b'}')
-        .map(|e| at + e + 1)
-    else {
-        return reply.clone();
-    };
-    let mut out = Vec::with_capacity(reply.len() + 16);
-    out.extend_from_slice(&reply[..at]);
-    out.extend_from_slice(b",\"advice\":");
-    out.extend_from_slice(advice.as_bytes());
-    out.extend_from_slice(&reply[end..]);
-    Bytes::from(out)
 }
 
 fn encode(r: &Reply) -> Bytes {
