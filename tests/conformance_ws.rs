@@ -236,13 +236,7 @@ fn open_event_source(s: &Server, cid: &str) -> Conn {
         &[("Accept", "text/event-stream")],
         b"",
     ));
-    let (status, headers) = conn.read_head();
-    let head = Response {
-        status,
-        headers,
-        body: Vec::new(),
-        chunked: false,
-    };
+    let head = conn.read_head_response();
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-type"), Some("text/event-stream"));
     assert_eq!(head.header("cache-control"), Some("no-cache, no-store"));

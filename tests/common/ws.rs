@@ -54,13 +54,7 @@ impl Ws {
         let key = random_key();
         let mut conn = server.conn();
         conn.send(&upgrade_request(path, &key, extra));
-        let (status, headers) = conn.read_head();
-        let head = Response {
-            status,
-            headers,
-            body: Vec::new(),
-            chunked: false,
-        };
+        let head = conn.read_head_response();
         assert_eq!(head.status, 101, "upgrade of {path} refused: {head:?}");
         assert_eq!(
             head.header("upgrade")
