@@ -22,6 +22,24 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// Largest WebSocket message accepted, in bytes.
 pub const DEFAULT_MAX_MESSAGE: usize = 1024 * 1024;
+/// Most messages in one request body or WebSocket message (a batched ingest POST of 100 is
+/// typical; the Faye client batches a few).
+pub const DEFAULT_MAX_BATCH: usize = 1000;
+/// Longest channel name or pattern, in bytes.
+pub const DEFAULT_MAX_CHANNEL: usize = 256;
+/// Most subscriptions one client may hold.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 100;
+/// Most live sessions per client address (a large office behind one NAT stays well below).
+pub const DEFAULT_MAX_CLIENTS_PER_IP: u32 = 10_000;
+/// Handshakes per second per client address, sustained.
+pub const DEFAULT_HANDSHAKE_RATE: f64 = 20.0;
+/// Handshakes per client address accepted in a burst.
+pub const DEFAULT_HANDSHAKE_BURST: u32 = 200;
+/// Seconds a request head (and then its body) may take to arrive: slow senders are cut off.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: f64 = 10.0;
+/// Seconds an idle keep-alive HTTP connection stays open: above the 60 s idle timeout of AWS
+/// load balancers, so the balancer, not Bayou, closes first.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: f64 = 75.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,6 +50,17 @@ pub enum Driver {
     Uring,
     /// epoll only.
     Epoll,
+}
+
+/// How a mount treats credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Enforce the configured secrets, tokens and allow-lists; strip credentials and publisher
+    /// advice from deliveries.
+    Secure,
+    /// Exactly what Node Faye does, for a drop-in migration: no checks, nothing stripped.
+    Open,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -92,6 +121,59 @@ pub struct Cli {
     /// similar) [default: human]. Levels follow RUST_LOG (default info; nothing per message).
     #[arg(long, env = "BAYOU_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
+    /// Most messages in one request body or WebSocket message [default: 1000].
+    #[arg(long, env = "BAYOU_MAX_BATCH")]
+    pub max_batch: Option<usize>,
+    /// Longest channel name in bytes [default: 256].
+    #[arg(long, env = "BAYOU_MAX_CHANNEL")]
+    pub max_channel: Option<usize>,
+    /// Most subscriptions per client [default: 100].
+    #[arg(long, env = "BAYOU_MAX_SUBSCRIPTIONS")]
+    pub max_subscriptions: Option<usize>,
+    /// Most live clients per address, 0 for no limit [default: 10000].
+    #[arg(long, env = "BAYOU_MAX_CLIENTS_PER_IP")]
+    pub max_clients_per_ip: Option<u32>,
+    /// Handshakes per second per address, 0 for no limit [default: 20].
+    #[arg(long, env = "BAYOU_HANDSHAKE_RATE")]
+    pub handshake_rate: Option<f64>,
+    /// Handshakes per address accepted in a burst [default: 200].
+    #[arg(long, env = "BAYOU_HANDSHAKE_BURST")]
+    pub handshake_burst: Option<u32>,
+    /// Seconds a request head, then its body, may take to arrive [default: 10].
+    #[arg(long, env = "BAYOU_HEADER_TIMEOUT")]
+    pub header_timeout: Option<f64>,
+    /// Seconds an idle keep-alive HTTP connection stays open [default: 75].
+    #[arg(long, env = "BAYOU_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<f64>,
+    /// Request header naming the client address when behind a proxy or load balancer, e.g.
+    /// x-forwarded-for (its last entry is used). Only set it when every request comes through
+    /// that proxy [default: none; the peer address].
+    #[arg(long, env = "BAYOU_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+    /// `secure` or `open` (exact Node Faye behaviour) for every mount [default: secure].
+    #[arg(long, env = "BAYOU_AUTH_MODE", value_enum)]
+    pub auth_mode: Option<AuthMode>,
+    /// Secret a publish must carry (ext.password or Authorization: Bearer), or env:NAME to read
+    /// it from another variable [default: none; anyone may publish].
+    #[arg(long, env = "BAYOU_PUBLISH_SECRET", hide_env_values = true)]
+    pub publish_secret: Option<String>,
+    /// HS256 key of subscribe tokens, or env:NAME [default: none].
+    #[arg(long, env = "BAYOU_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+    /// Channel pattern whose subscriptions need a token, e.g. /users/*; repeat for several.
+    #[arg(long = "protect", env = "BAYOU_PROTECT", value_delimiter = ',')]
+    pub protect: Vec<String>,
+    /// Channel pattern clients may publish to without the secret; repeat for several [default:
+    /// anywhere without a publish secret, nowhere with one].
+    #[arg(long = "client-publish", env = "BAYOU_CLIENT_PUBLISH", value_delimiter = ',')]
+    pub client_publish: Vec<String>,
+    /// Keep a publisher's `advice` in delivered messages [default: stripped].
+    #[arg(long, env = "BAYOU_ALLOW_ADVICE")]
+    pub allow_advice: Option<bool>,
+    /// Origin allowed for WebSocket upgrades and CORS requests; repeat for several [default:
+    /// any].
+    #[arg(long = "allowed-origin", env = "BAYOU_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
     /// Validate the configuration, print the effective settings and exit (0 valid, 2 invalid).
     #[arg(long)]
     pub check_config: bool,
@@ -116,6 +198,127 @@ pub struct FileConfig {
     pub max_message: Option<usize>,
     pub admin_listen: Option<SocketAddr>,
     pub drain_secs: Option<f64>,
+    pub header_timeout: Option<f64>,
+    pub idle_timeout: Option<f64>,
+    pub client_ip_header: Option<String>,
+    /// `[limits]`: defaults for every mount.
+    pub limits: Option<LimitsFile>,
+    /// `[auth]`: defaults for every mount.
+    pub auth: Option<AuthFile>,
+    /// `[mount."/path"]`: one mount's own settings (the mount is added if not listed).
+    pub mount: Option<std::collections::BTreeMap<String, MountFile>>,
+}
+
+/// `[limits]` and `[mount."/path".limits]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_batch: Option<usize>,
+    pub max_channel: Option<usize>,
+    pub max_subscriptions: Option<usize>,
+    pub max_clients_per_ip: Option<u32>,
+    pub handshake_rate: Option<f64>,
+    pub handshake_burst: Option<u32>,
+}
+
+/// `[auth]` and `[mount."/path".auth]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    pub mode: Option<AuthMode>,
+    pub publish_secret: Option<String>,
+    pub token_secret: Option<String>,
+    pub protect: Option<Vec<String>>,
+    pub client_publish: Option<Vec<String>>,
+    pub allow_advice: Option<bool>,
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// `[mount."/path"]`: overrides of the defaults for one mount.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountFile {
+    pub timeout: Option<f64>,
+    pub ping: Option<f64>,
+    pub limits: Option<LimitsFile>,
+    pub auth: Option<AuthFile>,
+}
+
+/// One mount's effective limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    /// Most messages in one request body or WebSocket message.
+    pub max_batch: usize,
+    /// Longest channel name or pattern, in bytes.
+    pub max_channel: usize,
+    /// Most subscriptions per client.
+    pub max_subscriptions: usize,
+    /// Most live sessions per client address (0: no limit).
+    pub max_clients_per_ip: u32,
+    /// Handshakes per second per client address (0: no limit).
+    pub handshake_rate: f64,
+    /// Handshakes per client address in a burst.
+    pub handshake_burst: u32,
+}
+
+/// One mount's effective authentication settings (secrets already read from `env:NAME`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub publish_secret: Option<crate::policy::Secret>,
+    pub token_secret: Option<crate::policy::Secret>,
+    /// Patterns whose subscriptions need a token.
+    pub protect: Vec<String>,
+    /// Patterns clients may publish to without the secret; None: the default rule.
+    pub client_publish: Option<Vec<String>>,
+    pub allow_advice: bool,
+    pub allowed_origins: Vec<String>,
+}
+
+/// One mount's effective settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountConfig {
+    pub path: String,
+    pub timeout: Duration,
+    pub ping: Option<Duration>,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+}
+
+impl MountConfig {
+    /// A `[mount."/path"]` section as `--check-config` prints it, secrets masked.
+    fn describe(&self) -> String {
+        let (l, a) = (&self.limits, &self.auth);
+        let mask = |s: &Option<crate::policy::Secret>| {
+            if s.is_some() { "\"********\"" } else { "none" }
+        };
+        let ping = self
+            .ping
+            .map_or("none".to_owned(), |p| format!("{}", p.as_secs_f64()));
+        [
+            format!("\n[mount.{:?}]", self.path),
+            format!("timeout = {}", self.timeout.as_secs_f64()),
+            format!("ping = {ping}"),
+            format!("limits.max_batch = {}", l.max_batch),
+            format!("limits.max_channel = {}", l.max_channel),
+            format!("limits.max_subscriptions = {}", l.max_subscriptions),
+            format!("limits.max_clients_per_ip = {}", l.max_clients_per_ip),
+            format!("limits.handshake_rate = {}", l.handshake_rate),
+            format!("limits.handshake_burst = {}", l.handshake_burst),
+            format!("auth.mode = {}", format!("{:?}", a.mode).to_lowercase()),
+            format!("auth.publish_secret = {}", mask(&a.publish_secret)),
+            format!("auth.token_secret = {}", mask(&a.token_secret)),
+            format!("auth.protect = {:?}", a.protect),
+            match &a.client_publish {
+                Some(list) => format!("auth.client_publish = {list:?}"),
+                None if a.publish_secret.is_some() => "auth.client_publish = []".to_owned(),
+                None => "auth.client_publish = [\"/**\"]".to_owned(),
+            },
+            format!("auth.allow_advice = {}", a.allow_advice),
+            format!("auth.allowed_origins = {:?}", a.allowed_origins),
+        ]
+        .join("\n")
+    }
 }
 
 /// The effective configuration.
@@ -132,6 +335,11 @@ pub struct Config {
     pub max_message: usize,
     pub admin_listen: SocketAddr,
     pub drain: Duration,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub client_ip_header: Option<String>,
+    /// Each mount's own settings, in the order of `mounts`.
+    pub per_mount: Vec<MountConfig>,
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration, String> {
@@ -170,7 +378,16 @@ impl Config {
             format!("max_message = {}", self.max_message),
             format!("admin_listen = {}", self.admin_listen),
             format!("drain_secs = {}", self.drain.as_secs_f64()),
+            format!("header_timeout = {}", self.header_timeout.as_secs_f64()),
+            format!("idle_timeout = {}", self.idle_timeout.as_secs_f64()),
+            format!(
+                "client_ip_header = {}",
+                self.client_ip_header.as_deref().unwrap_or("none")
+            ),
         ]
+        .into_iter()
+        .chain(self.per_mount.iter().map(MountConfig::describe))
+        .collect::<Vec<_>>()
         .join("\n")
     }
 
@@ -186,40 +403,52 @@ impl Config {
         };
         let default_listen: SocketAddr = DEFAULT_LISTEN.parse().map_err(|e| format!("{e}"))?;
         let mounts = if !cli.mounts.is_empty() {
-            cli.mounts
+            cli.mounts.clone()
         } else {
-            file.mounts.unwrap_or_default()
+            file.mounts.clone().unwrap_or_default()
         };
         let mut mounts = mounts
             .iter()
             .filter(|m| !m.is_empty())
             .map(|m| normalize_mount(m))
             .collect::<Result<Vec<_>, _>>()?;
-        if mounts.is_empty() {
-            mounts.push(DEFAULT_MOUNT.to_owned());
-        }
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = mounts.iter().find(|m| !seen.insert(m.as_str())) {
             return Err(format!("mount {dup:?} is given twice"));
+        }
+        let sections = file.mount.clone().unwrap_or_default();
+        let mut per_path = std::collections::HashMap::new();
+        for (path, section) in &sections {
+            let path = normalize_mount(path)?;
+            if !mounts.contains(&path) {
+                mounts.push(path.clone());
+            }
+            per_path.insert(path, section);
+        }
+        if mounts.is_empty() {
+            mounts.push(DEFAULT_MOUNT.to_owned());
         }
         let workers = cli.workers.or(file.workers).unwrap_or_else(available_cpus);
         if workers == 0 || workers > 1296 {
             return Err(format!("workers must be between 1 and 1296, got {workers}"));
         }
         let timeout = cli.timeout.or(file.timeout).unwrap_or(DEFAULT_TIMEOUT_SECS);
-        if timeout <= 0.0 {
-            return Err("timeout must be above 0 seconds".into());
-        }
-        let ping = match cli.ping.or(file.ping) {
-            Some(p) if p > 0.0 => Some(secs("ping", p)?),
-            Some(_) => return Err("ping must be above 0 seconds".into()),
-            None => None,
-        };
+        let timeout = positive_secs("timeout", timeout)?;
+        let ping = cli.ping.or(file.ping).map(|p| positive_secs("ping", p)).transpose()?;
+        let limits = limits_from(&cli, &file)?;
+        let auth = auth_from(&cli, &file)?;
+        let per_mount = mounts
+            .iter()
+            .map(|path| {
+                let section = per_path.get(path).copied().cloned().unwrap_or_default();
+                mount_config(path, section, timeout, ping, &limits, &auth)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             listen: cli.listen.or(file.listen).unwrap_or(default_listen),
             mounts,
             workers,
-            timeout: secs("timeout", timeout)?,
+            timeout,
             ping,
             client_js: cli.client_js.or(file.client_js),
             driver: cli.driver.or(file.driver).unwrap_or(Driver::Auto),
@@ -238,8 +467,182 @@ impl Config {
                 Some(a) => a,
                 None => DEFAULT_ADMIN_LISTEN.parse().map_err(|e| format!("{e}"))?,
             },
+            header_timeout: positive_secs(
+                "header_timeout",
+                cli.header_timeout
+                    .or(file.header_timeout)
+                    .unwrap_or(DEFAULT_HEADER_TIMEOUT_SECS),
+            )?,
+            idle_timeout: positive_secs(
+                "idle_timeout",
+                cli.idle_timeout
+                    .or(file.idle_timeout)
+                    .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS),
+            )?,
+            client_ip_header: cli
+                .client_ip_header
+                .or(file.client_ip_header)
+                .map(|h| h.to_ascii_lowercase())
+                .filter(|h| !h.is_empty()),
+            per_mount,
         })
     }
+}
+
+fn positive_secs(what: &str, v: f64) -> Result<Duration, String> {
+    if v > 0.0 {
+        secs(what, v)
+    } else {
+        Err(format!("{what} must be above 0 seconds, got {v}"))
+    }
+}
+
+/// The `[limits]` defaults: constants, then the file, then the environment and flags.
+fn limits_from(cli: &Cli, file: &FileConfig) -> Result<LimitsConfig, String> {
+    let base = LimitsConfig {
+        max_batch: DEFAULT_MAX_BATCH,
+        max_channel: DEFAULT_MAX_CHANNEL,
+        max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+        max_clients_per_ip: DEFAULT_MAX_CLIENTS_PER_IP,
+        handshake_rate: DEFAULT_HANDSHAKE_RATE,
+        handshake_burst: DEFAULT_HANDSHAKE_BURST,
+    };
+    let from_file = merge_limits(base, file.limits.as_ref().unwrap_or(&LimitsFile::default()))?;
+    merge_limits(
+        from_file,
+        &LimitsFile {
+            max_batch: cli.max_batch,
+            max_channel: cli.max_channel,
+            max_subscriptions: cli.max_subscriptions,
+            max_clients_per_ip: cli.max_clients_per_ip,
+            handshake_rate: cli.handshake_rate,
+            handshake_burst: cli.handshake_burst,
+        },
+    )
+}
+
+fn merge_limits(base: LimitsConfig, over: &LimitsFile) -> Result<LimitsConfig, String> {
+    let l = LimitsConfig {
+        max_batch: over.max_batch.unwrap_or(base.max_batch),
+        max_channel: over.max_channel.unwrap_or(base.max_channel),
+        max_subscriptions: over.max_subscriptions.unwrap_or(base.max_subscriptions),
+        max_clients_per_ip: over.max_clients_per_ip.unwrap_or(base.max_clients_per_ip),
+        handshake_rate: over.handshake_rate.unwrap_or(base.handshake_rate),
+        handshake_burst: over.handshake_burst.unwrap_or(base.handshake_burst),
+    };
+    for (name, v) in [
+        ("max_batch", l.max_batch),
+        ("max_channel", l.max_channel),
+        ("max_subscriptions", l.max_subscriptions),
+    ] {
+        if v == 0 {
+            return Err(format!("{name} must be at least 1"));
+        }
+    }
+    if !(l.handshake_rate >= 0.0 && l.handshake_rate.is_finite()) {
+        return Err(format!(
+            "handshake_rate must be 0 or more per second, got {}",
+            l.handshake_rate
+        ));
+    }
+    Ok(l)
+}
+
+/// The `[auth]` defaults: secure and empty, then the file, then the environment and flags.
+fn auth_from(cli: &Cli, file: &FileConfig) -> Result<AuthConfig, String> {
+    let base = AuthConfig {
+        mode: AuthMode::Secure,
+        publish_secret: None,
+        token_secret: None,
+        protect: Vec::new(),
+        client_publish: None,
+        allow_advice: false,
+        allowed_origins: Vec::new(),
+    };
+    let from_file = merge_auth(base, file.auth.as_ref().unwrap_or(&AuthFile::default()))?;
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    merge_auth(
+        from_file,
+        &AuthFile {
+            mode: cli.auth_mode,
+            publish_secret: cli.publish_secret.clone(),
+            token_secret: cli.token_secret.clone(),
+            protect: non_empty(&cli.protect),
+            client_publish: non_empty(&cli.client_publish),
+            allow_advice: cli.allow_advice,
+            allowed_origins: non_empty(&cli.allowed_origins),
+        },
+    )
+}
+
+/// A secret as configured: the value itself, or `env:NAME` for the variable NAME.
+fn read_secret(what: &str, v: &str) -> Result<crate::policy::Secret, String> {
+    let value = match v.strip_prefix("env:") {
+        Some(name) => std::env::var(name)
+            .map_err(|_| format!("{what} names the environment variable {name}, which is not set"))?,
+        None => v.to_owned(),
+    };
+    if value.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    Ok(crate::policy::Secret::new(value))
+}
+
+fn check_patterns(what: &str, list: &[String]) -> Result<(), String> {
+    match list.iter().find(|p| crate::policy::ChannelSet::parse(p).is_none()) {
+        Some(bad) => Err(format!("{what}: {bad:?} is not a channel name or pattern")),
+        None => Ok(()),
+    }
+}
+
+fn merge_auth(base: AuthConfig, over: &AuthFile) -> Result<AuthConfig, String> {
+    let secret = |what, v: &Option<String>, old: Option<crate::policy::Secret>| match v {
+        Some(v) => read_secret(what, v).map(Some),
+        None => Ok(old),
+    };
+    let a = AuthConfig {
+        mode: over.mode.unwrap_or(base.mode),
+        publish_secret: secret("publish_secret", &over.publish_secret, base.publish_secret)?,
+        token_secret: secret("token_secret", &over.token_secret, base.token_secret)?,
+        protect: over.protect.clone().unwrap_or(base.protect),
+        client_publish: over.client_publish.clone().or(base.client_publish),
+        allow_advice: over.allow_advice.unwrap_or(base.allow_advice),
+        allowed_origins: over.allowed_origins.clone().unwrap_or(base.allowed_origins),
+    };
+    check_patterns("protect", &a.protect)?;
+    check_patterns("client_publish", a.client_publish.as_deref().unwrap_or_default())?;
+    Ok(a)
+}
+
+fn mount_config(
+    path: &str,
+    section: MountFile,
+    timeout: Duration,
+    ping: Option<Duration>,
+    limits: &LimitsConfig,
+    auth: &AuthConfig,
+) -> Result<MountConfig, String> {
+    let context = |e: String| format!("mount {path:?}: {e}");
+    let auth = merge_auth(auth.clone(), &section.auth.unwrap_or_default()).map_err(context)?;
+    if auth.mode == AuthMode::Secure && !auth.protect.is_empty() && auth.token_secret.is_none() {
+        return Err(context(
+            "protect lists channels but no token_secret is set to check tokens".into(),
+        ));
+    }
+    Ok(MountConfig {
+        path: path.to_owned(),
+        timeout: match section.timeout {
+            Some(t) => positive_secs("timeout", t).map_err(context)?,
+            None => timeout,
+        },
+        ping: match section.ping {
+            Some(p) => Some(positive_secs("ping", p).map_err(context)?),
+            None => ping,
+        },
+        limits: merge_limits(limits.clone(), &section.limits.unwrap_or_default())
+            .map_err(context)?,
+        auth,
+    })
 }
 
 /// CPUs this process may run on: the affinity mask, further limited by a cgroup v2 CPU quota
@@ -269,6 +672,12 @@ pub struct Settings {
     pub max_body: usize,
     pub max_message: usize,
     pub client_files: StaticFiles,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Lower-case name of the header carrying the client address, when behind a proxy.
+    pub client_ip_header: Option<String>,
+    /// Each mount's rules, in the order of `mounts`.
+    pub policies: Vec<crate::policy::MountPolicy>,
 }
 
 impl Settings {
@@ -281,7 +690,20 @@ impl Settings {
             max_body: config.max_body,
             max_message: config.max_message,
             client_files: StaticFiles::load(config.client_js.as_deref())?,
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            client_ip_header: config.client_ip_header.clone(),
+            policies: config
+                .per_mount
+                .iter()
+                .map(crate::policy::MountPolicy::new)
+                .collect(),
         })
+    }
+
+    /// The rules of mount `mount`.
+    pub fn policy(&self, mount: usize) -> &crate::policy::MountPolicy {
+        &self.policies[mount]
     }
 
     /// The mount claiming `path`, as Faye's `^<mount>(/[^/]*)*(\.[^.]+)?$`: the path itself,
@@ -318,6 +740,10 @@ mod tests {
             max_body: 1,
             max_message: 1,
             client_files: StaticFiles::default(),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            client_ip_header: None,
+            policies: Vec::new(),
         }
     }
 

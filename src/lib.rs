@@ -24,6 +24,7 @@ pub mod engine;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
+pub mod policy;
 pub mod server;
 pub mod shard;
 pub mod transport;

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 #[derive(Default)]
 pub struct MountStats {
     pub handshakes: AtomicU64,
+    /// Handshakes refused by the per-address limits.
+    pub handshakes_refused: AtomicU64,
     pub publishes: AtomicU64,
     pub publishes_refused: AtomicU64,
     pub deliveries: AtomicU64,
@@ -161,6 +163,13 @@ impl Stats {
             "counter",
             "Successful handshakes.",
             |m| &m.handshakes,
+        );
+        self.per_mount(
+            &mut out,
+            "bayou_handshakes_refused_total",
+            "counter",
+            "Handshakes refused by the per-address rate or client limit.",
+            |m| &m.handshakes_refused,
         );
         self.per_mount(
             &mut out,

@@ -11,6 +11,11 @@ fn server() -> Server {
     Server::start(&["--mount", M, "--timeout", "2"])
 }
 
+/// Node Faye's exact behaviour (`--auth-mode open`): deliveries keep everything but clientId.
+fn open_server() -> Server {
+    Server::start(&["--mount", M, "--timeout", "2", "--auth-mode", "open"])
+}
+
 /// The failed handshake reply of §4.1 for request id "1".
 fn handshake_failed(error: &str) -> Value {
     json!([{"id": "1", "channel": "/meta/handshake", "successful": false, "error": error,
@@ -121,7 +126,8 @@ fn e9_handshake_batch_processes_everything() {
 
 #[test]
 fn e10_thousand_unique_client_ids() {
-    let s = server();
+    // A thousand handshakes from one address: above the default per-address burst.
+    let s = Server::start(&["--mount", M, "--timeout", "2", "--handshake-rate", "0"]);
     let mut conn = s.conn();
     let body = handshake_msg("1").encode();
     let request = build_request(
@@ -273,7 +279,7 @@ fn h11_sender_error_rejects_publish() {
 
 #[test]
 fn h12_delivered_copy_is_message_minus_client_id() {
-    let s = server();
+    let s = open_server();
     let cid = s.handshake(M);
     s.subscribe(M, &cid, json!("/foo/bar"));
     let msg = json!({"channel": "/foo/bar", "data": {"x": 1}, "id": "p1", "clientId": "bogus",
@@ -285,6 +291,27 @@ fn h12_delivered_copy_is_message_minus_client_id() {
     );
     let expected = json!({"channel": "/foo/bar", "data": {"x": 1}, "id": "p1",
                           "ext": {"password": "pw", "k": 2}, "custom": "yes", "advice": {"a": 1}});
+    assert_json_eq(&s.deliveries(M, &cid, 1)[0], &expected);
+}
+
+#[test]
+fn h12_secure_default_strips_credentials_and_advice() {
+    if skip_against_faye("Bayou's secure mode strips what Faye forwards (spec 11)") {
+        return;
+    }
+    let s = server();
+    let cid = s.handshake(M);
+    s.subscribe(M, &cid, json!("/foo/bar"));
+    let msg = json!({"channel": "/foo/bar", "data": {"x": 1}, "id": "p1",
+                     "ext": {"password": "pw", "token": "t", "k": 2}, "custom": "yes",
+                     "advice": {"reconnect": "none"}});
+    assert_reply(
+        &s,
+        msg,
+        json!({"id": "p1", "channel": "/foo/bar", "successful": true}),
+    );
+    let expected = json!({"channel": "/foo/bar", "data": {"x": 1}, "id": "p1",
+                          "ext": {"k": 2}, "custom": "yes"});
     assert_json_eq(&s.deliveries(M, &cid, 1)[0], &expected);
 }
 

@@ -2,7 +2,8 @@
 //! truthiness for the fields Faye tests with `if (x)`, and the hand-ordered reply writer.
 
 use simd_json::prelude::*;
-use simd_json::{BorrowedValue as Value, StaticNode};
+pub use simd_json::BorrowedValue as Value;
+use simd_json::StaticNode;
 
 /// Deepest nesting accepted in a request body; deeper input is refused before parsing, so that
 /// neither the parser nor the drop of a value can exhaust the stack.
@@ -14,6 +15,8 @@ pub enum BodyError {
     NotJson,
     TooDeep,
     NotObjectOrArray,
+    /// More messages than the mount's `max_batch`.
+    TooMany,
 }
 
 /// Nesting depth of `bytes`, ignoring brackets inside strings; stops counting past `limit`.

@@ -31,24 +31,56 @@ pub fn check<'v>(msg: &'v Value) -> Result<(Reply, &'v str), Reply> {
     }
 }
 
-/// The message subscribers receive: the published object without `clientId`, as JSON.
-pub fn delivered(msg: &Value) -> Vec<u8> {
+/// What a delivery leaves out besides `clientId` (nothing, as in Faye, by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Strip<'a> {
+    /// The publisher's `advice`, which could tell every subscriber to stop reconnecting.
+    pub advice: bool,
+    /// Keys of `ext` that carry credentials; an `ext` left empty is left out.
+    pub ext_keys: &'a [&'a str],
+}
+
+/// The message subscribers receive: the published object without `clientId` and without what
+/// `strip` names, as JSON.
+pub fn delivered(msg: &Value, strip: Strip<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     out.push(b'{');
     if let Value::Object(obj) = msg {
         let mut first = true;
-        for (k, v) in obj.iter().filter(|(k, _)| k.as_ref() != "clientId") {
+        for (k, v) in obj.iter() {
+            let v = match k.as_ref() {
+                "clientId" => continue,
+                "advice" if strip.advice => continue,
+                "ext" if !strip.ext_keys.is_empty() => match without_keys(v, strip.ext_keys) {
+                    Some(kept) => kept,
+                    None => continue,
+                },
+                _ => std::borrow::Cow::Borrowed(v),
+            };
             if !first {
                 out.push(b',');
             }
             first = false;
             write_str(&mut out, k);
             out.push(b':');
-            write_value(&mut out, v);
+            write_value(&mut out, &v);
         }
     }
     out.push(b'}');
     out
+}
+
+/// `ext` without the credential keys; None when nothing else was in it.
+fn without_keys<'v, 'a>(ext: &'v Value<'a>, keys: &[&str]) -> Option<std::borrow::Cow<'v, Value<'a>>> {
+    let Value::Object(obj) = ext else {
+        return Some(std::borrow::Cow::Borrowed(ext));
+    };
+    if !obj.keys().any(|k| keys.contains(&k.as_ref())) {
+        return Some(std::borrow::Cow::Borrowed(ext));
+    }
+    let mut kept = obj.as_ref().clone();
+    kept.retain(|k, _| !keys.contains(&k.as_ref()));
+    (!kept.is_empty()).then(|| std::borrow::Cow::Owned(Value::Object(Box::new(kept))))
 }
 
 /// Whether a message carries a truthy `error` of its own.
@@ -78,11 +110,25 @@ mod tests {
             o,
             br#"{"id":"p1","clientId":"c","channel":"/foo/bar","successful":true}"#
         );
-        let d = String::from_utf8(delivered(&v)).unwrap();
+        let d = String::from_utf8(delivered(&v, Strip::default())).unwrap();
         assert_eq!(
             d,
             r#"{"channel":"/foo/bar","data":{"x":1},"id":"p1","ext":{"k":2},"custom":"yes","advice":{"a":1}}"#
         );
+        let strip = Strip {
+            advice: true,
+            ext_keys: &["password", "token"],
+        };
+        let mut b = parse(
+            r#"{"channel":"/a","data":1,"ext":{"password":"s","k":2,"token":"t"},"advice":{"reconnect":"none"}}"#,
+        );
+        let v = simd_json::to_borrowed_value(&mut b).unwrap();
+        let d = String::from_utf8(delivered(&v, strip)).unwrap();
+        assert_eq!(d, r#"{"channel":"/a","data":1,"ext":{"k":2}}"#);
+        let mut b = parse(r#"{"channel":"/a","data":1,"ext":{"password":"s"},"x":2}"#);
+        let v = simd_json::to_borrowed_value(&mut b).unwrap();
+        let d = String::from_utf8(delivered(&v, strip)).unwrap();
+        assert_eq!(d, r#"{"channel":"/a","data":1,"x":2}"#);
 
         for (json, err) in [
             (

@@ -8,6 +8,16 @@ use simd_json::BorrowedValue as Value;
 /// Validates a (un)subscribe. Returns the reply and the channels to apply: those before the
 /// first failing one (Faye keeps them, spec 11.6), so a failed reply may still change state.
 pub fn check(msg: &Value, exists: impl Fn(&str) -> bool) -> (Reply, Vec<String>) {
+    check_with(msg, exists, |_, _| Ok(()))
+}
+
+/// [`check`], with `admit(channel, index)` asked about each valid channel in turn (limits and
+/// authorisation); its error fails the reply at that channel, as an invalid name would.
+pub fn check_with(
+    msg: &Value,
+    exists: impl Fn(&str) -> bool,
+    mut admit: impl FnMut(&str, usize) -> Result<(), String>,
+) -> (Reply, Vec<String>) {
     let mut reply = Reply::for_request(msg);
     let _client_id = super::json::check_client(msg, &mut reply, exists);
     let subscription = truthy_field(msg, "subscription");
@@ -36,6 +46,11 @@ pub fn check(msg: &Value, exists: impl Fn(&str) -> bool) -> (Reply, Vec<String>)
         }
         if !(is_str && channel::is_valid(&name)) {
             reply.fail(Code::ChannelInvalid.with(&[&name]));
+        }
+        if reply.error.is_none()
+            && let Err(e) = admit(&name, apply.len())
+        {
+            reply.fail(e);
         }
         if reply.error.is_none() {
             apply.push(name);

@@ -16,6 +16,7 @@ pub use signal::Signal;
 use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -56,7 +57,8 @@ pub enum ConnectOutcome {
 pub struct Engine {
     pub worker: usize,
     pub workers: usize,
-    timeout: Duration,
+    /// Each mount's `/meta/connect` hold; sessions expire after twice it.
+    timeouts: Vec<Duration>,
     mounts: Vec<Mount>,
     seq: u64,
     next_pending: u64,
@@ -67,6 +69,8 @@ pub struct Engine {
     bound: HashMap<u64, (usize, Box<str>)>,
     /// Delivered messages dropped because a session queue was full, per mount.
     pub dropped: Vec<u64>,
+    /// Client addresses of sessions that ended, for the per-address session count.
+    ended: Vec<(usize, IpAddr)>,
 }
 
 fn ws_frame(msg: &Bytes) -> Bytes {
@@ -118,7 +122,7 @@ impl Engine {
         Engine {
             worker,
             workers,
-            timeout,
+            timeouts: vec![timeout; mounts],
             mounts: (0..mounts).map(|_| Mount::default()).collect(),
             seq: 0,
             next_pending: 0,
@@ -127,7 +131,27 @@ impl Engine {
             holds: BinaryHeap::new(),
             bound: HashMap::new(),
             dropped: vec![0; mounts],
+            ended: Vec::new(),
         }
+    }
+
+    /// Sets one mount's hold (its sessions expire after twice it).
+    pub fn set_timeout(&mut self, mount: usize, timeout: Duration) {
+        if let Some(t) = self.timeouts.get_mut(mount) {
+            *t = timeout;
+        }
+    }
+
+    /// Addresses of the sessions that ended since the last call.
+    pub fn take_ended(&mut self) -> Vec<(usize, IpAddr)> {
+        std::mem::take(&mut self.ended)
+    }
+
+    /// Number of subscriptions a client holds (0 when unknown).
+    pub fn subscription_count(&self, mount: usize, client_id: &str) -> usize {
+        self.slot(mount, client_id)
+            .and_then(|slot| self.mounts[mount].sessions.get(slot))
+            .map_or(0, |s| s.subscriptions.len())
     }
 
     pub fn take_effects(&mut self) -> Vec<Effect> {
@@ -147,7 +171,7 @@ impl Engine {
     }
 
     fn ping(&mut self, mount: usize, slot: usize, now: Instant) {
-        let at = now + 2 * self.timeout;
+        let at = now + 2 * self.timeouts[mount];
         if let Some(s) = self.mounts[mount].sessions.get_mut(slot) {
             s.expires_at = at;
             self.expiry.push(Reverse((at, mount, slot)));
@@ -156,6 +180,12 @@ impl Engine {
 
     /// Creates a session and returns its clientId.
     pub fn handshake(&mut self, mount: usize, now: Instant) -> String {
+        self.handshake_from(mount, now, None)
+    }
+
+    /// Creates a session for a client at `ip` (reported by [`Engine::take_ended`] when it
+    /// ends) and returns its clientId.
+    pub fn handshake_from(&mut self, mount: usize, now: Instant, ip: Option<IpAddr>) -> String {
         let m = &mut self.mounts[mount];
         let client_id = loop {
             let id = id::generate(self.worker, self.workers);
@@ -163,9 +193,9 @@ impl Engine {
                 break id;
             }
         };
-        let slot = m
-            .sessions
-            .insert(Session::new(client_id.as_str().into(), now));
+        let mut session = Session::new(client_id.as_str().into(), now);
+        session.ip = ip;
+        let slot = m.sessions.insert(session);
         m.by_id.insert(client_id.as_str().into(), slot);
         self.ping(mount, slot, now);
         client_id
@@ -329,6 +359,9 @@ impl Engine {
         let m = &mut self.mounts[mount];
         let session = m.sessions.remove(slot);
         m.by_id.remove(client_id);
+        if let Some(ip) = session.ip {
+            self.ended.push((mount, ip));
+        }
         if let Some(out) = session.socket {
             self.bound.remove(&out.id);
             out.close_after_flush(1000);

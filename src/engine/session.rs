@@ -4,6 +4,7 @@ use super::outbox::Outbox;
 use super::signal::Signal;
 use bytes::Bytes;
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -32,6 +33,8 @@ pub struct Session {
     pub expires_at: Instant,
     /// Number of the last publish delivered, so a client matching several patterns gets one copy.
     pub last_seq: u64,
+    /// The client's address, when the per-address session count applies.
+    pub ip: Option<IpAddr>,
 }
 
 impl Session {
@@ -44,6 +47,7 @@ impl Session {
             socket: None,
             expires_at,
             last_seq: 0,
+            ip: None,
         }
     }
 }

@@ -28,7 +28,11 @@ impl Drop for Ack {
 pub enum Adopt {
     /// A WebSocket: `first` is a complete text message not yet handled, `leftover` the bytes
     /// read after it.
-    WebSocket { first: Vec<u8>, leftover: Vec<u8> },
+    WebSocket {
+        first: Vec<u8>,
+        leftover: Vec<u8>,
+        peer: super::Peer,
+    },
     /// An EventSource stream for this clientId (response head not yet written).
     EventSource { client_id: String },
 }
@@ -60,6 +64,7 @@ pub enum Envelope {
     Batch {
         mount: usize,
         body: Vec<u8>,
+        peer: super::Peer,
         reply: oneshot::Sender<Option<Vec<u8>>>,
     },
     /// A socket whose session lives on the receiver.

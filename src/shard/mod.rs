@@ -9,7 +9,7 @@ pub mod worker;
 
 pub use envelope::{Ack, Adopt, Envelope};
 pub use mesh::Mesh;
-pub use router::{Node, Via};
+pub use router::{Node, Peer, Via};
 
 /// The worker that owns `channel` among `workers`: FNV-1a of the name, modulo the count.
 /// Every routing decision goes through this one function.

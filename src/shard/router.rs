@@ -7,11 +7,13 @@ use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscri
 use crate::config::Settings;
 use crate::engine::{ConnectOutcome, Engine, Outbox};
 use crate::lifecycle::Lifecycle;
+use crate::policy::Credentials;
 use crate::metrics::{self, Stats, WorkerStats};
 use bytes::Bytes;
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::rc::Weak;
@@ -23,6 +25,15 @@ use std::time::{Duration, Instant};
 pub enum Via {
     Http,
     Socket(Rc<Outbox>),
+}
+
+/// Who sent a batch, as the transport saw the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// The client's address (from the configured proxy header when there is one).
+    pub ip: Option<IpAddr>,
+    /// The request carried `Authorization: Bearer <the mount's publish secret>`.
+    pub bearer: bool,
 }
 
 /// Hands an adopted socket to the transport layer (set by the server wiring).
@@ -55,10 +66,10 @@ struct HeldConnect {
 
 impl HeldConnect {
     /// The reply as sent: with the connect's advice, or a retry pause while draining.
-    fn encode(&self, node: &Node) -> Bytes {
+    fn encode(&self, node: &Node, mount: usize) -> Bytes {
         let mut reply = self.reply.clone();
         let advice = if node.draining.get() {
-            node.drain_advice()
+            node.drain_advice(mount)
         } else {
             self.advice.clone()
         };
@@ -76,7 +87,10 @@ impl Node {
         stats: Arc<Stats>,
     ) -> Rc<Node> {
         let workers = mesh.workers();
-        let engine = Engine::new(me, workers, settings.mounts.len(), settings.timeout);
+        let mut engine = Engine::new(me, workers, settings.mounts.len(), settings.timeout);
+        for (mount, policy) in settings.policies.iter().enumerate() {
+            engine.set_timeout(mount, policy.timeout);
+        }
         Rc::new(Node {
             me,
             settings,
@@ -172,10 +186,11 @@ impl Node {
 
     /// Advice for connects answered while draining: retry after a random pause, so the
     /// reconnects (to other tasks, once the load balancer has taken this one out) spread out.
-    fn drain_advice(&self) -> String {
+    fn drain_advice(&self, mount: usize) -> String {
         let window_ms = self.lifecycle.window.as_millis() as u64;
         let jitter = rand::random::<u64>() % window_ms.max(1) / 2 + 100;
-        bayeux::advice_retry(jitter, self.settings.timeout.as_millis() as u64)
+        let timeout = self.settings.policy(mount).timeout;
+        bayeux::advice_retry(jitter, timeout.as_millis() as u64)
     }
 
     /// A process-unique id for a new push socket.
@@ -253,6 +268,7 @@ impl Node {
             }
             self.engine.borrow_mut().tick(Instant::now());
             self.dispatch_effects(None);
+            self.release_ended();
             self.refresh_gauges();
         }
     }
@@ -284,10 +300,15 @@ impl Node {
                     .borrow_mut()
                     .apply_interest(mount, &channel, worker, on);
             }
-            Envelope::Batch { mount, body, reply } => {
+            Envelope::Batch {
+                mount,
+                body,
+                peer,
+                reply,
+            } => {
                 let node = self.clone();
                 monoio::spawn(async move {
-                    let out = node.process_here(mount, body, Via::Http).await.ok();
+                    let out = node.process_here(mount, body, Via::Http, peer).await.ok();
                     let _ = reply.send(out);
                 });
             }
@@ -373,6 +394,7 @@ impl Node {
         mount: usize,
         body: Vec<u8>,
         via: Via,
+        peer: Peer,
     ) -> Result<Vec<u8>, BodyError> {
         if let (Via::Http, Some(to)) = (
             &via,
@@ -384,12 +406,13 @@ impl Node {
                 Envelope::Batch {
                     mount,
                     body,
+                    peer,
                     reply: tx,
                 },
             );
             return rx.await.ok().flatten().ok_or(BodyError::NotJson);
         }
-        self.process_here(mount, body, via).await
+        self.process_here(mount, body, via, peer).await
     }
 
     async fn process_here(
@@ -397,30 +420,23 @@ impl Node {
         mount: usize,
         mut body: Vec<u8>,
         via: Via,
+        peer: Peer,
     ) -> Result<Vec<u8>, BodyError> {
         let msgs = parse_batch(&mut body)?;
+        let policy = self.settings.policy(mount);
+        if msgs.len() > policy.limits.max_batch {
+            return Err(BodyError::TooMany);
+        }
         let now = Instant::now();
         let (ack, done) = Ack::new();
         let mut out: Vec<Vec<u8>> = Vec::with_capacity(msgs.len());
         let mut held: Vec<HeldConnect> = Vec::new();
         let s = &self.settings;
-        let (timeout_ms, interval_ms) = (s.timeout.as_millis() as u64, s.interval_ms);
+        let (timeout_ms, interval_ms) = (policy.timeout.as_millis() as u64, s.interval_ms);
         // A falsy message (null, false, 0, "") gets no reply at all (spec 3, step 3).
         for msg in msgs.iter().filter(|m| bayeux::json::truthy(m)) {
             let reply = match bayeux::classify(msg) {
-                Kind::Handshake => {
-                    let mut r = handshake::check(msg);
-                    if r.successful {
-                        let cid = self.engine.borrow_mut().handshake(mount, now);
-                        handshake::accept(
-                            &mut r,
-                            &cid,
-                            bayeux::advice_retry(interval_ms, timeout_ms).as_bytes(),
-                        );
-                        metrics::add(&self.my_stats().mounts[mount].handshakes, 1);
-                    }
-                    Some(r)
-                }
+                Kind::Handshake => Some(self.handshake(mount, msg, peer, now)),
                 Kind::Connect => {
                     let engine = self.engine.borrow();
                     match connect::check(msg, |c| engine.exists(mount, c), timeout_ms, interval_ms)
@@ -438,8 +454,7 @@ impl Node {
                     }
                 }
                 Kind::Subscribe | Kind::Unsubscribe => {
-                    let (r, channels) =
-                        subscribe::check(msg, |c| self.engine.borrow().exists(mount, c));
+                    let (r, channels) = self.check_subscription(mount, msg);
                     if let Some(cid) = bayeux::json::str_field(msg, "clientId") {
                         let mut engine = self.engine.borrow_mut();
                         if bayeux::classify(msg) == Kind::Subscribe {
@@ -457,21 +472,12 @@ impl Node {
                     if let Some(cid) = cid {
                         self.engine.borrow_mut().destroy(mount, &cid);
                         self.dispatch_effects(None);
+                        self.release_ended();
                     }
                     Some(r)
                 }
                 Kind::ForbiddenMeta => Some(bayeux::forbidden_meta(msg)),
-                Kind::Publish => match publish::check(msg) {
-                    Ok((r, name)) => {
-                        self.publish(mount, name, Bytes::from(publish::delivered(msg)), &ack);
-                        metrics::add(&self.my_stats().mounts[mount].publishes, 1);
-                        Some(r)
-                    }
-                    Err(r) => {
-                        metrics::add(&self.my_stats().mounts[mount].publishes_refused, 1);
-                        Some(r)
-                    }
-                },
+                Kind::Publish => Some(self.check_publish(mount, msg, peer, &ack)),
             };
             if let Some(r) = reply {
                 out.push(encode(&r).to_vec());
@@ -493,6 +499,103 @@ impl Node {
         Ok(body)
     }
 
+    /// A handshake: validated, admitted by the per-address limits, then a new session.
+    fn handshake(&self, mount: usize, msg: &bayeux::json::Value, peer: Peer, now: Instant) -> Reply {
+        let mut r = handshake::check(msg);
+        if !r.successful {
+            return r;
+        }
+        let policy = self.settings.policy(mount);
+        if let Some(Err(refused)) = peer.ip.map(|ip| policy.limiter.admit(ip, now)) {
+            handshake::refuse(&mut r, refused);
+            metrics::add(&self.my_stats().mounts[mount].handshakes_refused, 1);
+            return r;
+        }
+        let counted = peer.ip.filter(|_| policy.limiter.counts_sessions());
+        let cid = self.engine.borrow_mut().handshake_from(mount, now, counted);
+        let s = &self.settings;
+        let advice = bayeux::advice_retry(s.interval_ms, policy.timeout.as_millis() as u64);
+        handshake::accept(&mut r, &cid, advice.as_bytes());
+        metrics::add(&self.my_stats().mounts[mount].handshakes, 1);
+        r
+    }
+
+    /// Returns the per-address session counts of the sessions that ended.
+    fn release_ended(&self) {
+        let ended = self.engine.borrow_mut().take_ended();
+        for (mount, ip) in ended {
+            self.settings.policy(mount).limiter.release(ip);
+        }
+    }
+
+    /// Validates a (un)subscribe with the mount's limits and subscribe tokens.
+    fn check_subscription(&self, mount: usize, msg: &bayeux::json::Value) -> (Reply, Vec<String>) {
+        let policy = self.settings.policy(mount);
+        let limits = &policy.limits;
+        let engine = self.engine.borrow();
+        if bayeux::classify(msg) == Kind::Unsubscribe {
+            return subscribe::check(msg, |c| engine.exists(mount, c));
+        }
+        let held = bayeux::json::str_field(msg, "clientId")
+            .map_or(0, |c| engine.subscription_count(mount, c));
+        let token = ext_str(msg, "token");
+        subscribe::check_with(
+            msg,
+            |c| engine.exists(mount, c),
+            |name, i| {
+                if name.len() > limits.max_channel {
+                    return Err(CHANNEL_TOO_LONG.to_owned());
+                }
+                if held + i >= limits.max_subscriptions {
+                    return Err(format!("403:{name}:Too many subscriptions"));
+                }
+                policy.auth.subscribe(name, token)
+            },
+        )
+    }
+
+    /// A publish: validated, authorised, then routed with credentials stripped.
+    fn check_publish(
+        self: &Rc<Self>,
+        mount: usize,
+        msg: &bayeux::json::Value,
+        peer: Peer,
+        ack: &Arc<Ack>,
+    ) -> Reply {
+        let stats = &self.my_stats().mounts[mount];
+        let policy = self.settings.policy(mount);
+        let (mut r, name) = match publish::check(msg) {
+            Ok(ok) => ok,
+            Err(r) => {
+                metrics::add(&stats.publishes_refused, 1);
+                return r;
+            }
+        };
+        let cred = Credentials {
+            password: ext_str(msg, "password"),
+            bearer: peer.bearer,
+            from_client: bayeux::json::truthy_field(msg, "clientId").is_some(),
+        };
+        let verdict = if name.len() > policy.limits.max_channel {
+            Err(CHANNEL_TOO_LONG.to_owned())
+        } else {
+            policy.auth.publish(name, cred)
+        };
+        match verdict {
+            Ok(()) => {
+                let delivered = publish::delivered(msg, policy.strip());
+                self.publish(mount, name, Bytes::from(delivered), ack);
+                metrics::add(&stats.publishes, 1);
+            }
+            Err(e) => {
+                r.fail(e);
+                r.settle();
+                metrics::add(&stats.publishes_refused, 1);
+            }
+        }
+        r
+    }
+
     /// Runs a connect once the rest of its batch is done: its reply and the messages it
     /// collects come last (spec 3, rule 5).
     async fn finish_connect(
@@ -511,7 +614,7 @@ impl Node {
         } else {
             h.hold
         };
-        let reply = h.encode(self);
+        let reply = h.encode(self, mount);
         let now = Instant::now();
         let outcome =
             self.engine
@@ -524,7 +627,7 @@ impl Node {
                 signal.wait().await;
                 // Encoded again: a drain may have begun during the hold.
                 (
-                    h.encode(self),
+                    h.encode(self, mount),
                     self.engine
                         .borrow_mut()
                         .finish_connect(mount, &h.client_id, id),
@@ -534,6 +637,14 @@ impl Node {
         out.push(reply.to_vec());
         out.extend(msgs.iter().map(|m| m.to_vec()));
     }
+}
+
+/// The error of a channel name over the mount's `max_channel`.
+const CHANNEL_TOO_LONG: &str = "405::Channel name too long";
+
+/// A string field of the message's `ext`.
+fn ext_str<'v>(msg: &'v bayeux::json::Value, key: &str) -> Option<&'v str> {
+    bayeux::json::field(msg, "ext").and_then(|ext| bayeux::json::str_field(ext, key))
 }
 
 fn encode(r: &Reply) -> Bytes {

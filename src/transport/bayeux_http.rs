@@ -5,14 +5,22 @@ use super::conn::Outcome;
 use crate::bayeux::json::BodyError;
 use crate::http::Head;
 use crate::http::form::{jsonp_escape, param, valid_jsonp_callback};
-use crate::http::response::{Response, bad_request};
-use crate::shard::{Node, Via};
+use crate::http::response::{Response, bad_request, plain};
+use crate::shard::{Node, Peer, Via};
+use std::net::IpAddr;
 use std::rc::Rc;
 
 const JSONP_DEFAULT: &str = "jsonpcallback";
 
-pub async fn respond(node: &Rc<Node>, mount: usize, head: &Head, body: Vec<u8>) -> Outcome {
+pub async fn respond(
+    node: &Rc<Node>,
+    mount: usize,
+    head: &Head,
+    body: Vec<u8>,
+    ip: Option<IpAddr>,
+) -> Outcome {
     let settings = &node.settings;
+    let auth = &settings.policy(mount).auth;
     if head.path.ends_with(".js") || head.path.ends_with(".map") {
         let mount_path = &settings.mounts[mount];
         let resp = settings.client_files.respond(
@@ -22,6 +30,9 @@ pub async fn respond(node: &Rc<Node>, mount: usize, head: &Head, body: Vec<u8>) 
             head.header_str("if-modified-since"),
         );
         return Outcome::Reply(resp);
+    }
+    if !auth.origin_ok(head.header_str("origin")) {
+        return Outcome::Reply(plain(403, "Origin not allowed"));
     }
     if head.method == "OPTIONS" || head.header_str("access-control-request-method") == Some("POST")
     {
@@ -35,12 +46,25 @@ pub async fn respond(node: &Rc<Node>, mount: usize, head: &Head, body: Vec<u8>) 
         let client_id = target.rsplit('/').next().unwrap_or_default().to_owned();
         return Outcome::EventSource { mount, client_id };
     }
-    let reply = match head.method.as_str() {
-        "GET" => jsonp(node, mount, head).await,
-        "POST" => post(node, mount, head, body).await,
-        _ => Err(()),
+    let peer = Peer {
+        ip,
+        bearer: auth.bearer_ok(head.header_str("authorization")),
     };
-    Outcome::Reply(reply.unwrap_or_else(|()| bad_request()))
+    let reply = match head.method.as_str() {
+        "GET" => jsonp(node, mount, head, peer).await,
+        "POST" => post(node, mount, head, body, peer).await,
+        _ => Err(BodyError::NotJson),
+    };
+    Outcome::Reply(reply.unwrap_or_else(refused))
+}
+
+/// The 400 of a body that is not a batch, saying why when it is a limit.
+fn refused(e: BodyError) -> Response {
+    match e {
+        BodyError::TooMany => plain(400, "Too many messages in one request"),
+        BodyError::TooDeep => plain(400, "JSON nested too deeply"),
+        _ => bad_request(),
+    }
 }
 
 fn preflight(head: &Head) -> Response {
@@ -83,22 +107,30 @@ fn lossy(bytes: Vec<u8>) -> Vec<u8> {
     }
 }
 
-async fn run(node: &Rc<Node>, mount: usize, json: Vec<u8>) -> Result<Vec<u8>, BodyError> {
-    node.process(mount, lossy(json), Via::Http).await
+async fn run(
+    node: &Rc<Node>,
+    mount: usize,
+    json: Vec<u8>,
+    peer: Peer,
+) -> Result<Vec<u8>, BodyError> {
+    node.process(mount, lossy(json), Via::Http, peer).await
 }
 
-async fn jsonp(node: &Rc<Node>, mount: usize, head: &Head) -> Result<Response, ()> {
+async fn jsonp(
+    node: &Rc<Node>,
+    mount: usize,
+    head: &Head,
+    peer: Peer,
+) -> Result<Response, BodyError> {
     let query = head.query.as_deref().unwrap_or_default().as_bytes();
-    let message = param(query, "message").ok_or(())?;
+    let message = param(query, "message").ok_or(BodyError::NotJson)?;
     let callback = param(query, "jsonp")
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| JSONP_DEFAULT.to_owned());
     if !valid_jsonp_callback(&callback) {
-        return Err(());
+        return Err(BodyError::NotJson);
     }
-    let reply = run(node, mount, message.into_bytes())
-        .await
-        .map_err(|_| ())?;
+    let reply = run(node, mount, message.into_bytes(), peer).await?;
     let reply = String::from_utf8_lossy(&reply);
     let body = format!("/**/{callback}({});", jsonp_escape(&reply));
     Ok(
@@ -114,16 +146,24 @@ fn is_json(head: &Head) -> bool {
         .is_some_and(|ct| ct.eq_ignore_ascii_case("application/json"))
 }
 
-async fn post(node: &Rc<Node>, mount: usize, head: &Head, body: Vec<u8>) -> Result<Response, ()> {
+async fn post(
+    node: &Rc<Node>,
+    mount: usize,
+    head: &Head,
+    body: Vec<u8>,
+    peer: Peer,
+) -> Result<Response, BodyError> {
     let json = if is_json(head) {
         body
     } else {
         if param(&body, "jsonp").is_some_and(|c| !c.is_empty() && !valid_jsonp_callback(&c)) {
-            return Err(());
+            return Err(BodyError::NotJson);
         }
-        param(&body, "message").ok_or(())?.into_bytes()
+        param(&body, "message")
+            .ok_or(BodyError::NotJson)?
+            .into_bytes()
     };
-    let reply = run(node, mount, json).await.map_err(|_| ())?;
+    let reply = run(node, mount, json, peer).await?;
     Ok(bayeux_response(
         head,
         "application/json; charset=utf-8",

@@ -9,7 +9,9 @@ use crate::shard::Node;
 use bytes::{Buf, BytesMut};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+use std::net::IpAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 /// What a request turned into.
 pub enum Outcome {
@@ -27,23 +29,56 @@ enum Body {
     Closed,
 }
 
+/// Reads more of a request, or gives up at `deadline` (None: the connection is idle between
+/// requests and may wait `idle` for the next one).
+async fn read_until(
+    stream: &mut TcpStream,
+    buf: BytesMut,
+    deadline: Option<Instant>,
+    idle: Duration,
+) -> Option<BytesMut> {
+    let wait = deadline.map_or(idle, |d| d.saturating_duration_since(Instant::now()));
+    match monoio::time::timeout(wait, read_more(stream, buf)).await {
+        Ok((Ok(n), b)) if n > 0 => Some(b),
+        _ => None,
+    }
+}
+
+/// Whether the connection's time ran out in the middle of a request (answer 408) rather than
+/// between requests (just close).
+fn mid_request(buf_len: usize, deadline: Option<Instant>) -> bool {
+    buf_len > 0 && deadline.is_some_and(|d| Instant::now() >= d)
+}
+
 pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     let _http = crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::Http);
     let limits = Limits::default();
+    let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
+    let (head_time, idle) = (node.settings.header_timeout, node.settings.idle_timeout);
     let mut buf = BytesMut::with_capacity(super::READ_CHUNK);
+    // A new connection owes its first request head within the header timeout.
+    let mut deadline = Some(Instant::now() + head_time);
     loop {
         let head = match parse_head(&buf, &limits) {
             Ok(Some((head, used))) => {
                 buf.advance(used);
+                deadline = None;
                 head
             }
             Ok(None) => {
-                let (res, b) = read_more(&mut stream, buf).await;
-                buf = b;
-                match res {
-                    Ok(n) if n > 0 => continue,
-                    _ => return,
+                let len = buf.len();
+                match read_until(&mut stream, buf, deadline, idle).await {
+                    Some(b) => buf = b,
+                    None => {
+                        if mid_request(len, deadline) {
+                            let timeout = plain(408, "Request timeout");
+                            let _ = write(&mut stream, timeout.header("Connection", "close")).await;
+                        }
+                        return;
+                    }
                 }
+                deadline = deadline.or_else(|| Some(Instant::now() + head_time));
+                continue;
             }
             Err(e) => {
                 let _ = write(
@@ -63,7 +98,8 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
             match mount {
                 Some(mount) => {
                     // A task of its own, so an idle socket does not keep this loop's state.
-                    let upgrade = websocket::Upgrade::from_head(&head);
+                    let ip = client_ip(&node, &head).or(peer_ip);
+                    let upgrade = websocket::Upgrade::from_head(&head, ip);
                     drop(head);
                     monoio::spawn(websocket::upgrade(node, stream, mount, upgrade, buf));
                     return;
@@ -78,14 +114,16 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
                 }
             }
         }
-        let body = match read_body(&mut stream, &mut buf, &head, node.settings.max_body).await {
+        let body_deadline = Instant::now() + head_time;
+        let max_body = node.settings.max_body;
+        let body = match read_body(&mut stream, &mut buf, &head, max_body, body_deadline).await {
             Body::Complete(b) => b,
             Body::Closed => return,
             Body::Refused(status) => {
-                let text = if status == 413 {
-                    "Request body too large"
-                } else {
-                    "Bad request"
+                let text = match status {
+                    413 => "Request body too large",
+                    408 => "Request timeout",
+                    _ => "Bad request",
                 };
                 let _ = write(
                     &mut stream,
@@ -97,7 +135,10 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
         };
         let outcome = match mount {
             None => Outcome::Reply(Response::new(404)),
-            Some(mount) => Box::pin(bayeux_http::respond(&node, mount, &head, body)).await,
+            Some(mount) => {
+                let ip = client_ip(&node, &head).or(peer_ip);
+                Box::pin(bayeux_http::respond(&node, mount, &head, body, ip)).await
+            }
         };
         match outcome {
             Outcome::EventSource { mount, client_id } => {
@@ -129,7 +170,24 @@ async fn write(stream: &mut TcpStream, resp: Response) -> std::io::Result<()> {
     res.map(|_| ())
 }
 
-async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, head: &Head, max: usize) -> Body {
+/// The client address a trusted proxy put in the configured header (its last entry, the one the
+/// proxy itself added).
+pub fn client_ip(node: &Node, head: &Head) -> Option<IpAddr> {
+    let name = node.settings.client_ip_header.as_deref()?;
+    let value = head.header_str(name)?;
+    let last = value.rsplit(',').next()?.trim();
+    last.parse::<IpAddr>()
+        .ok()
+        .or_else(|| last.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
+
+async fn read_body(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    head: &Head,
+    max: usize,
+    deadline: Instant,
+) -> Body {
     match head.body {
         BodyKind::Empty => Body::Complete(Vec::new()),
         BodyKind::Length(n) => {
@@ -140,10 +198,11 @@ async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, head: &Head, max:
                 return Body::Refused(413);
             }
             while buf.len() < n {
-                let (res, b) = read_more(stream, std::mem::take(buf)).await;
-                *buf = b;
-                if !matches!(res, Ok(k) if k > 0) {
-                    return Body::Closed;
+                match read_until(stream, std::mem::take(buf), Some(deadline), Duration::ZERO).await
+                {
+                    Some(b) => *buf = b,
+                    None if Instant::now() >= deadline => return Body::Refused(408),
+                    None => return Body::Closed,
                 }
             }
             Body::Complete(buf.split_to(n).to_vec())
@@ -157,10 +216,11 @@ async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, head: &Head, max:
                     Ok(false) => {}
                     Err(e) => return Body::Refused(e.status()),
                 }
-                let (res, b) = read_more(stream, std::mem::take(buf)).await;
-                *buf = b;
-                if !matches!(res, Ok(k) if k > 0) {
-                    return Body::Closed;
+                match read_until(stream, std::mem::take(buf), Some(deadline), Duration::ZERO).await
+                {
+                    Some(b) => *buf = b,
+                    None if Instant::now() >= deadline => return Body::Refused(408),
+                    None => return Body::Closed,
                 }
             }
         }

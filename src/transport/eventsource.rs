@@ -44,6 +44,7 @@ pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id:
         .bind_stream(mount, &client_id, outbox.clone());
     let every = node
         .settings
+        .policy(mount)
         .ping
         .unwrap_or(Duration::from_secs_f64(EVENTSOURCE_PING_SECS));
     let mut frames = Vec::new();

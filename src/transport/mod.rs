@@ -48,13 +48,18 @@ pub fn adopt(node: &Rc<Node>, fd: OwnedFd, mount: usize, kind: Adopt) {
     };
     let node = node.clone();
     match kind {
-        Adopt::WebSocket { first, leftover } => {
+        Adopt::WebSocket {
+            first,
+            leftover,
+            peer,
+        } => {
             monoio::spawn(websocket::run(
                 node,
                 stream,
                 mount,
                 BytesMut::from(&leftover[..]),
                 Some(first),
+                peer,
             ));
         }
         Adopt::EventSource { client_id } => {

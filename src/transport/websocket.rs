@@ -8,7 +8,9 @@ use crate::engine::{Outbox, OutboxKind, frame_for};
 use crate::http::Head;
 use crate::http::response::plain;
 use crate::shard::router::first_client_id;
-use crate::shard::{Adopt, Envelope, Node, Via};
+use crate::bayeux::json::BodyError;
+use crate::shard::{Adopt, Envelope, Node, Peer, Via};
+use std::net::IpAddr;
 use crate::websocket::frame::{CloseCode, Decoder, Message, Opcode, close_payload, encode};
 use crate::websocket::handshake;
 use bytes::{Bytes, BytesMut};
@@ -23,15 +25,22 @@ pub struct Upgrade {
     upgrade: Option<Vec<u8>>,
     version: Option<Vec<u8>>,
     key: Option<Vec<u8>>,
+    origin: Option<String>,
+    authorization: Option<String>,
+    ip: Option<IpAddr>,
 }
 
 impl Upgrade {
-    pub fn from_head(head: &Head) -> Upgrade {
+    pub fn from_head(head: &Head, ip: Option<IpAddr>) -> Upgrade {
         let get = |name| head.header(name).map(<[u8]>::to_vec);
+        let text = |name| head.header_str(name).map(str::to_owned);
         Upgrade {
             upgrade: get("upgrade"),
             version: get("sec-websocket-version"),
             key: get("sec-websocket-key"),
+            origin: text("origin"),
+            authorization: text("authorization"),
+            ip,
         }
     }
 }
@@ -44,6 +53,19 @@ pub async fn upgrade(
     req: Upgrade,
     leftover: BytesMut,
 ) {
+    let auth = &node.settings.policy(mount).auth;
+    if !auth.origin_ok(req.origin.as_deref()) {
+        let mut out = BytesMut::new();
+        plain(403, "Origin not allowed")
+            .header("Connection", "close")
+            .write_to(&mut out);
+        let _ = stream.write_all(out).await;
+        return;
+    }
+    let peer = Peer {
+        ip: req.ip,
+        bearer: auth.bearer_ok(req.authorization.as_deref()),
+    };
     let accepted = handshake::accept(
         req.upgrade.as_deref(),
         req.version.as_deref(),
@@ -64,7 +86,7 @@ pub async fn upgrade(
     if stream.write_all(bytes).await.0.is_err() {
         return;
     }
-    run(node, stream, mount, leftover, None).await;
+    run(node, stream, mount, leftover, None, peer).await;
 }
 
 /// Why the reader stopped.
@@ -81,6 +103,7 @@ pub async fn run(
     mount: usize,
     mut buf: BytesMut,
     first: Option<Vec<u8>>,
+    peer: Peer,
 ) {
     let _gauge =
         crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::WebSocket);
@@ -90,6 +113,7 @@ pub async fn run(
     let (mut rd, wr) = stream.into_split();
     let writer = monoio::spawn(write_loop(
         node.clone(),
+        mount,
         wr,
         outbox.clone(),
         hand_off.clone(),
@@ -97,12 +121,12 @@ pub async fn run(
     let mut decoder = Decoder::new(node.settings.max_message);
     let mut end = End::Closed;
     if let Some(text) = first {
-        end = Box::pin(on_text(&node, mount, &outbox, text)).await;
+        end = Box::pin(on_text(&node, mount, &outbox, text, peer)).await;
     }
     while matches!(end, End::Closed) && outbox.closing().is_none() {
         match decoder.decode(&mut buf) {
             Ok(Some(Message::Text(text))) => {
-                end = Box::pin(on_text(&node, mount, &outbox, text)).await
+                end = Box::pin(on_text(&node, mount, &outbox, text, peer)).await
             }
             Ok(Some(Message::Ping(payload))) => outbox.push(control(Opcode::Pong, &payload)),
             Ok(Some(Message::Close { code, .. })) => outbox.close_after_flush(code.unwrap_or(1000)),
@@ -138,6 +162,7 @@ pub async fn run(
             let kind = Adopt::WebSocket {
                 first: text,
                 leftover: buf.to_vec(),
+                peer,
             };
             node.send(to, Envelope::Adopt { fd, mount, kind });
         }
@@ -151,7 +176,13 @@ pub async fn run(
     let _ = writer.await;
 }
 
-async fn on_text(node: &Rc<Node>, mount: usize, outbox: &Rc<Outbox>, text: Vec<u8>) -> End {
+async fn on_text(
+    node: &Rc<Node>,
+    mount: usize,
+    outbox: &Rc<Outbox>,
+    text: Vec<u8>,
+    peer: Peer,
+) -> End {
     let foreign = first_client_id(&text).and_then(|c| {
         node.foreign_owner(c)
             .filter(|_| !node.engine.borrow().exists(mount, c))
@@ -162,8 +193,10 @@ async fn on_text(node: &Rc<Node>, mount: usize, outbox: &Rc<Outbox>, text: Vec<u
         return End::HandOff(to, text);
     }
     // Malformed frames are ignored and the socket stays open, as in Faye (spec 2.6).
-    match node.process(mount, text, Via::Socket(outbox.clone())).await {
+    match node.process(mount, text, Via::Socket(outbox.clone()), peer).await {
         Ok(reply) if !reply.is_empty() => outbox.push(frame_for(OutboxKind::WebSocket, &reply)),
+        // Over a limit: say so and close (1008, policy violation).
+        Err(BodyError::TooMany) => outbox.close_after_flush(CloseCode::POLICY.0),
         _ => {}
     }
     End::Closed
@@ -179,11 +212,12 @@ fn control(op: Opcode, payload: &[u8]) -> Bytes {
 /// half when the socket is being handed to another worker.
 async fn write_loop(
     node: Rc<Node>,
+    mount: usize,
     mut wr: OwnedWriteHalf<TcpStream>,
     outbox: Rc<Outbox>,
     hand_off: Rc<Cell<bool>>,
 ) -> Option<OwnedWriteHalf<TcpStream>> {
-    let ping = node.settings.ping;
+    let ping = node.settings.policy(mount).ping;
     let mut pings: u64 = 0;
     let mut frames = Vec::new();
     loop {

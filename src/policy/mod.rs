@@ -1,0 +1,314 @@
+//! What each mount allows, sans-IO: who may publish and subscribe where, which credentials are
+//! removed from deliveries, which origins may connect, and how many handshakes and sessions one
+//! address may have. Built once from the configuration; consulted by the shard layer as it runs
+//! a batch and by the transport as it accepts a request.
+
+pub mod limiter;
+pub mod pattern;
+pub mod token;
+
+use crate::bayeux::Code;
+pub use crate::bayeux::publish::Strip;
+use crate::config::{AuthMode, LimitsConfig, MountConfig};
+use std::time::Duration;
+pub use limiter::{Limiter, Refused};
+pub use pattern::ChannelSet;
+pub use token::Verifier;
+
+/// A secret from the configuration: compared in constant time, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// Constant-time comparison with what a client sent.
+    pub fn matches(&self, given: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), given.as_bytes());
+        let diff = a
+            .iter()
+            .zip(b.iter())
+            .fold(a.len() ^ b.len(), |acc, (x, y)| acc | usize::from(x ^ y));
+        diff == 0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+/// The `ext` keys that carry credentials: removed from every delivered message.
+pub const CREDENTIAL_KEYS: [&str; 2] = ["password", "token"];
+
+/// The error of a publish without the ingest secret.
+pub const INGEST_REFUSED: &str =
+    "403::Publishing needs the ingest secret (ext.password or Authorization: Bearer)";
+
+/// A mount's authentication and authorisation rules.
+#[derive(Default)]
+pub struct Auth {
+    /// Exact Node Faye behaviour: no checks, nothing stripped.
+    pub open: bool,
+    pub publish_secret: Option<Secret>,
+    pub verifier: Option<Verifier>,
+    pub protected: Vec<ChannelSet>,
+    /// Where clients (messages with a clientId, without the secret) may publish; None: anywhere
+    /// unless a publish secret is set, then nowhere.
+    pub client_publish: Option<Vec<ChannelSet>>,
+    /// Keep a publisher's `advice` in what subscribers receive.
+    pub allow_advice: bool,
+    /// Origins allowed on WebSocket upgrades and CORS requests; empty: any.
+    pub allowed_origins: Vec<String>,
+}
+
+/// What a publish presents to be let through.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    /// `ext.password` of the message.
+    pub password: Option<&'a str>,
+    /// The request carried `Authorization: Bearer <publish secret>`.
+    pub bearer: bool,
+    /// The message names a clientId.
+    pub from_client: bool,
+}
+
+impl Auth {
+    /// Whether a request's `Authorization` header carries the publish secret.
+    pub fn bearer_ok(&self, authorization: Option<&str>) -> bool {
+        let (Some(secret), Some(value)) = (&self.publish_secret, authorization) else {
+            return false;
+        };
+        let mut parts = value.splitn(2, ' ');
+        let scheme = parts.next().unwrap_or_default();
+        let token = parts.next().unwrap_or_default().trim();
+        scheme.eq_ignore_ascii_case("bearer") && secret.matches(token)
+    }
+
+    /// May this publish to `channel` go out? The error is the reply's, Faye-style.
+    pub fn publish(&self, channel: &str, cred: Credentials<'_>) -> Result<(), String> {
+        if self.open {
+            return Ok(());
+        }
+        let secret_ok = match &self.publish_secret {
+            None => return self.client_rule(channel, cred, true),
+            Some(s) => cred.bearer || cred.password.is_some_and(|p| s.matches(p)),
+        };
+        if secret_ok {
+            return Ok(());
+        }
+        if cred.from_client {
+            return self.client_rule(channel, cred, false);
+        }
+        Err(INGEST_REFUSED.to_owned())
+    }
+
+    fn client_rule(&self, channel: &str, cred: Credentials<'_>, default: bool) -> Result<(), String> {
+        if !cred.from_client {
+            return Ok(());
+        }
+        let allowed = match (&self.client_publish, ChannelSet::parse(channel)) {
+            (None, _) => default,
+            (Some(list), Some(set)) => list.iter().any(|p| p.covers(&set)),
+            (Some(_), None) => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(Code::ChannelForbidden.with(&[channel]))
+        }
+    }
+
+    /// May a client subscribe to `channel` (a valid name or pattern) with this token?
+    pub fn subscribe(&self, channel: &str, token: Option<&str>) -> Result<(), String> {
+        if self.open || self.protected.is_empty() {
+            return Ok(());
+        }
+        let Some(wanted) = ChannelSet::parse(channel) else {
+            return Ok(());
+        };
+        if !self.protected.iter().any(|p| p.meets(&wanted)) {
+            return Ok(());
+        }
+        let refusal = match &self.verifier {
+            Some(v) => match v.allows(token, &wanted) {
+                Ok(()) => return Ok(()),
+                Err(r) => r,
+            },
+            None => token::Refusal::Invalid,
+        };
+        Err(format!("403:{channel}:{}", refusal.text()))
+    }
+
+    /// Whether a request from `origin` may proceed (no Origin header: not a browser, allowed).
+    pub fn origin_ok(&self, origin: Option<&str>) -> bool {
+        if self.open || self.allowed_origins.is_empty() {
+            return true;
+        }
+        origin.is_none_or(|o| self.allowed_origins.iter().any(|a| a == o || a == "*"))
+    }
+}
+
+/// Everything one mount enforces, built once from its configuration.
+pub struct MountPolicy {
+    pub timeout: Duration,
+    pub ping: Option<Duration>,
+    pub limits: LimitsConfig,
+    pub auth: Auth,
+    /// Handshakes and live sessions per client address.
+    pub limiter: Limiter,
+}
+
+impl MountPolicy {
+    pub fn new(c: &MountConfig) -> MountPolicy {
+        let a = &c.auth;
+        let sets = |list: &[String]| list.iter().filter_map(|p| ChannelSet::parse(p)).collect();
+        let open = a.mode == AuthMode::Open;
+        MountPolicy {
+            timeout: c.timeout,
+            ping: c.ping,
+            limits: c.limits.clone(),
+            auth: Auth {
+                open,
+                publish_secret: a.publish_secret.clone(),
+                verifier: a.token_secret.as_ref().map(|s| Verifier::new(s.as_bytes())),
+                protected: sets(&a.protect),
+                client_publish: a.client_publish.as_deref().map(sets),
+                allow_advice: a.allow_advice,
+                allowed_origins: a.allowed_origins.clone(),
+            },
+            limiter: if open {
+                Limiter::new(0.0, 1, 0)
+            } else {
+                Limiter::new(
+                    c.limits.handshake_rate,
+                    c.limits.handshake_burst,
+                    c.limits.max_clients_per_ip,
+                )
+            },
+        }
+    }
+
+    /// What deliveries leave out: credentials and (unless allowed) publisher advice; nothing
+    /// in open mode.
+    pub fn strip(&self) -> Strip<'static> {
+        if self.auth.open {
+            return Strip::default();
+        }
+        Strip {
+            advice: !self.auth.allow_advice,
+            ext_keys: &CREDENTIAL_KEYS,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sets(list: &[&str]) -> Vec<ChannelSet> {
+        list.iter().map(|s| ChannelSet::parse(s).unwrap()).collect()
+    }
+
+    #[test]
+    fn publish_rules() {
+        let ingest = Credentials::default();
+        let client = Credentials {
+            from_client: true,
+            ..Credentials::default()
+        };
+        let open_door = Auth::default();
+        assert!(open_door.publish("/u/1", ingest).is_ok());
+        assert!(open_door.publish("/u/1", client).is_ok());
+
+        let auth = Auth {
+            publish_secret: Some(Secret::new("s3cret")),
+            client_publish: Some(sets(&["/chat/**"])),
+            ..Auth::default()
+        };
+        let err = auth.publish("/u/1", ingest).unwrap_err();
+        assert!(err.starts_with("403::"), "{err}");
+        let with_password = Credentials {
+            password: Some("s3cret"),
+            ..ingest
+        };
+        assert!(auth.publish("/u/1", with_password).is_ok());
+        let wrong = Credentials {
+            password: Some("s3cre"),
+            ..ingest
+        };
+        assert!(auth.publish("/u/1", wrong).is_err());
+        let bearer = Credentials {
+            bearer: true,
+            ..ingest
+        };
+        assert!(auth.publish("/u/1", bearer).is_ok());
+        assert!(auth.publish("/chat/room/1", client).is_ok());
+        assert_eq!(
+            auth.publish("/u/1", client).unwrap_err(),
+            "403:/u/1:Forbidden channel"
+        );
+        assert!(auth.bearer_ok(Some("Bearer s3cret")));
+        assert!(auth.bearer_ok(Some("bearer  s3cret")));
+        assert!(!auth.bearer_ok(Some("Bearer nope")));
+        assert!(!auth.bearer_ok(Some("Basic s3cret")));
+
+        let secret_only = Auth {
+            publish_secret: Some(Secret::new("x")),
+            ..Auth::default()
+        };
+        assert!(secret_only.publish("/chat", client).is_err());
+        let open = Auth {
+            open: true,
+            ..secret_only
+        };
+        assert!(open.publish("/chat", ingest).is_ok());
+    }
+
+    #[test]
+    fn subscribe_rules() {
+        let auth = Auth {
+            verifier: Some(Verifier::new(b"k")),
+            protected: sets(&["/users/*"]),
+            ..Auth::default()
+        };
+        let later = token::now_secs() + 600;
+        let t = token::mint(b"k", &["/users/42"], later);
+        assert!(auth.subscribe("/public", None).is_ok());
+        assert!(auth.subscribe("/users/42/x", None).is_ok());
+        assert!(auth.subscribe("/users/42", Some(&t)).is_ok());
+        assert_eq!(
+            auth.subscribe("/users/42", None).unwrap_err(),
+            "403:/users/42:Subscription needs a token"
+        );
+        assert!(auth.subscribe("/*", None).is_ok());
+        for wide in ["/users/*", "/users/**", "/**"] {
+            assert!(auth.subscribe(wide, Some(&t)).is_err(), "{wide}");
+        }
+        assert!(auth.subscribe("/users/43", Some(&t)).is_err());
+        let wide = token::mint(b"k", &["/users/*"], later);
+        assert!(auth.subscribe("/users/*", Some(&wide)).is_ok());
+    }
+
+    #[test]
+    fn origins_and_secrets() {
+        let auth = Auth {
+            allowed_origins: vec!["https://app.example.com".into()],
+            ..Auth::default()
+        };
+        assert!(auth.origin_ok(None));
+        assert!(auth.origin_ok(Some("https://app.example.com")));
+        assert!(!auth.origin_ok(Some("https://evil.example")));
+        assert_eq!(format!("{:?}", Secret::new("x")), "\"********\"");
+        assert!(Secret::new("abc").matches("abc"));
+        assert!(!Secret::new("abc").matches("abcd"));
+        assert!(!Secret::new("abc").matches(""));
+    }
+}
