@@ -78,6 +78,11 @@ pub struct Cli {
     /// override it.
     #[arg(long, env = "BAYOU_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The same TOML given inline, for platforms that pass settings only as environment
+    /// variables (an ECS task definition's `environment` or `secrets`); used when no --config
+    /// file is given.
+    #[arg(long, env = "BAYOU_CONFIG_TOML", hide_env_values = true)]
+    pub config_toml: Option<String>,
     /// Address to listen on [default: 0.0.0.0:8000].
     #[arg(long, env = "BAYOU_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -165,14 +170,22 @@ pub struct Cli {
     pub protect: Vec<String>,
     /// Channel pattern clients may publish to without the secret; repeat for several [default:
     /// anywhere without a publish secret, nowhere with one].
-    #[arg(long = "client-publish", env = "BAYOU_CLIENT_PUBLISH", value_delimiter = ',')]
+    #[arg(
+        long = "client-publish",
+        env = "BAYOU_CLIENT_PUBLISH",
+        value_delimiter = ','
+    )]
     pub client_publish: Vec<String>,
     /// Keep a publisher's `advice` in delivered messages [default: stripped].
     #[arg(long, env = "BAYOU_ALLOW_ADVICE")]
     pub allow_advice: Option<bool>,
     /// Origin allowed for WebSocket upgrades and CORS requests; repeat for several [default:
     /// any].
-    #[arg(long = "allowed-origin", env = "BAYOU_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-origin",
+        env = "BAYOU_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     pub allowed_origins: Vec<String>,
     /// Validate the configuration, print the effective settings and exit (0 valid, 2 invalid).
     #[arg(long)]
@@ -399,7 +412,11 @@ impl Config {
                 toml::from_str::<FileConfig>(&text)
                     .map_err(|e| format!("{}: {e}", path.display()))?
             }
-            None => FileConfig::default(),
+            None => match &cli.config_toml {
+                Some(text) => toml::from_str::<FileConfig>(text)
+                    .map_err(|e| format!("BAYOU_CONFIG_TOML: {e}"))?,
+                None => FileConfig::default(),
+            },
         };
         let default_listen: SocketAddr = DEFAULT_LISTEN.parse().map_err(|e| format!("{e}"))?;
         let mounts = if !cli.mounts.is_empty() {
@@ -434,7 +451,11 @@ impl Config {
         }
         let timeout = cli.timeout.or(file.timeout).unwrap_or(DEFAULT_TIMEOUT_SECS);
         let timeout = positive_secs("timeout", timeout)?;
-        let ping = cli.ping.or(file.ping).map(|p| positive_secs("ping", p)).transpose()?;
+        let ping = cli
+            .ping
+            .or(file.ping)
+            .map(|p| positive_secs("ping", p))
+            .transpose()?;
         let limits = limits_from(&cli, &file)?;
         let auth = auth_from(&cli, &file)?;
         let per_mount = mounts
@@ -578,8 +599,9 @@ fn auth_from(cli: &Cli, file: &FileConfig) -> Result<AuthConfig, String> {
 /// A secret as configured: the value itself, or `env:NAME` for the variable NAME.
 fn read_secret(what: &str, v: &str) -> Result<crate::policy::Secret, String> {
     let value = match v.strip_prefix("env:") {
-        Some(name) => std::env::var(name)
-            .map_err(|_| format!("{what} names the environment variable {name}, which is not set"))?,
+        Some(name) => std::env::var(name).map_err(|_| {
+            format!("{what} names the environment variable {name}, which is not set")
+        })?,
         None => v.to_owned(),
     };
     if value.is_empty() {
@@ -589,7 +611,10 @@ fn read_secret(what: &str, v: &str) -> Result<crate::policy::Secret, String> {
 }
 
 fn check_patterns(what: &str, list: &[String]) -> Result<(), String> {
-    match list.iter().find(|p| crate::policy::ChannelSet::parse(p).is_none()) {
+    match list
+        .iter()
+        .find(|p| crate::policy::ChannelSet::parse(p).is_none())
+    {
         Some(bad) => Err(format!("{what}: {bad:?} is not a channel name or pattern")),
         None => Ok(()),
     }
@@ -610,7 +635,10 @@ fn merge_auth(base: AuthConfig, over: &AuthFile) -> Result<AuthConfig, String> {
         allowed_origins: over.allowed_origins.clone().unwrap_or(base.allowed_origins),
     };
     check_patterns("protect", &a.protect)?;
-    check_patterns("client_publish", a.client_publish.as_deref().unwrap_or_default())?;
+    check_patterns(
+        "client_publish",
+        a.client_publish.as_deref().unwrap_or_default(),
+    )?;
     Ok(a)
 }
 

@@ -229,6 +229,10 @@ fn the_example_config_file_is_valid() {
         .env_remove("BAYOU_MOUNTS")
         .env_remove("BAYOU_WORKERS")
         .env_remove("BAYOU_DRIVER")
+        .env("PROD_PUBLISH_SECRET", "prod-publish-xyzzy")
+        .env("PROD_TOKEN_SECRET", "prod-token-xyzzy")
+        .env("STAGING_PUBLISH_SECRET", "staging-publish-xyzzy")
+        .env("STAGING_TOKEN_SECRET", "staging-token-xyzzy")
         .output()
         .unwrap();
     assert!(
@@ -242,6 +246,27 @@ fn the_example_config_file_is_valid() {
         "{text}"
     );
     assert!(text.contains("drain_secs = 20"), "{text}");
+    assert!(text.contains("[mount.\"/production/faye\"]"), "{text}");
+    assert!(text.contains("ping = 25"), "{text}");
+    assert!(
+        text.contains(r#"auth.publish_secret = "********""#),
+        "{text}"
+    );
+    assert!(!text.contains("xyzzy"), "a secret was printed:\n{text}");
+
+    // The example's secrets come from the environment; without them the file is refused.
+    let out = bayou()
+        .args(["--check-config", "--config", example])
+        .env_remove("BAYOU_MOUNTS")
+        .env_remove("PROD_PUBLISH_SECRET")
+        .env("PROD_TOKEN_SECRET", "prod-token-xyzzy")
+        .env("STAGING_PUBLISH_SECRET", "staging-publish-xyzzy")
+        .env("STAGING_TOKEN_SECRET", "staging-token-xyzzy")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PROD_PUBLISH_SECRET"), "{err}");
 }
 
 #[test]

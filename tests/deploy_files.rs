@@ -440,6 +440,32 @@ fn check_task_definition(text: &str) -> Vec<String> {
             "BAYOU_ADMIN_LISTEN must be reachable by the ALB health check: {other:?}"
         )),
     }
+    // Behind the ALB the per-address limits must see the client, not the balancer.
+    if env("BAYOU_CLIENT_IP_HEADER").as_deref() != Some("x-forwarded-for") {
+        errs.push("BAYOU_CLIENT_IP_HEADER is not x-forwarded-for".into());
+    }
+    // Secrets come from Secrets Manager, never as plain environment values.
+    let secret_names: Vec<String> = c
+        .get("secrets")
+        .and_then(|s| s.as_array())
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| x.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !secret_names.iter().any(|n| n == "BAYOU_CONFIG_TOML") {
+        errs.push("no BAYOU_CONFIG_TOML in secrets".into());
+    }
+    for plain in [
+        "BAYOU_PUBLISH_SECRET",
+        "BAYOU_TOKEN_SECRET",
+        "BAYOU_CONFIG_TOML",
+    ] {
+        if env(plain).is_some() {
+            errs.push(format!("{plain} is a plain environment value"));
+        }
+    }
     // The drain window must end before ECS sends SIGKILL.
     let stop = c.get("stopTimeout").and_then(|v| v.as_u64()).unwrap_or(0) as f64;
     match env("BAYOU_DRAIN_SECS").and_then(|d| d.parse::<f64>().ok()) {

@@ -102,7 +102,14 @@ fn long_polls_of_one_client_over_many_connections() {
 fn a_thousand_clients_over_four_workers_each_get_their_own_message_once() {
     // A thousand handshakes from one address: above the default per-address burst.
     let s = Server::start(&[
-        "--mount", M, "--timeout", "2", "--workers", "4", "--handshake-rate", "0",
+        "--mount",
+        M,
+        "--timeout",
+        "2",
+        "--workers",
+        "4",
+        "--handshake-rate",
+        "0",
     ]);
     let clients: Vec<String> = (0..1000).map(|_| s.handshake(M)).collect();
     for (i, cid) in clients.iter().enumerate() {

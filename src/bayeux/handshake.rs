@@ -57,9 +57,10 @@ pub fn refuse(reply: &mut Reply, refused: crate::policy::Refused) {
             "403::Too many handshakes from this address",
             (wait.as_millis() as u64).max(MIN_BACKOFF_MS),
         ),
-        crate::policy::Refused::TooManyClients => {
-            ("403::Too many clients from this address", CLIENTS_BACKOFF_MS)
-        }
+        crate::policy::Refused::TooManyClients => (
+            "403::Too many clients from this address",
+            CLIENTS_BACKOFF_MS,
+        ),
     };
     reply.fail(text.to_owned());
     reply.settle();

@@ -1,9 +1,9 @@
 //! JSON in and out: parsing a request body into a batch of messages (spec section 3), JS-style
 //! truthiness for the fields Faye tests with `if (x)`, and the hand-ordered reply writer.
 
-use simd_json::prelude::*;
 pub use simd_json::BorrowedValue as Value;
 use simd_json::StaticNode;
+use simd_json::prelude::*;
 
 /// Deepest nesting accepted in a request body; deeper input is refused before parsing, so that
 /// neither the parser nor the drop of a value can exhaust the stack.

@@ -71,7 +71,10 @@ pub fn delivered(msg: &Value, strip: Strip<'_>) -> Vec<u8> {
 }
 
 /// `ext` without the credential keys; None when nothing else was in it.
-fn without_keys<'v, 'a>(ext: &'v Value<'a>, keys: &[&str]) -> Option<std::borrow::Cow<'v, Value<'a>>> {
+fn without_keys<'v, 'a>(
+    ext: &'v Value<'a>,
+    keys: &[&str],
+) -> Option<std::borrow::Cow<'v, Value<'a>>> {
     let Value::Object(obj) = ext else {
         return Some(std::borrow::Cow::Borrowed(ext));
     };

@@ -55,8 +55,7 @@ impl Limiter {
     /// Admits a handshake from `ip` at `now`, counting the session it creates.
     pub fn admit(&self, ip: IpAddr, now: Instant) -> Result<(), Refused> {
         let mut st = self.lock();
-        if self.max_sessions > 0
-            && st.sessions.get(&ip).copied().unwrap_or(0) >= self.max_sessions
+        if self.max_sessions > 0 && st.sessions.get(&ip).copied().unwrap_or(0) >= self.max_sessions
         {
             return Err(Refused::TooManyClients);
         }

@@ -10,9 +10,9 @@ pub mod token;
 use crate::bayeux::Code;
 pub use crate::bayeux::publish::Strip;
 use crate::config::{AuthMode, LimitsConfig, MountConfig};
-use std::time::Duration;
 pub use limiter::{Limiter, Refused};
 pub use pattern::ChannelSet;
+use std::time::Duration;
 pub use token::Verifier;
 
 /// A secret from the configuration: compared in constant time, never printed.
@@ -110,7 +110,12 @@ impl Auth {
         Err(INGEST_REFUSED.to_owned())
     }
 
-    fn client_rule(&self, channel: &str, cred: Credentials<'_>, default: bool) -> Result<(), String> {
+    fn client_rule(
+        &self,
+        channel: &str,
+        cred: Credentials<'_>,
+        default: bool,
+    ) -> Result<(), String> {
         if !cred.from_client {
             return Ok(());
         }

@@ -151,7 +151,8 @@ mod tests {
             v.allows(Some("not.a.jwt"), &set("/users/42")),
             Err(Refusal::Invalid)
         );
-        let none_alg = "eyJhbGciOiJub25lIn0.eyJjaGFubmVscyI6Ii91c2Vycy80MiIsImV4cCI6OTk5OTk5OTk5OX0.";
+        let none_alg =
+            "eyJhbGciOiJub25lIn0.eyJjaGFubmVscyI6Ii91c2Vycy80MiIsImV4cCI6OTk5OTk5OTk5OX0.";
         assert_eq!(
             v.allows(Some(none_alg), &set("/users/42")),
             Err(Refusal::Invalid)

@@ -7,8 +7,8 @@ use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscri
 use crate::config::Settings;
 use crate::engine::{ConnectOutcome, Engine, Outbox};
 use crate::lifecycle::Lifecycle;
-use crate::policy::Credentials;
 use crate::metrics::{self, Stats, WorkerStats};
+use crate::policy::Credentials;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
@@ -500,7 +500,13 @@ impl Node {
     }
 
     /// A handshake: validated, admitted by the per-address limits, then a new session.
-    fn handshake(&self, mount: usize, msg: &bayeux::json::Value, peer: Peer, now: Instant) -> Reply {
+    fn handshake(
+        &self,
+        mount: usize,
+        msg: &bayeux::json::Value,
+        peer: Peer,
+        now: Instant,
+    ) -> Reply {
         let mut r = handshake::check(msg);
         if !r.successful {
             return r;

@@ -4,19 +4,19 @@
 //! session's deliveries are always written by the worker that holds it.
 
 use super::read_more;
+use crate::bayeux::json::BodyError;
 use crate::engine::{Outbox, OutboxKind, frame_for};
 use crate::http::Head;
 use crate::http::response::plain;
 use crate::shard::router::first_client_id;
-use crate::bayeux::json::BodyError;
 use crate::shard::{Adopt, Envelope, Node, Peer, Via};
-use std::net::IpAddr;
 use crate::websocket::frame::{CloseCode, Decoder, Message, Opcode, close_payload, encode};
 use crate::websocket::handshake;
 use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use std::cell::Cell;
+use std::net::IpAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 
@@ -193,7 +193,10 @@ async fn on_text(
         return End::HandOff(to, text);
     }
     // Malformed frames are ignored and the socket stays open, as in Faye (spec 2.6).
-    match node.process(mount, text, Via::Socket(outbox.clone()), peer).await {
+    match node
+        .process(mount, text, Via::Socket(outbox.clone()), peer)
+        .await
+    {
         Ok(reply) if !reply.is_empty() => outbox.push(frame_for(OutboxKind::WebSocket, &reply)),
         // Over a limit: say so and close (1008, policy violation).
         Err(BodyError::TooMany) => outbox.close_after_flush(CloseCode::POLICY.0),
