@@ -55,6 +55,9 @@ cargo build --release
 stage "cargo test --release --lib --bins (unit tests)"
 cargo test --release --lib --bins
 
+stage "cargo build --release --benches (the criterion benches still compile)"
+cargo build --release --benches
+
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 export BAYOU_BIN="${BAYOU_BIN:-$target_dir/release/bayou}"

@@ -57,7 +57,7 @@ fn drain_all(outboxes: &[Rc<Outbox>], frames: &mut Vec<Bytes>) -> usize {
 
 /// The baseline's frame: the delivered message encoded afresh, then framed as `[msg]`.
 fn encode_for_one(msg: &Value) -> Bytes {
-    let json = publish::delivered(msg);
+    let json = publish::delivered(msg, publish::Strip::default());
     let mut out = BytesMut::with_capacity(json.len() + 12);
     frame::text_header(json.len() + 2, &mut out);
     out.put_u8(b'[');
@@ -72,7 +72,7 @@ fn fanout(c: &mut Criterion) {
     let (mut engine, outboxes) = engine();
     let mut frames = Vec::new();
 
-    let delivered = Bytes::from(publish::delivered(&msg));
+    let delivered = Bytes::from(publish::delivered(&msg, publish::Strip::default()));
     assert_eq!(engine.deliver(0, CHANNEL, &delivered), SUBSCRIBERS);
     let ours = drain_all(&outboxes, &mut frames);
     assert_eq!(ours, SUBSCRIBERS * encode_for_one(&msg).len());
@@ -81,7 +81,7 @@ fn fanout(c: &mut Criterion) {
     g.throughput(Throughput::Elements(SUBSCRIBERS as u64));
     g.bench_function("bayou_engine_deliver", |b| {
         b.iter(|| {
-            let delivered = Bytes::from(publish::delivered(&msg));
+            let delivered = Bytes::from(publish::delivered(&msg, publish::Strip::default()));
             engine.deliver(0, CHANNEL, &delivered);
             drain_all(&outboxes, &mut frames)
         })
