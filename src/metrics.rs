@@ -20,6 +20,35 @@ pub struct MountStats {
     pub channels: AtomicU64,
     pub patterns: AtomicU64,
     pub dropped: AtomicU64,
+    /// Messages waiting in session queues for a connect (gauge).
+    pub queued: AtomicU64,
+    /// Time from a publish being accepted to its frame being written to a push socket.
+    pub write_latency: Histogram,
+}
+
+/// Upper bounds of the latency buckets, in microseconds (Prometheus `le`, plus `+Inf`).
+pub const LATENCY_BUCKETS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+    5_000_000,
+];
+
+/// A Prometheus histogram of durations, written by one worker, summed at scrape time.
+#[derive(Default)]
+pub struct Histogram {
+    /// Per bucket (not cumulative); the last counts what is above every bound.
+    buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = LATENCY_BUCKETS_US.partition_point(|&b| b < us);
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -29,6 +58,8 @@ pub struct WorkerStats {
     pub websocket_open: AtomicU64,
     pub eventsource_open: AtomicU64,
     pub mesh_full: AtomicU64,
+    /// Envelopes waiting for this worker in the mesh and in senders' overflow (gauge).
+    pub mesh_depth: AtomicU64,
     /// 1 for io_uring, 2 for epoll, 0 while starting.
     pub driver: AtomicU64,
 }
@@ -141,6 +172,40 @@ impl Stats {
         );
     }
 
+    /// One histogram per mount, its buckets summed over the workers.
+    fn histogram(
+        &self,
+        out: &mut String,
+        name: &str,
+        help: &str,
+        get: impl Fn(&MountStats) -> &Histogram,
+    ) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (i, mount) in self.mounts.iter().enumerate() {
+            let label = escape(mount);
+            let sum = |f: &dyn Fn(&Histogram) -> u64| -> u64 {
+                self.workers.iter().map(|w| f(get(&w.mounts[i]))).sum()
+            };
+            let mut cumulative = 0;
+            for (b, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
+                cumulative += sum(&|h| h.buckets[b].load(Relaxed));
+                let le = *bound as f64 / 1e6;
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{mount=\"{label}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let count = sum(&|h| h.count.load(Relaxed));
+            let seconds = sum(&|h| h.sum_us.load(Relaxed)) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{mount=\"{label}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(out, "{name}_sum{{mount=\"{label}\"}} {seconds}");
+            let _ = writeln!(out, "{name}_count{{mount=\"{label}\"}} {count}");
+        }
+    }
+
     /// Client connections open on every worker, all transports (what a drain waits for).
     pub fn open_connections(&self) -> u64 {
         let transports = [
@@ -201,6 +266,19 @@ impl Stats {
         );
         self.per_mount(
             &mut out,
+            "bayou_queued_messages",
+            "gauge",
+            "Messages waiting in session queues for their client's next connect.",
+            |m| &m.queued,
+        );
+        self.histogram(
+            &mut out,
+            "bayou_publish_to_write_seconds",
+            "From a publish accepted to its frame written to a WebSocket or EventSource.",
+            |m| &m.write_latency,
+        );
+        self.per_mount(
+            &mut out,
             "bayou_sessions",
             "gauge",
             "Live Bayeux clients.",
@@ -246,6 +324,13 @@ impl Stats {
             "Envelopes that met a full queue between workers and waited.",
             |w| &w.mesh_full,
         );
+        self.global(
+            &mut out,
+            "bayou_mesh_queue_depth",
+            "gauge",
+            "Envelopes waiting between workers (mesh queues and senders' overflow).",
+            |w| &w.mesh_depth,
+        );
         let _ = writeln!(
             out,
             "# HELP bayou_worker_driver The I/O driver of each worker (1).\n# TYPE bayou_worker_driver gauge"
@@ -262,5 +347,35 @@ impl Stats {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn histogram_is_cumulative_and_summed_over_workers() {
+        let stats = Stats::new(&["/faye".to_string()], 2);
+        let h0 = &stats.workers[0].mounts[0].write_latency;
+        let h1 = &stats.workers[1].mounts[0].write_latency;
+        h0.observe(Duration::from_micros(40));
+        h0.observe(Duration::from_micros(100));
+        h1.observe(Duration::from_millis(3));
+        h1.observe(Duration::from_secs(60));
+        let text = stats.render();
+        for line in [
+            r#"bayou_publish_to_write_seconds_bucket{mount="/faye",le="0.00005"} 1"#,
+            r#"bayou_publish_to_write_seconds_bucket{mount="/faye",le="0.0001"} 2"#,
+            r#"bayou_publish_to_write_seconds_bucket{mount="/faye",le="0.0025"} 2"#,
+            r#"bayou_publish_to_write_seconds_bucket{mount="/faye",le="0.005"} 3"#,
+            r#"bayou_publish_to_write_seconds_bucket{mount="/faye",le="5"} 3"#,
+            r#"bayou_publish_to_write_seconds_bucket{mount="/faye",le="+Inf"} 4"#,
+            r#"bayou_publish_to_write_seconds_count{mount="/faye"} 4"#,
+            r#"bayou_publish_to_write_seconds_sum{mount="/faye"} 60.00314"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
     }
 }

@@ -45,6 +45,14 @@ impl Mesh {
         }
     }
 
+    /// Envelopes waiting in the queues into worker `me`.
+    pub fn depth(&self, me: usize) -> usize {
+        self.queues[me * self.workers..(me + 1) * self.workers]
+            .iter()
+            .map(ArrayQueue::len)
+            .sum()
+    }
+
     pub fn workers(&self) -> usize {
         self.workers
     }

@@ -132,6 +132,9 @@ impl Node {
             metrics::set(&m.patterns, if self.me == 0 { patterns as u64 } else { 0 });
             metrics::set(&m.dropped, engine.dropped[mount]);
         }
+        let overflow: usize = self.overflow.borrow().iter().map(VecDeque::len).sum();
+        let depth = self.mesh.depth(self.me) + overflow;
+        metrics::set(&self.my_stats().mesh_depth, depth as u64);
     }
 
     fn deliver_here(&self, mount: usize, channel: &str, msg: &Bytes) {
