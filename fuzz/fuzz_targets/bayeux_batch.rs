@@ -27,6 +27,7 @@
 use bayou::bayeux::json::{self, Reply, parse_batch, truthy};
 use bayou::bayeux::{self, Kind, connect, disconnect, handshake, id, publish, subscribe};
 use bayou::engine::{ConnectOutcome, Engine, Outbox, OutboxKind};
+use bayou::policy::{Auth, CREDENTIAL_KEYS, ChannelSet, Credentials, Secret, Strip, Verifier};
 use bayou::shard::owner;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
@@ -60,7 +61,33 @@ struct HeldConnect {
     hold: Duration,
 }
 
+/// What a delivered message must never carry in secure mode: credentials and publisher advice.
+fn assert_stripped(delivered: &[u8]) {
+    let v: serde_json::Value = serde_json::from_slice(delivered).expect("delivered JSON");
+    assert!(v.get("advice").is_none(), "{v}");
+    assert!(v.get("clientId").is_none(), "{v}");
+    if let Some(ext) = v.get("ext").and_then(|e| e.as_object()) {
+        for key in CREDENTIAL_KEYS {
+            assert!(!ext.contains_key(key), "{v}");
+        }
+    }
+}
+
+/// The secure rules the handlers run under: a publish secret, client publishing to `/chat/**`
+/// only, and `/users/**` behind HS256 tokens.
+fn secure_auth() -> Auth {
+    let set = |s: &str| ChannelSet::parse(s).expect("valid pattern");
+    Auth {
+        publish_secret: Some(Secret::new("s")),
+        verifier: Some(Verifier::new(b"k")),
+        protected: vec![set("/users/**")],
+        client_publish: Some(vec![set("/chat/**")]),
+        ..Auth::default()
+    }
+}
+
 struct Cluster {
+    auth: Auth,
     engines: Vec<Engine>,
     now: Instant,
     /// Newest last.
@@ -74,6 +101,7 @@ struct Cluster {
 impl Cluster {
     fn new() -> Cluster {
         let mut cluster = Cluster {
+            auth: secure_auth(),
             engines: (0..WORKERS)
                 .map(|w| Engine::new(w, WORKERS, MOUNTS, TIMEOUT))
                 .collect(),
@@ -222,7 +250,25 @@ impl Cluster {
                 }
             }
             kind @ (Kind::Subscribe | Kind::Unsubscribe) => {
-                let (r, channels) = subscribe::check(msg, |c| engine.exists(mount, c));
+                let token = json::field(msg, "ext").and_then(|e| json::str_field(e, "token"));
+                let auth = &self.auth;
+                let (r, channels) = subscribe::check_with(
+                    msg,
+                    |c| engine.exists(mount, c),
+                    |name, _| {
+                        if kind == Kind::Subscribe {
+                            auth.subscribe(name, token)
+                        } else {
+                            Ok(())
+                        }
+                    },
+                );
+                if kind == Kind::Subscribe {
+                    // Nothing protected is subscribed without a valid token.
+                    for ch in &channels {
+                        assert!(auth.subscribe(ch, token).is_ok(), "{ch}");
+                    }
+                }
                 if let Some(cid) = json::str_field(msg, "clientId") {
                     if kind == Kind::Subscribe {
                         engine.subscribe(mount, cid, &channels);
@@ -244,8 +290,28 @@ impl Cluster {
             }
             Kind::ForbiddenMeta => bayeux::forbidden_meta(msg),
             Kind::Publish => match publish::check(msg) {
-                Ok((r, name)) => {
-                    self.publish(mount, name, Bytes::from(publish::delivered(msg)));
+                Ok((mut r, name)) => {
+                    let cred = Credentials {
+                        password: json::field(msg, "ext")
+                            .and_then(|e| json::str_field(e, "password")),
+                        bearer: false,
+                        from_client: json::truthy_field(msg, "clientId").is_some(),
+                    };
+                    match self.auth.publish(name, cred) {
+                        Ok(()) => {
+                            let strip = Strip {
+                                advice: true,
+                                ext_keys: &CREDENTIAL_KEYS,
+                            };
+                            let delivered = publish::delivered(msg, strip);
+                            assert_stripped(&delivered);
+                            self.publish(mount, name, Bytes::from(delivered));
+                        }
+                        Err(e) => {
+                            r.fail(e);
+                            r.settle();
+                        }
+                    }
                     r
                 }
                 Err(r) => {
