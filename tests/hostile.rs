@@ -345,6 +345,41 @@ fn idle_keep_alive_connection_is_closed() {
     w.receives_after(&s, "after an idle connection");
 }
 
+/// The header timeout runs from the first byte of every request head, not only the first one
+/// on a connection: a keep-alive connection that starts a second head and stalls gets 408 too,
+/// whether the partial head arrives on its own or right behind the first request.
+#[test]
+fn partial_second_head_on_a_keep_alive_connection_gets_408() {
+    if skip_against_faye("Bayou's --header-timeout") {
+        return;
+    }
+    // The idle timeout is longer, so only the header timeout can explain a 408.
+    let s = start(&["--header-timeout", "1", "--idle-timeout", "3"]);
+    let mut w = Witness::long_poll(&s);
+    let body = publish_body("/first");
+    let first = build_request(
+        "POST",
+        M,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    let partial = format!("POST {M} HTTP/1.1\r\nHost: x\r\n");
+
+    let mut apart = s.conn();
+    apart.send(&first);
+    assert_published(&apart.read_response(), "/first");
+    apart.send(partial.as_bytes());
+    assert_plain(&apart.read_response(), 408, "Request timeout");
+    assert!(apart.at_eof());
+
+    let mut behind = s.conn();
+    behind.send(&[first.as_slice(), partial.as_bytes()].concat());
+    assert_published(&behind.read_response(), "/first");
+    assert_plain(&behind.read_response(), 408, "Request timeout");
+    assert!(behind.at_eof());
+    w.receives_after(&s, "after partial second heads");
+}
+
 #[test]
 fn stalled_body_gets_408() {
     if skip_against_faye("Bayou's --header-timeout") {
@@ -691,6 +726,33 @@ fn clients_per_address_limit_and_release_on_disconnect() {
     let reply = s.bayeux(M, &handshake_msg("4"));
     handshake_refused(&reply[0], "403::Too many clients from this address");
     w.receives_after(&s, "after too many clients");
+}
+
+#[test]
+fn clients_per_address_counts_websocket_sessions() {
+    if skip_against_faye("Faye has no per-address client limit") {
+        return;
+    }
+    let s = start(&["--max-clients-per-ip", "2", "--handshake-rate", "0"]);
+    let mut w = Witness::long_poll(&s);
+    let mut ws = Ws::connect(&s, M);
+    let ws_handshake = json!([{"channel": "/meta/handshake", "version": "1.0",
+        "supportedConnectionTypes": ["websocket"], "id": "1"}]);
+    ws.send_json(&ws_handshake);
+    let reply = ws.read_json();
+    let cid = reply[0]["clientId"].as_str().expect("clientId").to_string();
+    // The witness and the WebSocket client: the address is full, on either transport.
+    let reply = s.bayeux(M, &handshake_msg("3"));
+    handshake_refused(&reply[0], "403::Too many clients from this address");
+    ws.send_json(&ws_handshake);
+    handshake_refused(
+        &ws.read_json()[0],
+        "403::Too many clients from this address",
+    );
+    ws.send_json(&json!([{"channel": "/meta/disconnect", "clientId": cid.as_str(), "id": "d"}]));
+    assert_eq!(ws.read_json()[0]["successful"].as_bool(), Some(true));
+    s.handshake(M);
+    w.receives_after(&s, "after WebSocket handshakes");
 }
 
 #[test]
