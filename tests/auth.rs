@@ -49,8 +49,11 @@ fn publish_reply(channel: &str, error: Option<&str>) -> Value {
     json!([reply])
 }
 
+/// Extra request headers, name and value.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 /// POSTs `body` to `mount` with extra headers and returns the reply array.
-fn bayeux_with(s: &Server, mount: &str, body: &Value, headers: &[(&str, &str)]) -> Value {
+fn bayeux_with(s: &Server, mount: &str, body: &Value, headers: Headers) -> Value {
     let resp = s.post(
         mount,
         Some("application/json"),
@@ -501,6 +504,15 @@ fn only_allowed_origins_may_connect() {
     );
     assert_envelope(&resp, JSON_TYPE, Some(app));
     assert_eq!(resp.json()[0]["successful"].as_bool(), Some(true));
+    let preflight = build_request(
+        "OPTIONS",
+        M,
+        &[("Origin", app), ("Access-Control-Request-Method", "POST")],
+        b"",
+    );
+    let resp = s.request(&preflight);
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.header("access-control-allow-origin"), Some(app));
     let (_, mut ws) = Ws::connect_with(&s, M, &[("Origin", app)]);
     ws.send_text(&handshake);
     assert_eq!(ws.read_json()[0]["successful"].as_bool(), Some(true));
@@ -564,7 +576,7 @@ fn each_mount_has_its_own_secret() {
         |password: &str, data: &str| msg("/news", data, json!({"ext": {"password": password}}));
     let refused = publish_reply("/news", Some(INGEST_REFUSED));
     let ok = publish_reply("/news", None);
-    let cases: [(&str, Value, &[(&str, &str)], &Value); 6] = [
+    let cases: [(&str, Value, Headers, &Value); 6] = [
         (
             "/a",
             with("secret-of-b-7c2", "b's secret on a"),
