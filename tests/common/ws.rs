@@ -86,6 +86,11 @@ impl Ws {
         self.conn.send(&frame);
     }
 
+    /// Writes `bytes` as they are: for frames the server must refuse (unmasked, reserved bits).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.conn.send(bytes);
+    }
+
     pub fn send_text(&mut self, text: &str) {
         self.send_frame(OP_TEXT, text.as_bytes());
     }
