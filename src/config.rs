@@ -409,12 +409,10 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| format!("{}: {e}", path.display()))?
+                parse_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
             }
             None => match &cli.config_toml {
-                Some(text) => toml::from_str::<FileConfig>(text)
-                    .map_err(|e| format!("BAYOU_CONFIG_TOML: {e}"))?,
+                Some(text) => parse_toml(text).map_err(|e| format!("BAYOU_CONFIG_TOML: {e}"))?,
                 None => FileConfig::default(),
             },
         };
@@ -508,6 +506,32 @@ impl Config {
             per_mount,
         })
     }
+}
+
+/// Parses the TOML settings. The error names the line and the problem but never quotes the
+/// file, which may hold secrets.
+fn parse_toml(text: &str) -> Result<FileConfig, String> {
+    toml::from_str::<FileConfig>(text).map_err(|e| {
+        let Some(span) = e.span() else {
+            return e.message().to_owned();
+        };
+        let n = text
+            .bytes()
+            .take(span.start)
+            .filter(|&b| b == b'\n')
+            .count();
+        // The key (left of `=`) of the offending line, never its value.
+        let key = text
+            .lines()
+            .nth(n)
+            .and_then(|l| l.split('=').next())
+            .map(str::trim)
+            .unwrap_or_default();
+        if key.contains("secret") || key.contains("CONFIG_TOML") {
+            return format!("line {}, {key}: invalid value (not shown: a secret)", n + 1);
+        }
+        format!("line {}, {key}: {}", n + 1, e.message())
+    })
 }
 
 fn positive_secs(what: &str, v: f64) -> Result<Duration, String> {

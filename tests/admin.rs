@@ -306,3 +306,23 @@ fn the_readme_run_command_picks_the_server() {
         "Cargo.toml needs default-run"
     );
 }
+
+#[test]
+fn a_config_error_never_quotes_a_secret() {
+    if skip_against_faye("Faye has no configuration file") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("bayou-secret-err-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[auth]\npublish_secret = 987654321\n").unwrap();
+    let out = bayou()
+        .args(["--check-config", "--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2, publish_secret"), "{err}");
+    assert!(!err.contains("987654321"), "the secret was printed: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -67,6 +67,11 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
             }
             Ok(None) => {
                 let len = buf.len();
+                // Part of a head is already here (pipelined after the last request): the header
+                // timeout runs from now, not the idle one.
+                if len > 0 && deadline.is_none() {
+                    deadline = Some(Instant::now() + head_time);
+                }
                 match read_until(&mut stream, buf, deadline, idle).await {
                     Some(b) => buf = b,
                     None => {
