@@ -33,7 +33,8 @@ n() { echo $(( $1 * PCT / 100 > 0 ? $1 * PCT / 100 : 1 )); }
 
 # name | what it measures | bayou-bench arguments
 scenarios=(
-  "conns|idle clients: set-up CPU and memory|conns --clients $(n 5000) --hold 2 --concurrency 200"
+  "conns|idle clients: set-up CPU and memory|conns --clients $(n 15000) --hold 2 --concurrency 200"
+  "ramp|reconnect storm: every client at once|ramp --clients $(n 2000)"
   "fanout-rate|fan-out, 1 channel x 1,000 subscribers, 20 publishes/s (20k deliveries/s)|fanout --clients $(n 1000) --messages $(n 200) --rate 20 --plot @PLOT@"
   "fanout-max|fan-out at the highest rate, deliveries queueing per socket|fanout --clients $(n 1000) --messages $(n 300) --publishers 4"
   "users|notifications, one POST per message|users --clients $(n 2000) --messages $(n 20000) --publishers 4"

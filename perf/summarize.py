@@ -24,7 +24,7 @@ def load_report(sc, srv):
         return None
 
 
-SCENARIOS = ["conns", "fanout-rate", "fanout-max", "users", "users-batch", "users-steady",
+SCENARIOS = ["conns", "ramp", "fanout-rate", "fanout-max", "users", "users-batch", "users-steady",
              "longpoll"]
 R = {(sc, srv): load_report(sc, srv) for sc in SCENARIOS for srv in SERVERS}
 
@@ -132,9 +132,9 @@ for sc in SCENARIOS:
       f"rate {'max' if not r0['rate'] else fmt(r0['rate'], 0) + '/s'}")
     p("")
     p("| server | reached | delivered / expected | lost | dup | publish errors | deliveries/s | "
-      "p50 ms | p90 | p99 | p99.9 | max | set-up/s | CPU-us per client | per delivery | "
+      "p50 ms | p90 | p99 | p99.9 | max | set-up/s | set-up p99 ms | CPU-us per client | per delivery | "
       "per message | per POST | server % core | harness % core | bytes/client |")
-    p("|---|" + "---|" * 19)
+    p("|---|" + "---|" * 20)
     for srv, r in rows:
         lat = [fmt(r[k] / 1000, 2) for k in ("latency_p50_us", "latency_p90_us", "latency_p99_us",
                                              "latency_p999_us", "latency_max_us")]
@@ -142,7 +142,8 @@ for sc in SCENARIOS:
         p(f"| {NAMES[srv]}{flag} | {r['reached']:,} | {r['delivered']:,} / {r['expected']:,} | "
           f"{r['lost']} | {r['duplicated']} | {r['publish_errors']} | "
           f"{fmt(r['deliveries_per_sec'], 0)} | " + " | ".join(lat) + " | "
-          f"{fmt(r['setup_per_sec'], 0)} | {fmt(r['server_cpu_us_per_client'])} | "
+          f"{fmt(r['setup_per_sec'], 0)} | {fmt(r['setup_p99_us'] / 1000, 1)} | "
+          f"{fmt(r['server_cpu_us_per_client'])} | "
           f"{fmt(r['server_cpu_us_per_delivery'], 2)} | {fmt(r['server_cpu_us_per_message'], 2)} | "
           f"{fmt(r['server_cpu_us_per_post'], 1)} | {fmt(r['server_core_pct'], 0)} | "
           f"{fmt(r['harness_core_pct'], 0)} | {fmt(r['server_bytes_per_client'], 0)} |")

@@ -19,6 +19,8 @@ mod scan;
 mod sys;
 mod wire;
 
+use bayou::config::Driver;
+use bayou::shard::worker;
 use clap::{Parser, ValueEnum};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -119,6 +121,9 @@ pub struct Args {
     /// `"aborted":true`; the process exits regardless 30 s later.
     #[arg(long, visible_alias = "deadline", default_value_t = 300)]
     pub max_secs: u64,
+    /// I/O driver of the harness's own runtime (each process runs one thread).
+    #[arg(long, value_enum, default_value = "epoll")]
+    pub harness_driver: Driver,
     /// Allow a target that is not on the loopback interface.
     #[arg(long)]
     pub allow_remote: bool,
@@ -181,15 +186,23 @@ fn main() -> ExitCode {
         eprintln!("bayou-bench: --max-secs exceeded by 30 s; exiting");
         std::process::exit(3);
     });
-    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()
-        .expect("a monoio runtime");
+    let driver = args.harness_driver;
     if args.child_index.is_some() {
-        rt.block_on(run::child(args, target));
-        return ExitCode::SUCCESS;
+        return match worker::block_on(driver, |_| run::child(args, target)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bayou-bench: runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
-    let (report, latency) = rt.block_on(run::parent(&args, target));
+    let (report, latency) = match worker::block_on(driver, |_| run::parent(&args, target)) {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("bayou-bench: runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(path) = &args.plot {
         let title = format!(
             "{} {}: publish-to-delivery latency",
