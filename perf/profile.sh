@@ -13,6 +13,7 @@
 # Installs what it needs: Debian's linux-perf (apt-get) and inferno (cargo install, from
 # crates.io). Bayou is rebuilt into target/profiling with frame pointers and line tables so
 # the call graphs are complete; the bench itself is the normal release build.
+# NAME.top.txt has the self time per symbol and the inclusive time per frame.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ $# -ge 1 ]] || { sed -n '2,16p' "$0"; exit 2; }
@@ -58,9 +59,14 @@ target/release/bayou-bench "$scenario" "$@" --url "$url" --pid "$server" --max-s
 kill -INT "$recorder"; wait "$recorder" || true
 kill "$server"; wait "$server" 2>/dev/null || true
 
-perf report -i "$OUT/$name.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
-  | grep -v '^$' | head -80 >"$OUT/$name.top.txt"
 perf script -i "$OUT/$name.data" 2>/dev/null | inferno-collapse-perf >"$OUT/$name.folded"
+{
+  echo "## self time (perf report --no-children)"
+  perf report -i "$OUT/$name.data" --no-children -g none --percent-limit 0.7 --sort dso,symbol \
+    --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' || true
+  echo; echo "## inclusive time per frame (perf/folded-top.py)"
+  python3 perf/folded-top.py "$OUT/$name.folded" 60
+} >"$OUT/$name.top.txt"
 inferno-flamegraph --title "$name: bayou-bench $scenario $*" <"$OUT/$name.folded" >"$OUT/$name.svg"
 rm -f "$OUT/$name.data"
 echo "flamegraph: $OUT/$name.svg; hottest symbols: $OUT/$name.top.txt" >&2
