@@ -18,11 +18,26 @@ impl Bar {
     }
 
     pub fn show(&mut self, phase: &str, done: u64, total: u64) {
-        if !self.on
-            || self
-                .last
-                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
         {
+            return;
+        }
+        self.draw(phase, done, total);
+    }
+
+    /// Draws the phase's final state and ends its line.
+    pub fn finish(&mut self, phase: &str, done: u64, total: u64) {
+        self.draw(phase, done, total);
+        if self.on {
+            let _ = writeln!(std::io::stderr());
+        }
+        self.last = None;
+    }
+
+    fn draw(&mut self, phase: &str, done: u64, total: u64) {
+        if !self.on {
             return;
         }
         self.last = Some(Instant::now());
@@ -36,12 +51,5 @@ impl Bar {
         let mut err = std::io::stderr();
         let _ = write!(err, "\r{phase:<10} [{bar}] {done}/{total}   ");
         let _ = err.flush();
-    }
-
-    /// Ends the phase's line.
-    pub fn finish(&mut self) {
-        if self.on && self.last.take().is_some() {
-            let _ = writeln!(std::io::stderr());
-        }
     }
 }

@@ -48,12 +48,20 @@ pub enum Scenario {
 /// Every scenario sets up its subscribers, then publishes through the HTTP ingest (POST a JSON
 /// array of publish messages to the mount, no handshake) and reports deliveries/s,
 /// publish-to-delivery latency percentiles, lost and duplicated messages, and the CPU used by
-/// the server (--pid, from /proc/<pid>/stat) and by the harness itself (getrusage), so a run
-/// shows when the harness, not the server, is the bottleneck.
+/// the server (--pid: the run times in /proc/<pid>/task/*/schedstat, else utime+stime of
+/// /proc/<pid>/stat) and by the harness itself (getrusage), so a run shows when the harness,
+/// not the server, is the bottleneck. Server CPU over the set-up phase is divided by the
+/// clients set up; over the publishing phase (until the last delivery) by the deliveries, the
+/// messages and the POSTs.
+///
+/// Each published `data` is {"s":SEQ,"t":MICROS} (plus "p" padding with --size): a sequence
+/// number and the send time on the machine's monotonic clock, so every subscriber books which
+/// of its messages arrived, how often, and how late.
 ///
 /// Output: a human table on stdout, and always, as the last line of stdout, one JSON object
 /// with every figure (--json prints only that line). A progress bar goes to stderr when it is
-/// a terminal or with --progress.
+/// a terminal or with --progress. Exit status: 0 when the run completed, 1 when it was cut
+/// short by --max-secs or no client set up, 2 for bad arguments.
 #[derive(Debug, Parser)]
 #[command(args_override_self = true, verbatim_doc_comment)]
 pub struct Args {

@@ -210,7 +210,7 @@ pub fn plot_svg(h: &Histogram<u64>, title: &str) -> String {
     const B: f64 = 50.0;
     let nines = 5.0; // up to 99.999%
     let max_ms = (h.max().max(1) as f64 / 1000.0) * 1.1;
-    let x = |p: f64| L + (W - L - 20.0) * ((1.0 / (1.0 - p)).log10() / nines).min(1.0);
+    let x = |p: f64| L + (W - L - 40.0) * ((1.0 / (1.0 - p)).log10() / nines).min(1.0);
     let y = |v_ms: f64| H - B - (H - B - 30.0) * (v_ms / max_ms);
     let mut svg = String::new();
     let _ = write!(
@@ -227,7 +227,7 @@ pub fn plot_svg(h: &Histogram<u64>, title: &str) -> String {
         svg,
         r#"<line x1="{L}" y1="{0}" x2="{1}" y2="{0}" stroke="black"/><line x1="{L}" y1="30" x2="{L}" y2="{0}" stroke="black"/>"#,
         H - B,
-        W - 20.0
+        W - 40.0
     );
     for (i, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
         .iter()

@@ -120,7 +120,7 @@ async fn wait_for(
         let (n, total) = count(&p);
         bar.show(phase, n, total);
         if done(&p) || Instant::now() >= until || subs.broken() {
-            bar.finish();
+            bar.finish(phase, n, total);
             return p;
         }
         monoio::time::sleep(Duration::from_millis(5)).await;
@@ -188,8 +188,13 @@ pub async fn parent(args: &Args, target: Target) -> (Report, Histogram<u64>) {
 
     // 2. Hold.
     let hold = Duration::from_secs_f64(args.hold_secs().max(0.0));
-    let hold_end = (Instant::now() + hold).min(deadline);
-    wait_for(&subs, &mut bar, "hold", hold_end, |_| false, |_| (0, 0)).await;
+    let hold_start = Instant::now();
+    let hold_end = (hold_start + hold).min(deadline);
+    if !hold.is_zero() {
+        let ms = |d: Duration| d.as_millis() as u64;
+        let count = |_: &Progress| (ms(hold_start.elapsed()).min(ms(hold)), ms(hold));
+        wait_for(&subs, &mut bar, "hold (ms)", hold_end, |_| false, count).await;
+    }
     r.server_rss_kib_after = pid.and_then(rss_kib);
     if let (Some(b), Some(a)) = (r.server_rss_kib_before, r.server_rss_kib_after) {
         r.server_bytes_per_client =
