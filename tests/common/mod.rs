@@ -182,6 +182,11 @@ impl Server {
         addr.trim().parse().expect("admin address")
     }
 
+    /// The server process's id (for tools that read /proc/<pid>).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:PORT<path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
