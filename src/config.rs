@@ -22,6 +22,10 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// Largest WebSocket message accepted, in bytes.
 pub const DEFAULT_MAX_MESSAGE: usize = 1024 * 1024;
+/// Most output a WebSocket may have waiting, in bytes, before it is cut as a slow consumer.
+pub const DEFAULT_MAX_PENDING: usize = 4 * 1024 * 1024;
+/// Without `ping_timeout`, a pinged WebSocket is closed after this many ping intervals of silence.
+pub const DEFAULT_PING_TIMEOUT_INTERVALS: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,7 +49,8 @@ pub enum LogFormat {
 #[command(version, about, long_about = None)]
 pub struct Cli {
     /// TOML file with any of the settings below (keys: listen, mounts, workers, timeout, ping,
-    /// client_js, driver, max_body, max_message, admin_listen, drain_secs). Flags and environment variables
+    /// client_js, driver, max_body, max_message, admin_listen, drain_secs, ping_timeout,
+    /// max_pending). Flags and environment variables
     /// override it.
     #[arg(long, env = "BAYOU_CONFIG")]
     pub config: Option<PathBuf>,
@@ -66,6 +71,15 @@ pub struct Cli {
     /// WebSocket, 10 for EventSource].
     #[arg(long, env = "BAYOU_PING")]
     pub ping: Option<f64>,
+    /// Seconds a pinged WebSocket may stay silent (no frame at all, pong or other) before it
+    /// is closed with 1001; checked at each ping, so rounded up to whole ping intervals
+    /// [default: twice --ping; unused without --ping].
+    #[arg(long, env = "BAYOU_PING_TIMEOUT")]
+    pub ping_timeout: Option<f64>,
+    /// Most output bytes a WebSocket may have waiting; a client that falls further behind is
+    /// disconnected (close 1008) and its session queues for its next connect [default: 4194304].
+    #[arg(long, env = "BAYOU_MAX_PENDING")]
+    pub max_pending: Option<usize>,
     /// Directory holding the Faye browser client (the `client/` folder of the faye npm package),
     /// served at <mount>/client.js [default: none; client.js then answers 404].
     #[arg(long, env = "BAYOU_CLIENT_JS")]
@@ -116,6 +130,8 @@ pub struct FileConfig {
     pub max_message: Option<usize>,
     pub admin_listen: Option<SocketAddr>,
     pub drain_secs: Option<f64>,
+    pub ping_timeout: Option<f64>,
+    pub max_pending: Option<usize>,
 }
 
 /// The effective configuration.
@@ -132,6 +148,9 @@ pub struct Config {
     pub max_message: usize,
     pub admin_listen: SocketAddr,
     pub drain: Duration,
+    /// Silence after a ping that closes a WebSocket (set exactly when `ping` is).
+    pub ping_timeout: Option<Duration>,
+    pub max_pending: usize,
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration, String> {
@@ -170,6 +189,12 @@ impl Config {
             format!("max_message = {}", self.max_message),
             format!("admin_listen = {}", self.admin_listen),
             format!("drain_secs = {}", self.drain.as_secs_f64()),
+            format!(
+                "ping_timeout = {}",
+                self.ping_timeout
+                    .map_or("none".to_owned(), |p| format!("{}", p.as_secs_f64()))
+            ),
+            format!("max_pending = {}", self.max_pending),
         ]
         .join("\n")
     }
@@ -215,6 +240,12 @@ impl Config {
             Some(_) => return Err("ping must be above 0 seconds".into()),
             None => None,
         };
+        let ping_timeout = match (ping, cli.ping_timeout.or(file.ping_timeout)) {
+            (Some(_), Some(t)) if t > 0.0 => Some(secs("ping_timeout", t)?),
+            (_, Some(t)) if t <= 0.0 => return Err("ping_timeout must be above 0 seconds".into()),
+            (Some(p), _) => Some(p * DEFAULT_PING_TIMEOUT_INTERVALS),
+            (None, _) => None,
+        };
         Ok(Config {
             listen: cli.listen.or(file.listen).unwrap_or(default_listen),
             mounts,
@@ -238,6 +269,11 @@ impl Config {
                 Some(a) => a,
                 None => DEFAULT_ADMIN_LISTEN.parse().map_err(|e| format!("{e}"))?,
             },
+            ping_timeout,
+            max_pending: cli
+                .max_pending
+                .or(file.max_pending)
+                .unwrap_or(DEFAULT_MAX_PENDING),
         })
     }
 }
@@ -266,8 +302,11 @@ pub struct Settings {
     /// `advice.interval` in milliseconds (Faye's engine interval; 0).
     pub interval_ms: u64,
     pub ping: Option<Duration>,
+    pub ping_timeout: Option<Duration>,
     pub max_body: usize,
     pub max_message: usize,
+    /// Most output a WebSocket may have waiting, in bytes.
+    pub max_pending: usize,
     pub client_files: StaticFiles,
 }
 
@@ -278,8 +317,10 @@ impl Settings {
             timeout: config.timeout,
             interval_ms: 0,
             ping: config.ping,
+            ping_timeout: config.ping_timeout,
             max_body: config.max_body,
             max_message: config.max_message,
+            max_pending: config.max_pending,
             client_files: StaticFiles::load(config.client_js.as_deref())?,
         })
     }
@@ -315,8 +356,10 @@ mod tests {
             timeout: Duration::from_secs(45),
             interval_ms: 0,
             ping: None,
+            ping_timeout: None,
             max_body: 1,
             max_message: 1,
+            max_pending: 1,
             client_files: StaticFiles::default(),
         }
     }

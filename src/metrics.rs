@@ -18,6 +18,10 @@ pub struct MountStats {
     pub channels: AtomicU64,
     pub patterns: AtomicU64,
     pub dropped: AtomicU64,
+    /// WebSockets cut because their pending output went over `--max-pending`.
+    pub slow_consumers: AtomicU64,
+    /// WebSockets closed because no frame arrived within `--ping-timeout` of a ping.
+    pub ping_timeouts: AtomicU64,
 }
 
 #[derive(Default)]
@@ -26,6 +30,8 @@ pub struct WorkerStats {
     pub http_open: AtomicU64,
     pub websocket_open: AtomicU64,
     pub eventsource_open: AtomicU64,
+    /// Open WebSockets that are parked (no task; part of `websocket_open`).
+    pub websocket_parked: AtomicU64,
     pub mesh_full: AtomicU64,
     /// 1 for io_uring, 2 for epoll, 0 while starting.
     pub driver: AtomicU64,
@@ -82,6 +88,10 @@ impl WorkerStats {
 
 pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
+}
+
+pub fn sub(gauge: &AtomicU64, n: u64) {
+    gauge.fetch_sub(n, Relaxed);
 }
 
 pub fn set(gauge: &AtomicU64, n: u64) {
@@ -192,6 +202,20 @@ impl Stats {
         );
         self.per_mount(
             &mut out,
+            "bayou_slow_consumer_disconnects_total",
+            "counter",
+            "WebSockets disconnected because their pending output went over the bound.",
+            |m| &m.slow_consumers,
+        );
+        self.per_mount(
+            &mut out,
+            "bayou_websocket_ping_timeouts_total",
+            "counter",
+            "WebSockets closed because no frame answered a ping in time.",
+            |m| &m.ping_timeouts,
+        );
+        self.per_mount(
+            &mut out,
             "bayou_sessions",
             "gauge",
             "Live Bayeux clients.",
@@ -230,6 +254,13 @@ impl Stats {
             let total: u64 = self.workers.iter().map(|w| w.gauge(t).load(Relaxed)).sum();
             let _ = writeln!(out, "bayou_connections{{transport=\"{name}\"}} {total}");
         }
+        self.global(
+            &mut out,
+            "bayou_websockets_parked",
+            "gauge",
+            "Open WebSockets with nothing to read or write, held without a task.",
+            |w| &w.websocket_parked,
+        );
         self.global(
             &mut out,
             "bayou_mesh_backpressure_total",

@@ -10,7 +10,7 @@ pub mod signal;
 use crate::bayeux::{channel, id};
 use bytes::{BufMut, Bytes, BytesMut};
 pub use interest::WorkerSet;
-pub use outbox::{Kind as OutboxKind, Outbox};
+pub use outbox::{Doorbell, Kind as OutboxKind, Outbox};
 use session::{Pending, Session, Target};
 pub use signal::Signal;
 use slab::Slab;

@@ -1,8 +1,10 @@
-//! WebSocket connections (spec 2.6): a reader task decoding frames and running each text
-//! message as a Bayeux batch, a writer task draining the outbox in one write per wake-up.
-//! When a message names a session of another worker, the socket moves to that worker, so a
-//! session's deliveries are always written by the worker that holds it.
+//! WebSocket connections (spec 2.6). While a socket has work, a reader task decodes frames and
+//! runs each text message as a Bayeux batch, and a writer task drains the outbox in one write
+//! per wake-up. When both are idle the socket parks in the worker's table (`park.rs`) and its
+//! tasks end. When a message names a session of another worker, the socket moves to that
+//! worker, so a session's deliveries are always written by the worker that holds it.
 
+use super::park::{self, Live, Parker};
 use super::read_more;
 use crate::engine::{Outbox, OutboxKind, frame_for};
 use crate::http::Head;
@@ -12,10 +14,9 @@ use crate::shard::{Adopt, Envelope, Node, Via};
 use crate::websocket::frame::{CloseCode, Decoder, Message, Opcode, close_payload, encode};
 use crate::websocket::handshake;
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
-use std::cell::Cell;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 
 /// The headers of an upgrade request that matter.
@@ -70,53 +71,141 @@ pub async fn upgrade(
 /// Why the reader stopped.
 enum End {
     Closed,
+    /// Nothing to read or write: hand the socket to the worker's table.
+    Park,
     /// The socket must move to this worker, starting with this message.
     HandOff(usize, Vec<u8>),
 }
 
-/// Runs an upgraded socket; `first` is a message another worker read but did not handle.
+/// What a socket's tasks need besides the stream.
+pub struct Parts {
+    pub parker: Rc<Parker>,
+    pub key: u32,
+    pub mount: usize,
+    pub outbox: Rc<Outbox>,
+    pub live: Rc<Live>,
+}
+
+/// Runs a new upgraded socket; `first` is a message another worker read but did not handle.
 pub async fn run(
     node: Rc<Node>,
     stream: TcpStream,
     mount: usize,
-    mut buf: BytesMut,
+    buf: BytesMut,
     first: Option<Vec<u8>>,
 ) {
-    let _gauge =
-        crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::WebSocket);
-    let outbox = Rc::new(Outbox::new(node.socket_id(), OutboxKind::WebSocket));
-    node.register_socket(&outbox);
-    let hand_off = Rc::new(Cell::new(false));
-    let (mut rd, wr) = stream.into_split();
-    let writer = monoio::spawn(write_loop(
-        node.clone(),
-        wr,
-        outbox.clone(),
-        hand_off.clone(),
-    ));
+    let parker = park::get();
+    let fd = stream.as_raw_fd();
+    let outbox = match parker.insert(&node, fd, mount, |key| {
+        park::outbox(&node, &parker.bell, key)
+    }) {
+        Ok(outbox) => outbox,
+        Err(e) => {
+            tracing::warn!(worker = node.me, error = %e, "could not watch a WebSocket");
+            return;
+        }
+    };
+    let live = Rc::new(Live::default());
+    parker.activate(&node, outbox.key, live.clone());
+    let parts = Parts {
+        key: outbox.key,
+        parker,
+        mount,
+        outbox,
+        live,
+    };
+    serve(node, stream, parts, buf, first).await;
+}
+
+/// Runs an active socket until it closes, parks or moves to another worker.
+pub async fn serve(
+    node: Rc<Node>,
+    stream: TcpStream,
+    parts: Parts,
+    buf: BytesMut,
+    first: Option<Vec<u8>>,
+) {
+    let (rd, wr) = stream.into_split();
+    let writer = monoio::spawn(write_loop(wr, parts.outbox.clone(), parts.live.clone()));
+    let (end, rd, buf) = Box::pin(read_loop(&node, &parts, rd, buf, first)).await;
+    if matches!(end, End::Closed) {
+        return close(&node, &parts, Some(writer), rd).await;
+    }
+    parts.live.stop_writer.set(true);
+    parts.outbox.signal.notify();
+    let Some(wr) = writer.await else {
+        return close(&node, &parts, None, rd).await;
+    };
+    let stream = match rd.reunite(wr) {
+        Ok(stream) => stream,
+        Err(halves) => return close(&node, &parts, None, halves.0).await,
+    };
+    match end {
+        End::Park => {
+            let fd = stream.into_raw_fd();
+            parts.parker.park(&node, parts.key, fd, &parts.live);
+        }
+        End::HandOff(to, text) => {
+            parts.parker.remove(&node, parts.key);
+            // SAFETY: the stream gave up its descriptor, which nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
+            let kind = Adopt::WebSocket {
+                first: text,
+                leftover: buf.to_vec(),
+            };
+            let mount = parts.mount;
+            node.send(to, Envelope::Adopt { fd, mount, kind });
+        }
+        End::Closed => {}
+    }
+}
+
+/// Ends a closed socket: unbinds it, lets the writer finish (a close frame), and takes it out
+/// of the table while `rd` still holds the descriptor open.
+async fn close(
+    node: &Rc<Node>,
+    parts: &Parts,
+    writer: Option<monoio::task::JoinHandle<Option<OwnedWriteHalf<TcpStream>>>>,
+    rd: OwnedReadHalf<TcpStream>,
+) {
+    if parts.outbox.closing().is_none() {
+        parts.outbox.close_after_flush(CloseCode::NORMAL.0);
+    }
+    node.engine.borrow_mut().socket_gone(parts.outbox.id);
+    if let Some(writer) = writer {
+        drop(writer.await);
+    }
+    parts.parker.remove(node, parts.key);
+    drop(rd);
+}
+
+/// Decodes and handles frames until the socket closes, idles or must move.
+async fn read_loop(
+    node: &Rc<Node>,
+    parts: &Parts,
+    mut rd: OwnedReadHalf<TcpStream>,
+    mut buf: BytesMut,
+    first: Option<Vec<u8>>,
+) -> (End, OwnedReadHalf<TcpStream>, BytesMut) {
+    let outbox = &parts.outbox;
     let mut decoder = Decoder::new(node.settings.max_message);
     let mut end = End::Closed;
     if let Some(text) = first {
-        end = Box::pin(on_text(&node, mount, &outbox, text)).await;
+        end = on_text(node, parts.mount, outbox, text).await;
     }
     while matches!(end, End::Closed) && outbox.closing().is_none() {
-        match decoder.decode(&mut buf) {
-            Ok(Some(Message::Text(text))) => {
-                end = Box::pin(on_text(&node, mount, &outbox, text)).await
+        let msg = match decoder.decode(&mut buf) {
+            Ok(Some(msg)) => msg,
+            Err(code) => {
+                outbox.close_after_flush(code.0);
+                break;
             }
-            Ok(Some(Message::Ping(payload))) => outbox.push(control(Opcode::Pong, &payload)),
-            Ok(Some(Message::Close { code, .. })) => outbox.close_after_flush(code.unwrap_or(1000)),
-            Ok(Some(Message::Binary(_) | Message::Pong(_))) => {}
-            Err(code) => outbox.close_after_flush(code.0),
             Ok(None) => {
                 if buf.is_empty() && decoder.is_idle() {
-                    // Idle: hold no read buffer while waiting (a readiness poll needs none).
+                    // Idle: hold no read buffer while waiting.
                     buf = BytesMut::new();
-                    // SAFETY: waiting for readiness touches no buffer and runs beside the writer
-                    // exactly as a read would; monoio's split halves share the stream this way.
-                    let stream = unsafe { &*rd.0.get() };
-                    if stream.readable(false).await.is_err() {
-                        break;
+                    if wait_input(parts).await == Idle::Park {
+                        return (End::Park, rd, buf);
                     }
                 }
                 let (res, b) = read_more(&mut rd, buf).await;
@@ -124,31 +213,46 @@ pub async fn run(
                 if !matches!(res, Ok(n) if n > 0) {
                     break;
                 }
+                continue;
             }
+        };
+        parts.parker.heard(parts.key);
+        match msg {
+            Message::Text(text) => end = on_text(node, parts.mount, outbox, text).await,
+            Message::Ping(payload) => outbox.push(control(Opcode::Pong, &payload)),
+            Message::Close { code, .. } => outbox.close_after_flush(code.unwrap_or(1000)),
+            Message::Binary(_) | Message::Pong(_) => {}
         }
     }
-    if let End::HandOff(to, text) = end {
-        node.unregister_socket(outbox.id);
-        hand_off.set(true);
-        outbox.signal.notify();
-        if let Some(wr) = writer.await
-            && let Ok(stream) = rd.reunite(wr)
-        {
-            let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
-            let kind = Adopt::WebSocket {
-                first: text,
-                leftover: buf.to_vec(),
-            };
-            node.send(to, Envelope::Adopt { fd, mount, kind });
+    (end, rd, buf)
+}
+
+#[derive(PartialEq, Eq)]
+enum Idle {
+    Input,
+    Park,
+}
+
+/// Waits until the socket turns readable, or until nothing is left to write (park). An input
+/// signal from before the wait counts: the one-shot watch fired, so bytes are waiting.
+async fn wait_input(parts: &Parts) -> Idle {
+    let live = &parts.live;
+    if parts.parker.arm(parts.key).is_err() {
+        // Without the watch, wait in a read.
+        return Idle::Input;
+    }
+    std::future::poll_fn(|cx| {
+        if live.input.poll_fired(cx) {
+            return std::task::Poll::Ready(Idle::Input);
         }
-        return;
-    }
-    if outbox.closing().is_none() {
-        outbox.close_after_flush(CloseCode::NORMAL.0);
-    }
-    node.engine.borrow_mut().socket_gone(outbox.id);
-    node.unregister_socket(outbox.id);
-    let _ = writer.await;
+        let _ = live.writer_idle.poll_fired(cx);
+        if parts.outbox.is_idle() {
+            std::task::Poll::Ready(Idle::Park)
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 async fn on_text(node: &Rc<Node>, mount: usize, outbox: &Rc<Outbox>, text: Vec<u8>) -> End {
@@ -162,45 +266,42 @@ async fn on_text(node: &Rc<Node>, mount: usize, outbox: &Rc<Outbox>, text: Vec<u
         return End::HandOff(to, text);
     }
     // Malformed frames are ignored and the socket stays open, as in Faye (spec 2.6).
-    match node.process(mount, text, Via::Socket(outbox.clone())).await {
+    match Box::pin(node.process(mount, text, Via::Socket(outbox.clone()))).await {
         Ok(reply) if !reply.is_empty() => outbox.push(frame_for(OutboxKind::WebSocket, &reply)),
         _ => {}
     }
     End::Closed
 }
 
-fn control(op: Opcode, payload: &[u8]) -> Bytes {
+pub fn control(op: Opcode, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(payload.len() + 2);
     encode(&mut out, op, payload);
     out.freeze()
 }
 
-/// Writes whatever is queued, pings when configured, and closes when asked. Returns the write
-/// half when the socket is being handed to another worker.
+/// Writes whatever is queued and closes when asked. Returns the write half when the reader
+/// asks for it back (to park or hand the socket over).
 async fn write_loop(
-    node: Rc<Node>,
     mut wr: OwnedWriteHalf<TcpStream>,
     outbox: Rc<Outbox>,
-    hand_off: Rc<Cell<bool>>,
+    live: Rc<Live>,
 ) -> Option<OwnedWriteHalf<TcpStream>> {
-    let ping = node.settings.ping;
-    let mut pings: u64 = 0;
     let mut frames = Vec::new();
     loop {
-        match ping {
-            Some(every) => {
-                if monoio::time::timeout(every, outbox.signal.wait())
-                    .await
-                    .is_err()
-                {
-                    pings += 1;
-                    outbox.push(control(Opcode::Ping, pings.to_string().as_bytes()));
-                }
-            }
-            None => outbox.signal.wait().await,
+        outbox.signal.wait().await;
+        if outbox.aborted() {
+            // The table cuts the connection.
+            return None;
         }
         outbox.drain(&mut frames);
-        if !frames.is_empty() && write_frames(&mut wr, &mut frames).await.is_err() {
+        if !frames.is_empty() {
+            let res = write_frames(&mut wr, &mut frames).await;
+            outbox.written();
+            if res.is_err() {
+                return None;
+            }
+        }
+        if outbox.aborted() {
             return None;
         }
         if let Some(code) = outbox.closing() {
@@ -218,8 +319,11 @@ async fn write_loop(
             let _ = wr.shutdown().await;
             return None;
         }
-        if hand_off.get() {
+        if live.stop_writer.get() {
             return Some(wr);
+        }
+        if outbox.is_idle() {
+            live.writer_idle.notify();
         }
     }
 }
