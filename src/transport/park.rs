@@ -239,6 +239,7 @@ impl Parker {
             Ok(stream) => {
                 let parts = websocket::Parts {
                     parker: self.clone(),
+                    fd,
                     key,
                     mount,
                     outbox,

@@ -80,6 +80,8 @@ enum End {
 /// What a socket's tasks need besides the stream.
 pub struct Parts {
     pub parker: Rc<Parker>,
+    /// The socket (owned by the stream while the socket is active).
+    pub fd: std::os::fd::RawFd,
     pub key: u32,
     pub mount: usize,
     pub outbox: Rc<Outbox>,
@@ -109,6 +111,7 @@ pub async fn run(
     parker.activate(&node, outbox.key, live.clone());
     let parts = Parts {
         key: outbox.key,
+        fd,
         parker,
         mount,
         outbox,
@@ -207,6 +210,14 @@ async fn read_loop(
                     if wait_input(parts).await == Idle::Park {
                         return (End::Park, rd, buf);
                     }
+                    // Readiness can be stale (it fired for bytes already read): take what is
+                    // there without waiting, and wait again if nothing is.
+                    match recv_now(parts.fd, &mut buf) {
+                        Ok(0) => break,
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(_) => break,
+                    }
                 }
                 let (res, b) = read_more(&mut rd, buf).await;
                 buf = b;
@@ -227,6 +238,32 @@ async fn read_loop(
     (end, rd, buf)
 }
 
+/// Reads what the socket holds now, without blocking; `WouldBlock` when it holds nothing.
+fn recv_now(fd: std::os::fd::RawFd, buf: &mut BytesMut) -> std::io::Result<usize> {
+    buf.reserve(super::READ_CHUNK);
+    let spare = buf.spare_capacity_mut();
+    loop {
+        // SAFETY: the kernel writes at most `spare.len()` bytes into the spare capacity.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            // SAFETY: the first `n` spare bytes were just written.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            return Ok(n as usize);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 #[derive(PartialEq, Eq)]
 enum Idle {
     Input,
@@ -245,7 +282,8 @@ async fn wait_input(parts: &Parts) -> Idle {
         if live.input.poll_fired(cx) {
             return std::task::Poll::Ready(Idle::Input);
         }
-        let _ = live.writer_idle.poll_fired(cx);
+        // Consume any notification and leave the waker registered for the next one.
+        while live.writer_idle.poll_fired(cx) {}
         if parts.outbox.is_idle() {
             std::task::Poll::Ready(Idle::Park)
         } else {
