@@ -24,6 +24,8 @@ const PARKED: u8 = 1;
 const RUNG: u8 = 2;
 /// Aborted (over its limit, or cut by its owner): nothing more is queued or written.
 const ABORTED: u8 = 4;
+/// The socket may park: it rings this worker's doorbell.
+const RINGS: u8 = 8;
 
 /// The outboxes of one worker that need their owner's attention: parked sockets with
 /// something to write or close, and aborted sockets. Keys are the sockets' table slots.
@@ -33,7 +35,17 @@ pub struct Doorbell {
     pub signal: Signal,
 }
 
+thread_local! {
+    /// The doorbell of the worker running on this thread.
+    static BELL: Rc<Doorbell> = Rc::new(Doorbell::default());
+}
+
 impl Doorbell {
+    /// This worker's doorbell.
+    pub fn current() -> Rc<Doorbell> {
+        BELL.with(Rc::clone)
+    }
+
     fn ring(&self, key: u32) {
         self.keys.borrow_mut().push(key);
         self.signal.notify();
@@ -53,41 +65,37 @@ pub struct Outbox {
     flags: Cell<u8>,
     close: Cell<Option<u16>>,
     queue: RefCell<VecDeque<Bytes>>,
-    queued_bytes: Cell<usize>,
+    queued_bytes: Cell<u32>,
     /// Bytes drained by the writer and not yet reported written.
-    writing: Cell<usize>,
+    writing: Cell<u32>,
     /// Most bytes queued plus being written before the socket is aborted.
-    limit: usize,
+    limit: u32,
     pub signal: Signal,
-    bell: Option<Rc<Doorbell>>,
+    /// The session this socket is bound to, as (mount, slot); the engine keeps it.
+    pub(crate) binding: Cell<Option<(u32, u32)>>,
 }
 
 impl Outbox {
     /// An outbox with no limit and no doorbell, written by a task for its whole life.
     pub fn new(id: u64, kind: Kind) -> Outbox {
-        Outbox::with_bell(id, kind, 0, usize::MAX, None)
+        Outbox::with_bell(id, kind, 0, usize::MAX, false)
     }
 
-    /// An outbox whose socket may park: `key` is its slot in the worker's socket table.
-    pub fn with_bell(
-        id: u64,
-        kind: Kind,
-        key: u32,
-        limit: usize,
-        bell: Option<Rc<Doorbell>>,
-    ) -> Outbox {
+    /// An outbox whose socket may park (`bell`: it rings this worker's [`Doorbell`]): `key` is
+    /// its slot in the worker's socket table, `limit` caps its pending output.
+    pub fn with_bell(id: u64, kind: Kind, key: u32, limit: usize, bell: bool) -> Outbox {
         Outbox {
             id,
             kind,
             key,
-            flags: Cell::new(0),
+            flags: Cell::new(if bell { RINGS } else { 0 }),
             close: Cell::new(None),
             queue: RefCell::new(VecDeque::new()),
             queued_bytes: Cell::new(0),
             writing: Cell::new(0),
-            limit,
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
             signal: Signal::default(),
-            bell,
+            binding: Cell::new(None),
         }
     }
 
@@ -97,11 +105,9 @@ impl Outbox {
 
     /// Rings the doorbell once until the owner handles it.
     fn ring(&self) {
-        if let Some(bell) = &self.bell
-            && !self.has(RUNG)
-        {
+        if self.has(RINGS) && !self.has(RUNG) {
             self.flags.set(self.flags.get() | RUNG);
-            bell.ring(self.key);
+            BELL.with(|bell| bell.ring(self.key));
         }
     }
 
@@ -109,13 +115,14 @@ impl Outbox {
         if self.has(ABORTED) {
             return;
         }
-        let queued = self.queued_bytes.get() + frame.len();
-        if queued + self.writing.get() > self.limit {
+        let queued = u64::from(self.queued_bytes.get()) + frame.len() as u64;
+        if queued + u64::from(self.writing.get()) > u64::from(self.limit) {
             self.abort(1008);
             self.ring();
             return;
         }
-        self.queued_bytes.set(queued);
+        // Below the limit, so it fits.
+        self.queued_bytes.set(queued as u32);
         self.queue.borrow_mut().push_back(frame);
         self.notify();
     }
@@ -133,8 +140,8 @@ impl Outbox {
     pub fn drain(&self, into: &mut Vec<Bytes>) {
         let mut q = self.queue.borrow_mut();
         into.extend(q.drain(..));
-        self.writing
-            .set(self.writing.get() + self.queued_bytes.replace(0));
+        let drained = self.queued_bytes.replace(0);
+        self.writing.set(self.writing.get().saturating_add(drained));
         if q.capacity() > 16 {
             q.shrink_to_fit();
         }
@@ -152,18 +159,20 @@ impl Outbox {
         }
         let mut q = self.queue.borrow_mut();
         for f in frames.into_iter().rev() {
-            self.queued_bytes.set(self.queued_bytes.get() + f.len());
+            let len = u32::try_from(f.len()).unwrap_or(u32::MAX);
+            self.queued_bytes
+                .set(self.queued_bytes.get().saturating_add(len));
             q.push_front(f);
         }
     }
 
     pub fn queued_bytes(&self) -> usize {
-        self.queued_bytes.get()
+        self.queued_bytes.get() as usize
     }
 
     /// Bytes drained by a writer and not yet written.
     pub fn writing(&self) -> usize {
-        self.writing.get()
+        self.writing.get() as usize
     }
 
     /// Nothing queued, nothing being written, no close asked for.
@@ -205,6 +214,12 @@ impl Outbox {
     /// The socket's tasks ended: from now on pushes ring the doorbell.
     pub fn park(&self) {
         self.flags.set(self.flags.get() | PARKED);
+        let mut q = self.queue.borrow_mut();
+        if q.is_empty() && q.capacity() > 0 {
+            // An idle socket keeps no queue buffer.
+            *q = VecDeque::new();
+        }
+        drop(q);
         if !self.is_idle() || self.aborted() {
             self.ring();
         }
@@ -230,9 +245,8 @@ mod tests {
     use super::*;
 
     fn outbox(limit: usize) -> (Rc<Doorbell>, Outbox) {
-        let bell = Rc::new(Doorbell::default());
-        let out = Outbox::with_bell(1, Kind::WebSocket, 7, limit, Some(bell.clone()));
-        (bell, out)
+        let out = Outbox::with_bell(1, Kind::WebSocket, 7, limit, true);
+        (Doorbell::current(), out)
     }
 
     fn rung(bell: &Doorbell) -> Vec<u32> {

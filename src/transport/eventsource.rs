@@ -63,6 +63,6 @@ pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id:
             break;
         }
     }
-    node.engine.borrow_mut().socket_gone(outbox.id);
+    node.engine.borrow_mut().socket_gone(&outbox);
     node.unregister_socket(outbox.id);
 }

@@ -94,7 +94,7 @@ pub fn start(node: &Rc<Node>) -> std::io::Result<()> {
     let parker = Rc::new(Parker {
         epoll: waiter.as_raw_fd(),
         table: RefCell::new(Slab::new()),
-        bell: Rc::new(Doorbell::default()),
+        bell: Doorbell::current(),
         tick: Cell::new(0),
     });
     PARKER.with(|p| *p.borrow_mut() = Some(parker.clone()));
@@ -256,7 +256,7 @@ impl Parker {
             Err(e) => {
                 // The descriptor was closed with the failed stream.
                 tracing::warn!(worker = node.me, error = %e, "could not resume a WebSocket");
-                node.engine.borrow_mut().socket_gone(outbox.id);
+                node.engine.borrow_mut().socket_gone(&outbox);
                 self.remove(node, key);
             }
         }
@@ -472,13 +472,13 @@ async fn ping_loop(node: Rc<Node>, parker: Rc<Parker>, every: Duration, limit: u
     }
 }
 
-/// The outbox of a new WebSocket at `key`, bounded as configured and rung through `bell`.
-pub fn outbox(node: &Node, bell: &Rc<Doorbell>, key: u32) -> Outbox {
+/// The outbox of a new WebSocket at `key`, bounded as configured, ringing this worker's bell.
+pub fn outbox(node: &Node, key: u32) -> Outbox {
     Outbox::with_bell(
         node.socket_id(),
         OutboxKind::WebSocket,
         key,
         node.settings.max_pending,
-        Some(bell.clone()),
+        true,
     )
 }

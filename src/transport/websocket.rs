@@ -98,9 +98,7 @@ pub async fn run(
 ) {
     let parker = park::get();
     let fd = stream.as_raw_fd();
-    let outbox = match parker.insert(&node, fd, mount, |key| {
-        park::outbox(&node, &parker.bell, key)
-    }) {
+    let outbox = match parker.insert(&node, fd, mount, |key| park::outbox(&node, key)) {
         Ok(outbox) => outbox,
         Err(e) => {
             tracing::warn!(worker = node.me, error = %e, "could not watch a WebSocket");
@@ -174,7 +172,7 @@ async fn close(
     if parts.outbox.closing().is_none() {
         parts.outbox.close_after_flush(CloseCode::NORMAL.0);
     }
-    node.engine.borrow_mut().socket_gone(parts.outbox.id);
+    node.engine.borrow_mut().socket_gone(&parts.outbox);
     if let Some(writer) = writer {
         drop(writer.await);
     }
@@ -299,7 +297,7 @@ async fn on_text(node: &Rc<Node>, mount: usize, outbox: &Rc<Outbox>, text: Vec<u
             .filter(|_| !node.engine.borrow().exists(mount, c))
     });
     if let Some(to) = foreign
-        && !node.engine.borrow().is_bound(outbox.id)
+        && !node.engine.borrow().is_bound(outbox)
     {
         return End::HandOff(to, text);
     }
