@@ -143,6 +143,9 @@ fn disconnect_closes_the_bound_socket() {
 #[test]
 fn idle_client_records_stay_small() {
     // An idle client is mostly these; see perf/RESULTS.md before letting them grow.
-    let sizes = (std::mem::size_of::<Session>(), std::mem::size_of::<Outbox>());
+    let sizes = (
+        std::mem::size_of::<Session>(),
+        std::mem::size_of::<Outbox>(),
+    );
     assert!(sizes.0 <= 128 && sizes.1 <= 112, "{sizes:?}");
 }
