@@ -71,7 +71,8 @@ pub struct Session {
     /// Channels and patterns, sharing their text with the worker's subscription index.
     pub subscriptions: Box<[Rc<str>]>,
     /// Delivered messages (encoded objects) waiting for a connect, oldest first; boxed, as
-    /// a client with a socket never needs one.
+    /// a client with a socket never needs one (8 bytes in every session instead of 32).
+    #[allow(clippy::box_collection)]
     queue: Option<Box<VecDeque<Bytes>>>,
     pub pending: Option<Pending>,
     pub socket: Option<Rc<Outbox>>,
@@ -163,7 +164,10 @@ impl Subscribers {
     pub fn remove(&mut self, slot: u32) -> Option<bool> {
         match self {
             Subscribers::One(s) => (*s == slot).then_some(true),
-            Subscribers::Many(set) => set.remove(&slot).then(|| set.is_empty()),
+            Subscribers::Many(set) => {
+                let removed = set.remove(&slot);
+                removed.then_some(set.is_empty())
+            }
         }
     }
 
