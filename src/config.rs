@@ -76,8 +76,9 @@ pub struct Cli {
     /// [default: twice --ping; unused without --ping].
     #[arg(long, env = "BAYOU_PING_TIMEOUT")]
     pub ping_timeout: Option<f64>,
-    /// Most output bytes a WebSocket may have waiting; a client that falls further behind is
-    /// disconnected (close 1008) and its session queues for its next connect [default: 4194304].
+    /// Most output bytes a WebSocket may have waiting (each frame counts its length plus 32);
+    /// a client that falls further behind is disconnected (close 1008) and its session queues
+    /// for its next connect [default: 4194304].
     #[arg(long, env = "BAYOU_MAX_PENDING")]
     pub max_pending: Option<usize>,
     /// Directory holding the Faye browser client (the `client/` folder of the faye npm package),

@@ -4,7 +4,9 @@
 //!
 //! Pending output is bounded: a push that takes the frames queued plus those being written over
 //! the outbox's limit aborts the socket instead (the queue is freed at once and the doorbell
-//! rung, so the socket's owner can cut the connection even while a write is stuck).
+//! rung, so the socket's owner can cut the connection even while a write is stuck). Each frame
+//! is charged its length plus [`FRAME_OVERHEAD`], so the bound holds for memory even when many
+//! sockets share one fan-out frame or frames are tiny.
 
 use super::signal::Signal;
 use bytes::Bytes;
@@ -17,6 +19,9 @@ pub enum Kind {
     WebSocket,
     EventSource,
 }
+
+/// Bytes charged per queued frame on top of its length: its `Bytes` handle in the queue.
+pub const FRAME_OVERHEAD: usize = std::mem::size_of::<Bytes>();
 
 /// The socket has no task: pushes ring the doorbell.
 const PARKED: u8 = 1;
@@ -65,8 +70,9 @@ pub struct Outbox {
     flags: Cell<u8>,
     close: Cell<Option<u16>>,
     queue: RefCell<VecDeque<Bytes>>,
+    /// Bytes charged for the frames queued (lengths plus overhead).
     queued_bytes: Cell<u32>,
-    /// Bytes drained by the writer and not yet reported written.
+    /// Bytes charged for the frames drained by the writer and not yet reported written.
     writing: Cell<u32>,
     /// Most bytes queued plus being written before the socket is aborted.
     limit: u32,
@@ -115,7 +121,8 @@ impl Outbox {
         if self.has(ABORTED) {
             return;
         }
-        let queued = u64::from(self.queued_bytes.get()) + frame.len() as u64;
+        let cost = (frame.len() + FRAME_OVERHEAD) as u64;
+        let queued = u64::from(self.queued_bytes.get()) + cost;
         if queued + u64::from(self.writing.get()) > u64::from(self.limit) {
             self.abort(1008);
             self.ring();
@@ -159,7 +166,7 @@ impl Outbox {
         }
         let mut q = self.queue.borrow_mut();
         for f in frames.into_iter().rev() {
-            let len = u32::try_from(f.len()).unwrap_or(u32::MAX);
+            let len = u32::try_from(f.len() + FRAME_OVERHEAD).unwrap_or(u32::MAX);
             self.queued_bytes
                 .set(self.queued_bytes.get().saturating_add(len));
             q.push_front(f);
@@ -277,14 +284,15 @@ mod tests {
 
     #[test]
     fn over_the_limit_aborts_and_frees_the_queue() {
-        let (bell, out) = outbox(10);
+        let (bell, out) = outbox(10 + 3 * FRAME_OVERHEAD);
         out.push(Bytes::from_static(b"123456"));
         let mut frames = Vec::new();
         out.drain(&mut frames);
-        assert_eq!(out.writing(), 6);
-        out.push(Bytes::from_static(b"1234"));
-        assert!(!out.aborted());
+        assert_eq!(out.writing(), 6 + FRAME_OVERHEAD);
         out.push(Bytes::from_static(b"1"));
+        out.push(Bytes::from_static(b"123"));
+        assert!(!out.aborted());
+        out.push(Bytes::from_static(b""));
         assert!(out.aborted());
         assert_eq!((out.queued_bytes(), out.closing()), (0, Some(1008)));
         assert_eq!(rung(&bell), vec![7]);
@@ -300,6 +308,6 @@ mod tests {
         let mut frames = Vec::new();
         out.drain(&mut frames);
         assert_eq!(frames, vec!["a", "b", "c"]);
-        assert_eq!(out.writing(), 3);
+        assert_eq!(out.writing(), 3 * (1 + FRAME_OVERHEAD));
     }
 }

@@ -19,7 +19,8 @@
 //!
 //! Drivers: a parked descriptor belongs to this table alone. On epoll, monoio's registration
 //! ends when the stream is taken apart (`into_raw_fd` deregisters it) and is made again on
-//! promotion, so a parked fd is never registered twice or left behind. On io_uring a socket
+//! promotion, so a parked fd is never registered twice or left behind (an *active* socket is in
+//! both sets: the runtime's for its reads and writes, this table's for its reader's idle wait). On io_uring a socket
 //! parks only with no operation in flight: its reader waits for input through this table's
 //! epoll set, never through a cancellable runtime poll, and its writer is waiting on a signal.
 

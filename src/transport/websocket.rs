@@ -364,21 +364,38 @@ async fn write_loop(
     }
 }
 
-/// One write for everything queued.
+/// Most bytes copied into one coalesced write: a slow consumer's writer holds at most this
+/// much of its own while blocked (frames are otherwise shared with other sockets).
+const COALESCE_MAX: usize = 64 * 1024;
+
+/// Writes everything queued: small frames coalesced into one write of up to `COALESCE_MAX`
+/// bytes, a larger frame as it is.
 pub async fn write_frames<W: AsyncWriteRent>(
     wr: &mut W,
     frames: &mut Vec<Bytes>,
 ) -> std::io::Result<()> {
-    let res = if frames.len() == 1 {
-        let frame = frames.pop().unwrap_or_default();
-        wr.write_all(frame).await.0
-    } else {
-        let mut out = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
-        for f in frames.drain(..) {
-            out.extend_from_slice(&f);
-        }
-        wr.write_all(out).await.0
-    };
+    let res = write_batches(wr, frames).await;
     frames.clear();
-    res.map(|_| ())
+    res
+}
+
+async fn write_batches<W: AsyncWriteRent>(wr: &mut W, frames: &[Bytes]) -> std::io::Result<()> {
+    let mut i = 0;
+    while i < frames.len() {
+        let (mut j, mut size) = (i + 1, frames[i].len());
+        while j < frames.len() && size + frames[j].len() <= COALESCE_MAX {
+            size += frames[j].len();
+            j += 1;
+        }
+        let res = if j == i + 1 {
+            wr.write_all(frames[i].clone()).await.0
+        } else {
+            let mut out = BytesMut::with_capacity(size);
+            frames[i..j].iter().for_each(|f| out.extend_from_slice(f));
+            wr.write_all(out).await.0
+        };
+        res?;
+        i = j;
+    }
+    Ok(())
 }
