@@ -40,6 +40,10 @@ pub const DEFAULT_HEADER_TIMEOUT_SECS: f64 = 10.0;
 /// Seconds an idle keep-alive HTTP connection stays open: above the 60 s idle timeout of AWS
 /// load balancers, so the balancer, not Bayou, closes first.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: f64 = 75.0;
+/// Most output a WebSocket may have waiting, in bytes, before it is cut as a slow consumer.
+pub const DEFAULT_MAX_PENDING: usize = 4 * 1024 * 1024;
+/// Without `ping_timeout`, a pinged WebSocket is closed after this many ping intervals of silence.
+pub const DEFAULT_PING_TIMEOUT_INTERVALS: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -74,7 +78,8 @@ pub enum LogFormat {
 #[command(version, about, long_about = None)]
 pub struct Cli {
     /// TOML file with any of the settings below (keys: listen, mounts, workers, timeout, ping,
-    /// client_js, driver, max_body, max_message, admin_listen, drain_secs). Flags and environment variables
+    /// client_js, driver, max_body, max_message, admin_listen, drain_secs, ping_timeout,
+    /// max_pending). Flags and environment variables
     /// override it.
     #[arg(long, env = "BAYOU_CONFIG")]
     pub config: Option<PathBuf>,
@@ -100,6 +105,16 @@ pub struct Cli {
     /// WebSocket, 10 for EventSource].
     #[arg(long, env = "BAYOU_PING")]
     pub ping: Option<f64>,
+    /// Seconds a pinged WebSocket may stay silent (no frame at all, pong or other) before it
+    /// is closed with 1001; checked at each ping, so rounded up to whole ping intervals
+    /// [default: twice --ping; unused without --ping].
+    #[arg(long, env = "BAYOU_PING_TIMEOUT")]
+    pub ping_timeout: Option<f64>,
+    /// Most output bytes a WebSocket may have waiting (each frame counts its length plus 32);
+    /// a client that falls further behind is disconnected (close 1008) and its session queues
+    /// for its next connect [default: 4194304].
+    #[arg(long, env = "BAYOU_MAX_PENDING")]
+    pub max_pending: Option<usize>,
     /// Directory holding the Faye browser client (the `client/` folder of the faye npm package),
     /// served at <mount>/client.js [default: none; client.js then answers 404].
     #[arg(long, env = "BAYOU_CLIENT_JS")]
@@ -220,6 +235,8 @@ pub struct FileConfig {
     pub auth: Option<AuthFile>,
     /// `[mount."/path"]`: one mount's own settings (the mount is added if not listed).
     pub mount: Option<std::collections::BTreeMap<String, MountFile>>,
+    pub ping_timeout: Option<f64>,
+    pub max_pending: Option<usize>,
 }
 
 /// `[limits]` and `[mount."/path".limits]`.
@@ -353,6 +370,9 @@ pub struct Config {
     pub client_ip_header: Option<String>,
     /// Each mount's own settings, in the order of `mounts`.
     pub per_mount: Vec<MountConfig>,
+    /// Silence after a ping that closes a WebSocket (set exactly when `ping` is).
+    pub ping_timeout: Option<Duration>,
+    pub max_pending: usize,
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration, String> {
@@ -397,6 +417,12 @@ impl Config {
                 "client_ip_header = {}",
                 self.client_ip_header.as_deref().unwrap_or("none")
             ),
+            format!(
+                "ping_timeout = {}",
+                self.ping_timeout
+                    .map_or("none".to_owned(), |p| format!("{}", p.as_secs_f64()))
+            ),
+            format!("max_pending = {}", self.max_pending),
         ]
         .into_iter()
         .chain(self.per_mount.iter().map(MountConfig::describe))
@@ -463,6 +489,12 @@ impl Config {
                 mount_config(path, section, timeout, ping, &limits, &auth)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let ping_timeout = match (ping, cli.ping_timeout.or(file.ping_timeout)) {
+            (Some(_), Some(t)) if t > 0.0 => Some(secs("ping_timeout", t)?),
+            (_, Some(t)) if t <= 0.0 => return Err("ping_timeout must be above 0 seconds".into()),
+            (Some(p), _) => Some(p * DEFAULT_PING_TIMEOUT_INTERVALS),
+            (None, _) => None,
+        };
         Ok(Config {
             listen: cli.listen.or(file.listen).unwrap_or(default_listen),
             mounts,
@@ -504,6 +536,11 @@ impl Config {
                 .map(|h| h.to_ascii_lowercase())
                 .filter(|h| !h.is_empty()),
             per_mount,
+            ping_timeout,
+            max_pending: cli
+                .max_pending
+                .or(file.max_pending)
+                .unwrap_or(DEFAULT_MAX_PENDING),
         })
     }
 }
@@ -721,8 +758,11 @@ pub struct Settings {
     /// `advice.interval` in milliseconds (Faye's engine interval; 0).
     pub interval_ms: u64,
     pub ping: Option<Duration>,
+    pub ping_timeout: Option<Duration>,
     pub max_body: usize,
     pub max_message: usize,
+    /// Most output a WebSocket may have waiting, in bytes.
+    pub max_pending: usize,
     pub client_files: StaticFiles,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
@@ -739,8 +779,10 @@ impl Settings {
             timeout: config.timeout,
             interval_ms: 0,
             ping: config.ping,
+            ping_timeout: config.ping_timeout,
             max_body: config.max_body,
             max_message: config.max_message,
+            max_pending: config.max_pending,
             client_files: StaticFiles::load(config.client_js.as_deref())?,
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
@@ -789,8 +831,10 @@ mod tests {
             timeout: Duration::from_secs(45),
             interval_ms: 0,
             ping: None,
+            ping_timeout: None,
             max_body: 1,
             max_message: 1,
+            max_pending: 1,
             client_files: StaticFiles::default(),
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),

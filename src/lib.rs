@@ -8,7 +8,8 @@
 //! ```text
 //! main.rs  -> server      wiring: listeners, worker threads, start-up and failure
 //!             admin       /healthz and /readyz on their own listener and thread
-//!             transport/  sockets: HTTP connection loop, Bayeux over HTTP, WebSocket,
+//!             transport/  sockets: HTTP connection loop, Bayeux over HTTP, WebSocket (and
+//!                         the per-worker table where idle ones park without a task),
 //!                         EventSource, the static client files
 //!             shard/      the only layer that knows other cores exist: owner(), the mesh,
 //!                         the per-worker router that drives a batch, worker runtimes

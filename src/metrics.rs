@@ -24,6 +24,10 @@ pub struct MountStats {
     pub queued: AtomicU64,
     /// Time from a publish being accepted to its frame being written to a push socket.
     pub write_latency: Histogram,
+    /// WebSockets cut because their pending output went over `--max-pending`.
+    pub slow_consumers: AtomicU64,
+    /// WebSockets closed because no frame arrived within `--ping-timeout` of a ping.
+    pub ping_timeouts: AtomicU64,
 }
 
 /// Upper bounds of the latency buckets, in microseconds (Prometheus `le`, plus `+Inf`).
@@ -57,6 +61,8 @@ pub struct WorkerStats {
     pub http_open: AtomicU64,
     pub websocket_open: AtomicU64,
     pub eventsource_open: AtomicU64,
+    /// Open WebSockets that are parked (no task; part of `websocket_open`).
+    pub websocket_parked: AtomicU64,
     pub mesh_full: AtomicU64,
     /// Envelopes waiting for this worker in the mesh and in senders' overflow (gauge).
     pub mesh_depth: AtomicU64,
@@ -115,6 +121,10 @@ impl WorkerStats {
 
 pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
+}
+
+pub fn sub(gauge: &AtomicU64, n: u64) {
+    gauge.fetch_sub(n, Relaxed);
 }
 
 pub fn set(gauge: &AtomicU64, n: u64) {
@@ -279,6 +289,20 @@ impl Stats {
         );
         self.per_mount(
             &mut out,
+            "bayou_slow_consumer_disconnects_total",
+            "counter",
+            "WebSockets disconnected because their pending output went over the bound.",
+            |m| &m.slow_consumers,
+        );
+        self.per_mount(
+            &mut out,
+            "bayou_websocket_ping_timeouts_total",
+            "counter",
+            "WebSockets closed because no frame answered a ping in time.",
+            |m| &m.ping_timeouts,
+        );
+        self.per_mount(
+            &mut out,
             "bayou_sessions",
             "gauge",
             "Live Bayeux clients.",
@@ -317,6 +341,13 @@ impl Stats {
             let total: u64 = self.workers.iter().map(|w| w.gauge(t).load(Relaxed)).sum();
             let _ = writeln!(out, "bayou_connections{{transport=\"{name}\"}} {total}");
         }
+        self.global(
+            &mut out,
+            "bayou_websockets_parked",
+            "gauge",
+            "Open WebSockets with nothing to read or write, held without a task.",
+            |w| &w.websocket_parked,
+        );
         self.global(
             &mut out,
             "bayou_mesh_backpressure_total",

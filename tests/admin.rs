@@ -184,6 +184,7 @@ fn metrics_move_with_traffic_and_tables_empty_after_everyone_leaves() {
     let m = scrape_until(admin, "the subscriptions", |m| {
         m.get(r#"bayou_sessions{mount="/faye"}"#) == Some(&40.0)
             && m.get(r#"bayou_channels{mount="/faye"}"#) == Some(&40.0)
+            && m.get(r#"bayou_queued_messages{mount="/faye"}"#) == Some(&40.0)
     });
     assert_eq!(
         m.get(r#"bayou_handshakes_total{mount="/faye"}"#),
@@ -215,9 +216,28 @@ fn metrics_move_with_traffic_and_tables_empty_after_everyone_leaves() {
             "bayou_subscriptions",
             "bayou_channels",
             "bayou_patterns",
+            "bayou_queued_messages",
         ]
         .iter()
         .all(|g| m.get(&format!(r#"{g}{{mount="/faye"}}"#)) == Some(&0.0))
+    });
+
+    // A delivery written to a WebSocket is timed from its publish.
+    let cid = s.handshake("/faye");
+    s.subscribe("/faye", &cid, json!("/lat"));
+    let mut ws = Ws::connect(&s, "/faye");
+    ws.send_json(
+        &json!([{"channel": "/meta/connect", "clientId": cid.as_str(),
+                           "connectionType": "websocket", "id": "1"}]),
+    );
+    s.publish("/faye", "/lat", json!("x"));
+    let got = (0..3).any(|_| ws.read_json().encode().contains(r#""data":"x""#));
+    assert!(got, "the WebSocket subscriber received the publish");
+    scrape_until(admin, "a publish-to-write sample", |m| {
+        m.get(r#"bayou_publish_to_write_seconds_count{mount="/faye"}"#)
+            .is_some_and(|n| *n >= 1.0)
+            && m.get(r#"bayou_publish_to_write_seconds_bucket{mount="/faye",le="+Inf"}"#)
+                .is_some_and(|n| *n >= 1.0)
     });
 }
 

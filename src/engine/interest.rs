@@ -1,42 +1,56 @@
 //! Which workers have local subscribers: a small bit set of worker indices.
 
+/// Workers 0 to 63 live in `low`, inline; larger indices spill into `high`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WorkerSet(Vec<u64>);
+pub struct WorkerSet {
+    low: u64,
+    high: Vec<u64>,
+}
 
 impl WorkerSet {
-    pub fn insert(&mut self, w: usize) {
-        let (i, b) = (w / 64, w % 64);
-        if self.0.len() <= i {
-            self.0.resize(i + 1, 0);
+    fn word(&mut self, i: usize) -> &mut u64 {
+        if i == 0 {
+            return &mut self.low;
         }
-        self.0[i] |= 1 << b;
+        if self.high.len() < i {
+            self.high.resize(i, 0);
+        }
+        &mut self.high[i - 1]
+    }
+
+    pub fn insert(&mut self, w: usize) {
+        *self.word(w / 64) |= 1 << (w % 64);
     }
 
     pub fn remove(&mut self, w: usize) {
-        if let Some(word) = self.0.get_mut(w / 64) {
-            *word &= !(1 << (w % 64));
+        let (i, b) = (w / 64, w % 64);
+        if i == 0 {
+            self.low &= !(1 << b);
+        } else if let Some(word) = self.high.get_mut(i - 1) {
+            *word &= !(1 << b);
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|&w| w == 0)
+        self.low == 0 && self.high.iter().all(|&w| w == 0)
     }
 
     pub fn union(&mut self, other: &WorkerSet) {
-        for (i, &w) in other.0.iter().enumerate() {
-            if self.0.len() <= i {
-                self.0.push(0);
-            }
-            self.0[i] |= w;
+        self.low |= other.low;
+        for (i, &w) in other.high.iter().enumerate() {
+            *self.word(i + 1) |= w;
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().enumerate().flat_map(|(i, &word)| {
-            (0..64)
-                .filter(move |b| word & (1 << b) != 0)
-                .map(move |b| i * 64 + b)
-        })
+        std::iter::once(self.low)
+            .chain(self.high.iter().copied())
+            .enumerate()
+            .flat_map(|(i, word)| {
+                (0..64)
+                    .filter(move |b| word & (1 << b) != 0)
+                    .map(move |b| i * 64 + b)
+            })
     }
 }
 

@@ -10,12 +10,14 @@ pub mod signal;
 use crate::bayeux::{channel, id};
 use bytes::{BufMut, Bytes, BytesMut};
 pub use interest::WorkerSet;
-pub use outbox::{Kind as OutboxKind, Outbox};
-use session::{Pending, Session, Target};
+pub use outbox::{Doorbell, Kind as OutboxKind, Outbox};
+use session::{Pending, Session, Subscribers, Target};
 pub use signal::Signal;
 use slab::Slab;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::hash_map::RandomState;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -35,13 +37,18 @@ pub struct Effect {
 #[derive(Default)]
 struct Mount {
     sessions: Slab<Session>,
-    by_id: HashMap<Box<str>, usize>,
-    /// Channel or pattern -> local sessions subscribed to it.
-    local: HashMap<Box<str>, HashSet<usize>>,
+    /// Hash of a clientId -> its session's slot. Handshakes never hand out an id whose hash is
+    /// taken, and a lookup compares the whole id, so the session holds the only copy.
+    by_id: HashMap<u64, u32>,
+    /// Channel or pattern -> local sessions subscribed to it (the text shared with them).
+    local: HashMap<Rc<str>, Subscribers>,
     /// Exact channels owned by this worker -> workers with local subscribers.
     owned: HashMap<Box<str>, WorkerSet>,
     /// Patterns -> workers with local subscribers (replicated on every worker).
     patterns: HashMap<Box<str>, WorkerSet>,
+    /// Slot -> client address, for sessions the per-address count includes (kept beside the
+    /// sessions so that sessions without it pay nothing).
+    ips: HashMap<u32, IpAddr>,
 }
 
 /// What a connect turned into.
@@ -63,12 +70,19 @@ pub struct Engine {
     seq: u64,
     next_pending: u64,
     effects: Vec<Effect>,
-    expiry: BinaryHeap<Reverse<(Instant, usize, usize)>>,
-    holds: BinaryHeap<Reverse<(Instant, usize, usize, u64)>>,
-    /// Push sockets bound to a session: socket id -> (mount, clientId).
-    bound: HashMap<u64, (usize, Box<str>)>,
+    /// Deadlines are kept as milliseconds since this instant: (ms, mount, slot).
+    epoch: Instant,
+    /// One live entry per session (`Session::expiry_entry`), moved on when it comes due early.
+    expiry: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    holds: BinaryHeap<Reverse<(u64, u32, u32, u64)>>,
+    ids: RandomState,
     /// Delivered messages dropped because a session queue was full, per mount.
     pub dropped: Vec<u64>,
+    /// Messages waiting in session queues, per mount.
+    pub queued: Vec<u64>,
+    /// Copies the last `deliver` handed to a socket or a waiting connect (written soon, as
+    /// opposed to queued for a client with no connection).
+    pub pushed: usize,
     /// Client addresses of sessions that ended, for the per-address session count.
     ended: Vec<(usize, IpAddr)>,
 }
@@ -109,7 +123,7 @@ pub fn frame_for(kind: OutboxKind, json: &[u8]) -> Bytes {
     }
 }
 
-fn single(msg: &Bytes) -> Vec<u8> {
+fn single(msg: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(msg.len() + 2);
     v.push(b'[');
     v.extend_from_slice(msg);
@@ -127,10 +141,13 @@ impl Engine {
             seq: 0,
             next_pending: 0,
             effects: Vec::new(),
+            epoch: Instant::now(),
             expiry: BinaryHeap::new(),
             holds: BinaryHeap::new(),
-            bound: HashMap::new(),
+            ids: RandomState::new(),
             dropped: vec![0; mounts],
+            queued: vec![0; mounts],
+            pushed: 0,
             ended: Vec::new(),
         }
     }
@@ -158,8 +175,14 @@ impl Engine {
         std::mem::take(&mut self.effects)
     }
 
+    fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
     fn slot(&self, mount: usize, client_id: &str) -> Option<usize> {
-        self.mounts.get(mount)?.by_id.get(client_id).copied()
+        let m = self.mounts.get(mount)?;
+        let slot = *m.by_id.get(&self.ids.hash_one(client_id))? as usize;
+        (m.sessions.get(slot)?.client_id() == client_id).then_some(slot)
     }
 
     pub fn exists(&self, mount: usize, client_id: &str) -> bool {
@@ -171,10 +194,13 @@ impl Engine {
     }
 
     fn ping(&mut self, mount: usize, slot: usize, now: Instant) {
-        let at = now + 2 * self.timeouts[mount];
+        let at = self.ms(now + 2 * self.timeouts[mount]);
         if let Some(s) = self.mounts[mount].sessions.get_mut(slot) {
             s.expires_at = at;
-            self.expiry.push(Reverse((at, mount, slot)));
+            if s.expiry_entry == 0 {
+                s.expiry_entry = at;
+                self.expiry.push(Reverse((at, mount as u32, slot as u32)));
+            }
         }
     }
 
@@ -187,16 +213,18 @@ impl Engine {
     /// ends) and returns its clientId.
     pub fn handshake_from(&mut self, mount: usize, now: Instant, ip: Option<IpAddr>) -> String {
         let m = &mut self.mounts[mount];
-        let client_id = loop {
+        let (client_id, hash) = loop {
             let id = id::generate(self.worker, self.workers);
-            if !m.by_id.contains_key(id.as_str()) {
-                break id;
+            let hash = self.ids.hash_one(id.as_str());
+            if !m.by_id.contains_key(&hash) {
+                break (id, hash);
             }
         };
-        let mut session = Session::new(client_id.as_str().into(), now);
-        session.ip = ip;
-        let slot = m.sessions.insert(session);
-        m.by_id.insert(client_id.as_str().into(), slot);
+        let slot = m.sessions.insert(Session::new(&client_id, 0));
+        m.by_id.insert(hash, slot as u32);
+        if let Some(ip) = ip {
+            m.ips.insert(slot as u32, ip);
+        }
         self.ping(mount, slot, now);
         client_id
     }
@@ -208,17 +236,26 @@ impl Engine {
         };
         let m = &mut self.mounts[mount];
         for ch in channels {
-            let set = m.local.entry(ch.as_str().into()).or_default();
-            if set.insert(slot) {
-                if set.len() == 1 {
-                    self.effects.push(Effect {
-                        mount,
-                        channel: ch.as_str().into(),
-                        on: true,
-                    });
-                }
-                m.sessions[slot].subscriptions.push(ch.as_str().into());
-            }
+            let key = match m
+                .local
+                .get_mut(ch.as_str())
+                .map(|subs| subs.insert(slot as u32))
+            {
+                Some(false) => continue,
+                Some(true) => m.local.get_key_value(ch.as_str()).map(|(k, _)| k.clone()),
+                None => None,
+            };
+            let key = key.unwrap_or_else(|| {
+                let key: Rc<str> = Rc::from(ch.as_str());
+                m.local.insert(key.clone(), Subscribers::One(slot as u32));
+                self.effects.push(Effect {
+                    mount,
+                    channel: ch.as_str().into(),
+                    on: true,
+                });
+                key
+            });
+            m.sessions[slot].add_subscription(key);
         }
     }
 
@@ -233,13 +270,13 @@ impl Engine {
 
     fn drop_subscription(&mut self, mount: usize, slot: usize, ch: &str) {
         let m = &mut self.mounts[mount];
-        let Some(set) = m.local.get_mut(ch) else {
+        let Some(subs) = m.local.get_mut(ch) else {
             return;
         };
-        if !set.remove(&slot) {
+        let Some(now_empty) = subs.remove(slot as u32) else {
             return;
-        }
-        if set.is_empty() {
+        };
+        if now_empty {
             m.local.remove(ch);
             self.effects.push(Effect {
                 mount,
@@ -248,7 +285,7 @@ impl Engine {
             });
         }
         if let Some(s) = m.sessions.get_mut(slot) {
-            s.subscriptions.retain(|c| c.as_ref() != ch);
+            s.remove_subscription(ch);
         }
     }
 
@@ -271,11 +308,13 @@ impl Engine {
         if let Some(out) = socket {
             let rebind = session.socket.as_ref().map(|s| s.id) != Some(out.id);
             if let Some(old) = session.socket.replace(out.clone()) {
-                self.bound.remove(&old.id);
+                old.binding.set(None);
             }
-            self.bound.insert(out.id, (mount, client_id.into()));
+            out.binding.set(Some((mount as u32, slot as u32)));
             if rebind {
-                for msg in session.queue.drain(..) {
+                let queue = session.take_queue();
+                self.queued[mount] -= queue.len() as u64;
+                for msg in queue {
                     out.push(match out.kind {
                         OutboxKind::WebSocket => ws_frame(&msg),
                         OutboxKind::EventSource => es_frame(&msg),
@@ -288,26 +327,24 @@ impl Engine {
             }
             self.next_pending += 1;
             let id = self.next_pending;
-            session.pending = Some(Pending {
-                id,
-                reply,
-                target: Target::Socket(out),
-            });
-            self.holds.push(Reverse((now + hold, mount, slot, id)));
+            session.pending = Some(Pending::socket(id, &reply, client_id, out));
+            let at = self.ms(now + hold);
+            self.holds
+                .push(Reverse((at, mount as u32, slot as u32, id)));
             return ConnectOutcome::OnSocket;
         }
-        if hold.is_zero() || !session.queue.is_empty() {
-            return ConnectOutcome::Now(session.queue.drain(..).collect());
+        if hold.is_zero() || session.has_queue() {
+            let queue = session.take_queue();
+            self.queued[mount] -= queue.len() as u64;
+            return ConnectOutcome::Now(queue.into());
         }
         self.next_pending += 1;
         let id = self.next_pending;
         let signal = Rc::new(Signal::default());
-        session.pending = Some(Pending {
-            id,
-            reply,
-            target: Target::Http(signal.clone()),
-        });
-        self.holds.push(Reverse((now + hold, mount, slot, id)));
+        session.pending = Some(Pending::http(id, signal.clone()));
+        let at = self.ms(now + hold);
+        self.holds
+            .push(Reverse((at, mount as u32, slot as u32, id)));
         ConnectOutcome::Held(signal, id)
     }
 
@@ -317,10 +354,16 @@ impl Engine {
             return Vec::new();
         };
         let session = &mut self.mounts[mount].sessions[slot];
-        if session.pending.as_ref().is_some_and(|p| p.id == pending) {
+        if session
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.id == pending as u32)
+        {
             session.pending = None;
         }
-        session.queue.drain(..).collect()
+        let queue = session.take_queue();
+        self.queued[mount] -= queue.len() as u64;
+        queue.into()
     }
 
     /// Answers a waiting connect now (a newer connect, a disconnect, or its deadline).
@@ -334,11 +377,16 @@ impl Engine {
                 target: Target::Http(signal),
                 ..
             }) => signal.notify(),
-            Some(Pending {
-                target: Target::Socket(out),
-                reply,
-                ..
-            }) => {
+            Some(
+                p @ Pending {
+                    target: Target::Socket(_),
+                    ..
+                },
+            ) => {
+                let Target::Socket(out) = &p.target else {
+                    return;
+                };
+                let reply = p.reply(session.client_id());
                 out.push(frame_for(out.kind, &single(&reply)));
             }
             None => {}
@@ -357,13 +405,14 @@ impl Engine {
             self.drop_subscription(mount, slot, ch);
         }
         let m = &mut self.mounts[mount];
-        let session = m.sessions.remove(slot);
-        m.by_id.remove(client_id);
-        if let Some(ip) = session.ip {
+        let mut session = m.sessions.remove(slot);
+        self.queued[mount] -= session.take_queue().len() as u64;
+        m.by_id.remove(&self.ids.hash_one(client_id));
+        if let Some(ip) = m.ips.remove(&(slot as u32)) {
             self.ended.push((mount, ip));
         }
         if let Some(out) = session.socket {
-            self.bound.remove(&out.id);
+            out.binding.set(None);
             out.close_after_flush(1000);
         }
     }
@@ -390,34 +439,32 @@ impl Engine {
             return;
         };
         let session = &mut self.mounts[mount].sessions[slot];
-        for msg in session.queue.drain(..) {
+        let queue = session.take_queue();
+        self.queued[mount] -= queue.len() as u64;
+        for msg in queue {
             out.push(es_frame(&msg));
         }
-        self.bound.insert(out.id, (mount, client_id.into()));
+        out.binding.set(Some((mount as u32, slot as u32)));
         if let Some(old) = session.socket.replace(out) {
-            self.bound.remove(&old.id);
+            old.binding.set(None);
         }
     }
 
     /// Whether a push socket is bound to a session here.
-    pub fn is_bound(&self, socket_id: u64) -> bool {
-        self.bound.contains_key(&socket_id)
+    pub fn is_bound(&self, out: &Outbox) -> bool {
+        out.binding.get().is_some()
     }
 
-    /// A push socket closed: unbind it if it is still bound.
-    pub fn socket_gone(&mut self, socket_id: u64) {
-        if let Some((mount, client_id)) = self.bound.remove(&socket_id) {
-            self.socket_closed(mount, &client_id, socket_id);
-        }
-    }
-
-    /// A socket closed: unbind it from its client, only if it is the one bound (spec 11.4).
-    pub fn socket_closed(&mut self, mount: usize, client_id: &str, socket_id: u64) {
-        let Some(slot) = self.slot(mount, client_id) else {
+    /// A push socket closed: unbind it from its client, only if it is still the one bound
+    /// (spec 11.4).
+    pub fn socket_gone(&mut self, out: &Outbox) {
+        let Some((mount, slot)) = out.binding.take() else {
             return;
         };
-        let session = &mut self.mounts[mount].sessions[slot];
-        if session.socket.as_ref().is_some_and(|s| s.id == socket_id) {
+        let Some(session) = self.mounts[mount as usize].sessions.get_mut(slot as usize) else {
+            return;
+        };
+        if session.socket.as_ref().is_some_and(|s| s.id == out.id) {
             session.socket = None;
             if matches!(
                 session.pending,
@@ -437,17 +484,20 @@ impl Engine {
         let seq = self.seq;
         let (mut ws, mut es) = (None::<Bytes>, None::<Bytes>);
         let mut count = 0;
+        let mut pushed = 0;
         let m = &mut self.mounts[mount];
+        let dropped = &mut self.dropped[mount];
+        let queued = &mut self.queued[mount];
         for key in channel::expand(name) {
-            let Some(set) = m.local.get(key.as_str()) else {
+            let Some(subs) = m.local.get(key.as_str()) else {
                 continue;
             };
-            for &slot in set {
-                let Some(session) = m.sessions.get_mut(slot) else {
-                    continue;
+            subs.for_each(|slot| {
+                let Some(session) = m.sessions.get_mut(slot as usize) else {
+                    return;
                 };
                 if session.last_seq == seq {
-                    continue;
+                    return;
                 }
                 session.last_seq = seq;
                 count += 1;
@@ -457,22 +507,25 @@ impl Engine {
                         OutboxKind::EventSource => es.get_or_insert_with(|| es_frame(msg)),
                     };
                     out.push(frame.clone());
-                    continue;
+                    pushed += 1;
+                    return;
                 }
-                if session.queue.len() >= SESSION_QUEUE_LIMIT {
-                    session.queue.pop_front();
-                    self.dropped[mount] += 1;
+                if session.enqueue(msg.clone(), SESSION_QUEUE_LIMIT) {
+                    *dropped += 1;
+                } else {
+                    *queued += 1;
                 }
-                session.queue.push_back(msg.clone());
                 if let Some(Pending {
                     target: Target::Http(signal),
                     ..
                 }) = &session.pending
                 {
                     signal.notify();
+                    pushed += 1;
                 }
-            }
+            });
         }
+        self.pushed = pushed;
         count
     }
 
@@ -521,16 +574,18 @@ impl Engine {
 
     /// Runs expiry and hold deadlines up to `now`.
     pub fn tick(&mut self, now: Instant) {
+        let now = self.ms(now);
         while let Some(&Reverse((at, mount, slot, id))) = self.holds.peek() {
             if at > now {
                 break;
             }
             self.holds.pop();
+            let (mount, slot) = (mount as usize, slot as usize);
             let due = self.mounts[mount]
                 .sessions
                 .get(slot)
                 .and_then(|s| s.pending.as_ref())
-                .is_some_and(|p| p.id == id);
+                .is_some_and(|p| p.id == id as u32);
             if due {
                 self.answer_pending(mount, slot);
             }
@@ -540,14 +595,20 @@ impl Engine {
                 break;
             }
             self.expiry.pop();
-            let expired = self.mounts[mount]
-                .sessions
-                .get(slot)
-                .filter(|s| s.expires_at <= now)
-                .map(|s| s.client_id.clone());
-            if let Some(client_id) = expired {
-                self.destroy(mount, &client_id);
+            let Some(s) = self.mounts[mount as usize].sessions.get_mut(slot as usize) else {
+                continue;
+            };
+            if s.expiry_entry != at {
+                continue;
             }
+            if s.expires_at > now {
+                // Pinged since: the entry moves to the new deadline.
+                s.expiry_entry = s.expires_at;
+                self.expiry.push(Reverse((s.expires_at, mount, slot)));
+                continue;
+            }
+            let client_id = s.client_id().to_owned();
+            self.destroy(mount as usize, &client_id);
         }
     }
 }

@@ -1,10 +1,18 @@
 //! The write side of a push socket (WebSocket or EventSource): ready-made frames queued by the
-//! engine and drained, several at a time, by the socket's writer task.
+//! engine and drained, several at a time, by whoever writes the socket: its writer task while
+//! the socket is active, the worker's parker (through the [`Doorbell`]) while it is parked.
+//!
+//! Pending output is bounded: a push that takes the frames queued plus those being written over
+//! the outbox's limit aborts the socket instead (the queue is freed at once and the doorbell
+//! rung, so the socket's owner can cut the connection even while a write is stuck). Each frame
+//! is charged its length plus [`FRAME_OVERHEAD`], so the bound holds for memory even when many
+//! sockets share one fan-out frame or frames are tiny.
 
 use super::signal::Signal;
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -12,56 +20,294 @@ pub enum Kind {
     EventSource,
 }
 
+/// Bytes charged per queued frame on top of its length: its `Bytes` handle in the queue.
+pub const FRAME_OVERHEAD: usize = std::mem::size_of::<Bytes>();
+
+/// The socket has no task: pushes ring the doorbell.
+const PARKED: u8 = 1;
+/// The doorbell holds this outbox's key and has not handled it yet.
+const RUNG: u8 = 2;
+/// Aborted (over its limit, or cut by its owner): nothing more is queued or written.
+const ABORTED: u8 = 4;
+/// The socket may park: it rings this worker's doorbell.
+const RINGS: u8 = 8;
+
+/// The outboxes of one worker that need their owner's attention: parked sockets with
+/// something to write or close, and aborted sockets. Keys are the sockets' table slots.
+#[derive(Default)]
+pub struct Doorbell {
+    keys: RefCell<Vec<u32>>,
+    pub signal: Signal,
+}
+
+thread_local! {
+    /// The doorbell of the worker running on this thread.
+    static BELL: Rc<Doorbell> = Rc::new(Doorbell::default());
+}
+
+impl Doorbell {
+    /// This worker's doorbell.
+    pub fn current() -> Rc<Doorbell> {
+        BELL.with(Rc::clone)
+    }
+
+    fn ring(&self, key: u32) {
+        self.keys.borrow_mut().push(key);
+        self.signal.notify();
+    }
+
+    /// Takes the keys rung since the last call.
+    pub fn take(&self, into: &mut Vec<u32>) {
+        into.append(&mut self.keys.borrow_mut());
+    }
+}
+
 pub struct Outbox {
     pub id: u64,
     pub kind: Kind,
-    queue: RefCell<VecDeque<Bytes>>,
-    queued_bytes: Cell<usize>,
-    pub signal: Signal,
-    /// Set when the socket must close (with this WebSocket code) once the queue is written.
+    /// This socket's slot in its worker's socket table (WebSocket only).
+    pub key: u32,
+    flags: Cell<u8>,
     close: Cell<Option<u16>>,
+    queue: RefCell<VecDeque<Bytes>>,
+    /// Bytes charged for the frames queued (lengths plus overhead).
+    queued_bytes: Cell<u32>,
+    /// Bytes charged for the frames drained by the writer and not yet reported written.
+    writing: Cell<u32>,
+    /// Most bytes queued plus being written before the socket is aborted.
+    limit: u32,
+    pub signal: Signal,
+    /// The session this socket is bound to, as (mount, slot); the engine keeps it.
+    pub(crate) binding: Cell<Option<(u32, u32)>>,
 }
 
 impl Outbox {
+    /// An outbox with no limit and no doorbell, written by a task for its whole life.
     pub fn new(id: u64, kind: Kind) -> Outbox {
+        Outbox::with_bell(id, kind, 0, usize::MAX, false)
+    }
+
+    /// An outbox whose socket may park (`bell`: it rings this worker's [`Doorbell`]): `key` is
+    /// its slot in the worker's socket table, `limit` caps its pending output.
+    pub fn with_bell(id: u64, kind: Kind, key: u32, limit: usize, bell: bool) -> Outbox {
         Outbox {
             id,
             kind,
+            key,
+            flags: Cell::new(if bell { RINGS } else { 0 }),
+            close: Cell::new(None),
             queue: RefCell::new(VecDeque::new()),
             queued_bytes: Cell::new(0),
+            writing: Cell::new(0),
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
             signal: Signal::default(),
-            close: Cell::new(None),
+            binding: Cell::new(None),
+        }
+    }
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags.get() & flag != 0
+    }
+
+    /// Rings the doorbell once until the owner handles it.
+    fn ring(&self) {
+        if self.has(RINGS) && !self.has(RUNG) {
+            self.flags.set(self.flags.get() | RUNG);
+            BELL.with(|bell| bell.ring(self.key));
         }
     }
 
     pub fn push(&self, frame: Bytes) {
-        self.queued_bytes.set(self.queued_bytes.get() + frame.len());
+        if self.has(ABORTED) {
+            return;
+        }
+        let cost = (frame.len() + FRAME_OVERHEAD) as u64;
+        let queued = u64::from(self.queued_bytes.get()) + cost;
+        if queued + u64::from(self.writing.get()) > u64::from(self.limit) {
+            self.abort(1008);
+            self.ring();
+            return;
+        }
+        // Below the limit, so it fits.
+        self.queued_bytes.set(queued as u32);
         self.queue.borrow_mut().push_back(frame);
-        self.signal.notify();
+        self.notify();
     }
 
-    /// Takes everything queued, oldest first.
+    fn notify(&self) {
+        if self.has(PARKED) {
+            self.ring();
+        } else {
+            self.signal.notify();
+        }
+    }
+
+    /// Takes everything queued, oldest first; the bytes count as being written until
+    /// [`Outbox::written`].
     pub fn drain(&self, into: &mut Vec<Bytes>) {
         let mut q = self.queue.borrow_mut();
         into.extend(q.drain(..));
-        self.queued_bytes.set(0);
+        let drained = self.queued_bytes.replace(0);
+        self.writing.set(self.writing.get().saturating_add(drained));
         if q.capacity() > 16 {
             q.shrink_to_fit();
         }
     }
 
+    /// What was drained has been written (or given up on).
+    pub fn written(&self) {
+        self.writing.set(0);
+    }
+
+    /// Puts frames that could not be written back at the front, in order.
+    pub fn requeue_front(&self, frames: Vec<Bytes>) {
+        if self.has(ABORTED) {
+            return;
+        }
+        let mut q = self.queue.borrow_mut();
+        for f in frames.into_iter().rev() {
+            let len = u32::try_from(f.len() + FRAME_OVERHEAD).unwrap_or(u32::MAX);
+            self.queued_bytes
+                .set(self.queued_bytes.get().saturating_add(len));
+            q.push_front(f);
+        }
+    }
+
     pub fn queued_bytes(&self) -> usize {
-        self.queued_bytes.get()
+        self.queued_bytes.get() as usize
+    }
+
+    /// Bytes drained by a writer and not yet written.
+    pub fn writing(&self) -> usize {
+        self.writing.get() as usize
+    }
+
+    /// Nothing queued, nothing being written, no close asked for.
+    pub fn is_idle(&self) -> bool {
+        self.queued_bytes.get() == 0
+            && self.queue.borrow().is_empty()
+            && self.writing.get() == 0
+            && self.close.get().is_none()
     }
 
     pub fn close_after_flush(&self, code: u16) {
         if self.close.get().is_none() {
             self.close.set(Some(code));
         }
-        self.signal.notify();
+        self.notify();
     }
 
     pub fn closing(&self) -> Option<u16> {
         self.close.get()
+    }
+
+    /// Stops all output for good with `code`: drops what is queued. The caller cuts the
+    /// connection (or rings the doorbell so the socket's owner does).
+    pub fn abort(&self, code: u16) {
+        if self.has(ABORTED) {
+            return;
+        }
+        self.close.set(Some(code));
+        self.flags.set(self.flags.get() | ABORTED);
+        *self.queue.borrow_mut() = VecDeque::new();
+        self.queued_bytes.set(0);
+        self.signal.notify();
+    }
+
+    pub fn aborted(&self) -> bool {
+        self.has(ABORTED)
+    }
+
+    /// The socket's tasks ended: from now on pushes ring the doorbell.
+    pub fn park(&self) {
+        self.flags.set(self.flags.get() | PARKED);
+        let mut q = self.queue.borrow_mut();
+        if q.is_empty() && q.capacity() > 0 {
+            // An idle socket keeps no queue buffer.
+            *q = VecDeque::new();
+        }
+        drop(q);
+        if !self.is_idle() || self.aborted() {
+            self.ring();
+        }
+    }
+
+    /// The socket runs tasks again.
+    pub fn unpark(&self) {
+        self.flags.set(self.flags.get() & !PARKED);
+    }
+
+    pub fn parked(&self) -> bool {
+        self.has(PARKED)
+    }
+
+    /// The owner took this outbox's key from the doorbell.
+    pub fn answered(&self) {
+        self.flags.set(self.flags.get() & !RUNG);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(limit: usize) -> (Rc<Doorbell>, Outbox) {
+        let out = Outbox::with_bell(1, Kind::WebSocket, 7, limit, true);
+        (Doorbell::current(), out)
+    }
+
+    fn rung(bell: &Doorbell) -> Vec<u32> {
+        let mut keys = Vec::new();
+        bell.take(&mut keys);
+        keys
+    }
+
+    #[test]
+    fn parked_pushes_ring_once_until_answered() {
+        let (bell, out) = outbox(100);
+        out.push(Bytes::from_static(b"a"));
+        assert!(
+            rung(&bell).is_empty(),
+            "an active socket's writer is woken instead"
+        );
+        let mut frames = Vec::new();
+        out.drain(&mut frames);
+        out.written();
+        out.park();
+        out.push(Bytes::from_static(b"b"));
+        out.push(Bytes::from_static(b"c"));
+        assert_eq!(rung(&bell), vec![7]);
+        out.answered();
+        out.close_after_flush(1000);
+        assert_eq!(rung(&bell), vec![7]);
+    }
+
+    #[test]
+    fn over_the_limit_aborts_and_frees_the_queue() {
+        let (bell, out) = outbox(10 + 3 * FRAME_OVERHEAD);
+        out.push(Bytes::from_static(b"123456"));
+        let mut frames = Vec::new();
+        out.drain(&mut frames);
+        assert_eq!(out.writing(), 6 + FRAME_OVERHEAD);
+        out.push(Bytes::from_static(b"1"));
+        out.push(Bytes::from_static(b"123"));
+        assert!(!out.aborted());
+        out.push(Bytes::from_static(b""));
+        assert!(out.aborted());
+        assert_eq!((out.queued_bytes(), out.closing()), (0, Some(1008)));
+        assert_eq!(rung(&bell), vec![7]);
+        out.push(Bytes::from_static(b"x"));
+        assert_eq!(out.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn requeued_frames_come_first() {
+        let (_bell, out) = outbox(100);
+        out.push(Bytes::from_static(b"c"));
+        out.requeue_front(vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        let mut frames = Vec::new();
+        out.drain(&mut frames);
+        assert_eq!(frames, vec!["a", "b", "c"]);
+        assert_eq!(out.writing(), 3 * (1 + FRAME_OVERHEAD));
     }
 }

@@ -1,19 +1,61 @@
-//! One Bayeux client as its worker sees it.
+//! One Bayeux client as its worker sees it, kept small: an idle client is mostly this record.
 
 use super::outbox::Outbox;
 use super::signal::Signal;
+use crate::bayeux::id;
 use bytes::Bytes;
-use std::collections::VecDeque;
-use std::net::IpAddr;
+use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
-use std::time::Instant;
 
 /// A `/meta/connect` waiting for its reply.
 pub struct Pending {
-    pub id: u64,
-    /// The encoded connect reply, sent when the hold ends.
-    pub reply: Bytes,
+    /// The low bits of the connect's number, enough to tell a stale deadline from this one.
+    pub id: u32,
+    /// Where the clientId goes back into `reply` (`u16::MAX`: it was not in it).
+    client_id_at: u16,
+    /// The encoded connect reply without its clientId, sent on the socket when the hold ends
+    /// (empty for HTTP, whose waiting request answers with its own copy).
+    reply: Box<[u8]>,
     pub target: Target,
+}
+
+impl Pending {
+    pub fn http(id: u64, signal: Rc<Signal>) -> Pending {
+        Pending {
+            id: id as u32,
+            client_id_at: u16::MAX,
+            reply: Box::default(),
+            target: Target::Http(signal),
+        }
+    }
+
+    /// A reply held for a socket, kept without the clientId text (the session has it): a held
+    /// connect is most of an idle client's memory.
+    pub fn socket(id: u64, reply: &[u8], client_id: &str, out: Rc<Outbox>) -> Pending {
+        let at = reply
+            .windows(client_id.len().max(1))
+            .position(|w| w == client_id.as_bytes())
+            .filter(|&at| at < usize::from(u16::MAX));
+        let reply = match at {
+            Some(at) => [&reply[..at], &reply[at + client_id.len()..]].concat(),
+            None => reply.to_vec(),
+        };
+        Pending {
+            id: id as u32,
+            client_id_at: at.map_or(u16::MAX, |at| at as u16),
+            reply: reply.into_boxed_slice(),
+            target: Target::Socket(out),
+        }
+    }
+
+    /// The held reply as it was given.
+    pub fn reply(&self, client_id: &str) -> Vec<u8> {
+        let at = usize::from(self.client_id_at);
+        if self.client_id_at == u16::MAX || at > self.reply.len() {
+            return self.reply.to_vec();
+        }
+        [&self.reply[..at], client_id.as_bytes(), &self.reply[at..]].concat()
+    }
 }
 
 pub enum Target {
@@ -24,30 +66,115 @@ pub enum Target {
 }
 
 pub struct Session {
-    pub client_id: Box<str>,
-    pub subscriptions: Vec<Box<str>>,
-    /// Delivered messages (encoded objects) waiting for a connect, oldest first.
-    pub queue: VecDeque<Bytes>,
+    /// The clientId, inline (every clientId this engine makes is `id::LEN` ASCII characters).
+    client_id: [u8; id::LEN],
+    /// Channels and patterns, sharing their text with the worker's subscription index.
+    pub subscriptions: Box<[Rc<str>]>,
+    /// Delivered messages (encoded objects) waiting for a connect, oldest first; boxed, as
+    /// a client with a socket never needs one (8 bytes in every session instead of 32).
+    #[allow(clippy::box_collection)]
+    queue: Option<Box<VecDeque<Bytes>>>,
     pub pending: Option<Pending>,
     pub socket: Option<Rc<Outbox>>,
-    pub expires_at: Instant,
+    /// Expiry deadline, in milliseconds of the engine's clock.
+    pub expires_at: u64,
     /// Number of the last publish delivered, so a client matching several patterns gets one copy.
     pub last_seq: u64,
-    /// The client's address, when the per-address session count applies.
-    pub ip: Option<IpAddr>,
+    /// Deadline of this session's entry in the expiry queue (0: none). Entries with another
+    /// deadline for this slot are stale (a destroyed session's) and ignored.
+    pub expiry_entry: u64,
 }
 
 impl Session {
-    pub fn new(client_id: Box<str>, expires_at: Instant) -> Session {
+    /// A session for a clientId made by `id::generate` (`id::LEN` ASCII characters).
+    pub fn new(client_id: &str, expires_at: u64) -> Session {
+        let mut inline = [0u8; id::LEN];
+        let n = client_id.len().min(id::LEN);
+        inline[..n].copy_from_slice(&client_id.as_bytes()[..n]);
         Session {
-            client_id,
-            subscriptions: Vec::new(),
-            queue: VecDeque::new(),
+            client_id: inline,
+            subscriptions: Box::default(),
+            queue: None,
             pending: None,
             socket: None,
             expires_at,
             last_seq: 0,
-            ip: None,
+            expiry_entry: 0,
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        std::str::from_utf8(&self.client_id).unwrap_or_default()
+    }
+
+    pub fn add_subscription(&mut self, channel: Rc<str>) {
+        let mut subs = std::mem::take(&mut self.subscriptions).into_vec();
+        subs.push(channel);
+        self.subscriptions = subs.into_boxed_slice();
+    }
+
+    pub fn remove_subscription(&mut self, channel: &str) {
+        let mut subs = std::mem::take(&mut self.subscriptions).into_vec();
+        subs.retain(|c| c.as_ref() != channel);
+        self.subscriptions = subs.into_boxed_slice();
+    }
+
+    pub fn has_queue(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| !q.is_empty())
+    }
+
+    /// Takes the queued messages, leaving no buffer behind.
+    pub fn take_queue(&mut self) -> VecDeque<Bytes> {
+        self.queue.take().map(|q| *q).unwrap_or_default()
+    }
+
+    /// Queues a message, dropping the oldest beyond `limit`; true when one was dropped.
+    pub fn enqueue(&mut self, msg: Bytes, limit: usize) -> bool {
+        let q = self.queue.get_or_insert_with(Box::default);
+        let full = q.len() >= limit;
+        if full {
+            q.pop_front();
+        }
+        q.push_back(msg);
+        full
+    }
+}
+
+/// The local sessions subscribed to one channel or pattern: most channels (per-user ones) have
+/// exactly one, which needs no set of its own.
+pub enum Subscribers {
+    One(u32),
+    Many(Box<HashSet<u32>>),
+}
+
+impl Subscribers {
+    /// Adds a session; false when it was already there.
+    pub fn insert(&mut self, slot: u32) -> bool {
+        match self {
+            Subscribers::One(s) if *s == slot => false,
+            Subscribers::One(s) => {
+                *self = Subscribers::Many(Box::new(HashSet::from([*s, slot])));
+                true
+            }
+            Subscribers::Many(set) => set.insert(slot),
+        }
+    }
+
+    /// Removes a session: `None` when it was not there, else whether none are left.
+    pub fn remove(&mut self, slot: u32) -> Option<bool> {
+        match self {
+            Subscribers::One(s) => (*s == slot).then_some(true),
+            Subscribers::Many(set) => {
+                let removed = set.remove(&slot);
+                removed.then_some(set.is_empty())
+            }
+        }
+    }
+
+    pub fn for_each(&self, mut f: impl FnMut(u32)) {
+        match self {
+            Subscribers::One(s) => f(*s),
+            Subscribers::Many(set) => set.iter().for_each(|&s| f(s)),
         }
     }
 }

@@ -27,6 +27,21 @@ impl Signal {
     pub fn wait(&self) -> Wait<'_> {
         Wait(self)
     }
+
+    /// Forgets a notification nobody waited for.
+    pub fn clear(&self) {
+        self.fired.set(false);
+    }
+
+    /// True (and cleared) when notified; otherwise remembers `cx`'s waker and returns false.
+    /// Lets one task wait on several signals at once.
+    pub fn poll_fired(&self, cx: &mut Context<'_>) -> bool {
+        if self.fired.replace(false) {
+            return true;
+        }
+        self.waker.set(Some(cx.waker().clone()));
+        false
+    }
 }
 
 pub struct Wait<'a>(&'a Signal);
@@ -34,10 +49,9 @@ pub struct Wait<'a>(&'a Signal);
 impl Future for Wait<'_> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0.fired.replace(false) {
+        if self.0.poll_fired(cx) {
             Poll::Ready(())
         } else {
-            self.0.waker.set(Some(cx.waker().clone()));
             Poll::Pending
         }
     }

@@ -117,7 +117,7 @@ fn closing_an_old_socket_keeps_the_new_one() {
     let new = Rc::new(Outbox::new(2, OutboxKind::WebSocket));
     let _ = e.connect(0, &c, reply(), Duration::ZERO, Some(old.clone()), now);
     let _ = e.connect(0, &c, reply(), Duration::ZERO, Some(new.clone()), now);
-    e.socket_gone(old.id);
+    e.socket_gone(&old);
     e.deliver(0, "/a", &Bytes::from_static(b"{}"));
     let mut frames = Vec::new();
     new.drain(&mut frames);
@@ -137,5 +137,15 @@ fn disconnect_closes_the_bound_socket() {
     let _ = e.connect(0, &c, reply(), T, Some(ws.clone()), now);
     e.destroy(0, &c);
     assert_eq!(ws.closing(), Some(1000));
-    assert!(!e.is_bound(ws.id));
+    assert!(!e.is_bound(&ws));
+}
+
+#[test]
+fn idle_client_records_stay_small() {
+    // An idle client is mostly these; see perf/RESULTS.md before letting them grow.
+    let sizes = (
+        std::mem::size_of::<Session>(),
+        std::mem::size_of::<Outbox>(),
+    );
+    assert!(sizes.0 <= 128 && sizes.1 <= 112, "{sizes:?}");
 }

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Completion of a batch's cross-worker work: every envelope carries a clone, and when the
 /// last clone is dropped (the work is done, or the envelope was discarded) the waiter wakes.
@@ -44,6 +45,8 @@ pub enum Envelope {
         channel: Arc<str>,
         msg: Bytes,
         ack: Option<Arc<Ack>>,
+        /// When the publish was accepted (for the publish-to-write latency).
+        at: Instant,
     },
     /// From the owner: deliver to local subscribers.
     Deliver {
@@ -51,6 +54,7 @@ pub enum Envelope {
         channel: Arc<str>,
         msg: Bytes,
         ack: Option<Arc<Ack>>,
+        at: Instant,
     },
     /// A worker's interest in a channel (to its owner) or a pattern (to all) turned on or off.
     Interest {

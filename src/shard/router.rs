@@ -53,6 +53,8 @@ pub struct Node {
     /// Live push sockets of this worker, to close them when draining.
     sockets: RefCell<HashMap<u64, Weak<Outbox>>>,
     draining: Cell<bool>,
+    /// Per mount: when the oldest publish delivered here but not yet written was accepted.
+    unwritten_since: RefCell<Vec<Option<Instant>>>,
 }
 
 /// A validated connect whose engine call waits until the rest of the batch is done.
@@ -87,6 +89,7 @@ impl Node {
         stats: Arc<Stats>,
     ) -> Rc<Node> {
         let workers = mesh.workers();
+        let mounts = settings.mounts.len();
         let mut engine = Engine::new(me, workers, settings.mounts.len(), settings.timeout);
         for (mount, policy) in settings.policies.iter().enumerate() {
             engine.set_timeout(mount, policy.timeout);
@@ -104,6 +107,7 @@ impl Node {
             stats,
             sockets: RefCell::new(HashMap::new()),
             draining: Cell::new(false),
+            unwritten_since: RefCell::new(vec![None; mounts]),
         })
     }
 
@@ -131,15 +135,43 @@ impl Node {
             // Patterns are replicated: count them once, on worker 0.
             metrics::set(&m.patterns, if self.me == 0 { patterns as u64 } else { 0 });
             metrics::set(&m.dropped, engine.dropped[mount]);
+            metrics::set(&m.queued, engine.queued[mount]);
         }
         let overflow: usize = self.overflow.borrow().iter().map(VecDeque::len).sum();
         let depth = self.mesh.depth(self.me) + overflow;
         metrics::set(&self.my_stats().mesh_depth, depth as u64);
     }
 
-    fn deliver_here(&self, mount: usize, channel: &str, msg: &Bytes) {
-        let n = self.engine.borrow_mut().deliver(mount, channel, msg);
+    fn deliver_here(&self, mount: usize, channel: &str, msg: &Bytes, at: Instant) {
+        let (n, pushed) = {
+            let mut engine = self.engine.borrow_mut();
+            let n = engine.deliver(mount, channel, msg);
+            (n, engine.pushed)
+        };
         metrics::add(&self.my_stats().mounts[mount].deliveries, n as u64);
+        if pushed > 0 {
+            let mut since = self.unwritten_since.borrow_mut();
+            if since[mount].is_none_or(|t| at < t) {
+                since[mount] = Some(at);
+            }
+        }
+    }
+
+    /// Something was written to clients: the oldest publish delivered here since the last
+    /// write has now reached a socket. Records its publish-to-write time, once per write round
+    /// (a sample per round, not per message, so the delivery path stays free of timing).
+    pub fn wrote(&self) {
+        let mut since = self.unwritten_since.borrow_mut();
+        if since.iter().all(Option::is_none) {
+            return;
+        }
+        let now = Instant::now();
+        for (mount, at) in since.iter_mut().enumerate() {
+            if let Some(at) = at.take() {
+                let latency = now.saturating_duration_since(at);
+                self.my_stats().mounts[mount].write_latency.observe(latency);
+            }
+        }
     }
 
     /// Whether this worker is draining: refuse new connections, answer connects at once.
@@ -283,14 +315,16 @@ impl Node {
                 channel,
                 msg,
                 ack,
-            } => self.route(mount, channel, msg, ack.as_ref()),
+                at,
+            } => self.route(mount, channel, msg, ack.as_ref(), at),
             Envelope::Deliver {
                 mount,
                 channel,
                 msg,
                 ack: _ack,
+                at,
             } => {
-                self.deliver_here(mount, &channel, &msg);
+                self.deliver_here(mount, &channel, &msg, at);
             }
             Envelope::Interest {
                 mount,
@@ -354,17 +388,25 @@ impl Node {
     }
 
     /// Owner side of a publish: forward once to each interested worker.
-    fn route(self: &Rc<Self>, mount: usize, channel: Arc<str>, msg: Bytes, ack: Option<&Arc<Ack>>) {
+    fn route(
+        self: &Rc<Self>,
+        mount: usize,
+        channel: Arc<str>,
+        msg: Bytes,
+        ack: Option<&Arc<Ack>>,
+        at: Instant,
+    ) {
         let targets = self.engine.borrow().interested(mount, &channel);
         for w in targets.iter() {
             if w == self.me {
-                self.deliver_here(mount, &channel, &msg);
+                self.deliver_here(mount, &channel, &msg, at);
             } else {
                 let env = Envelope::Deliver {
                     mount,
                     channel: channel.clone(),
                     msg: msg.clone(),
                     ack: ack.cloned(),
+                    at,
                 };
                 self.send(w, env);
             }
@@ -374,8 +416,9 @@ impl Node {
     fn publish(self: &Rc<Self>, mount: usize, channel: &str, msg: Bytes, ack: &Arc<Ack>) {
         let channel: Arc<str> = Arc::from(channel);
         let to = owner(&channel, self.workers());
+        let at = Instant::now();
         if to == self.me {
-            self.route(mount, channel, msg, Some(ack));
+            self.route(mount, channel, msg, Some(ack), at);
         } else {
             self.send(
                 to,
@@ -384,6 +427,7 @@ impl Node {
                     channel,
                     msg,
                     ack: Some(ack.clone()),
+                    at,
                 },
             );
         }

@@ -152,11 +152,16 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
             }
             Outcome::Reply(mut resp) => {
                 // While draining, every reply closes its connection so clients reconnect elsewhere.
-                let keep_alive = head.keep_alive && !node.draining();
+                // The process-wide flag, not only this worker's (which follows it on its next
+                // tick): a reply from another worker's drain must close this connection too.
+                let keep_alive =
+                    head.keep_alive && !node.draining() && !node.lifecycle.is_draining();
                 if !keep_alive {
                     resp = resp.header("Connection", "close");
                 }
-                if write(&mut stream, resp).await.is_err() || !keep_alive {
+                let written = write(&mut stream, resp).await;
+                node.wrote();
+                if written.is_err() || !keep_alive {
                     let _ = stream.shutdown().await;
                     return;
                 }

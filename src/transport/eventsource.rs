@@ -56,14 +56,17 @@ pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id:
             outbox.push(Bytes::from_static(b":\r\n\r\n"));
         }
         outbox.drain(&mut frames);
-        if !frames.is_empty() && write_frames(&mut stream, &mut frames).await.is_err() {
-            break;
+        if !frames.is_empty() {
+            if write_frames(&mut stream, &mut frames).await.is_err() {
+                break;
+            }
+            node.wrote();
         }
         if outbox.closing().is_some() {
             let _ = stream.shutdown().await;
             break;
         }
     }
-    node.engine.borrow_mut().socket_gone(outbox.id);
+    node.engine.borrow_mut().socket_gone(&outbox);
     node.unregister_socket(outbox.id);
 }

@@ -1,9 +1,11 @@
 //! Sockets: the accept loop, the HTTP/1.1 connection loop and its Bayeux endpoints (JSON POST,
-//! form POST, JSON-P GET, CORS, static client), WebSocket and EventSource push sockets.
+//! form POST, JSON-P GET, CORS, static client), WebSocket and EventSource push sockets, and the
+//! per-worker table where idle WebSockets park without a task.
 
 pub mod bayeux_http;
 pub mod conn;
 pub mod eventsource;
+pub mod park;
 pub mod static_files;
 pub mod websocket;
 
@@ -20,6 +22,10 @@ pub const READ_CHUNK: usize = 4096;
 
 /// Accepts connections forever, serving each on this worker.
 pub async fn accept_loop(node: Rc<Node>, listener: TcpListener) {
+    if let Err(e) = park::start(&node) {
+        tracing::error!(worker = node.me, error = %e, "cannot start the WebSocket table");
+        return;
+    }
     loop {
         match listener.accept().await {
             Ok((stream, _)) if node.draining() => drop(stream),

@@ -1,8 +1,10 @@
-//! WebSocket connections (spec 2.6): a reader task decoding frames and running each text
-//! message as a Bayeux batch, a writer task draining the outbox in one write per wake-up.
-//! When a message names a session of another worker, the socket moves to that worker, so a
-//! session's deliveries are always written by the worker that holds it.
+//! WebSocket connections (spec 2.6). While a socket has work, a reader task decodes frames and
+//! runs each text message as a Bayeux batch, and a writer task drains the outbox in one write
+//! per wake-up. When both are idle the socket parks in the worker's table (`park.rs`) and its
+//! tasks end. When a message names a session of another worker, the socket moves to that
+//! worker, so a session's deliveries are always written by the worker that holds it.
 
+use super::park::{self, Live, Parker};
 use super::read_more;
 use crate::bayeux::json::BodyError;
 use crate::engine::{Outbox, OutboxKind, frame_for};
@@ -13,11 +15,10 @@ use crate::shard::{Adopt, Envelope, Node, Peer, Via};
 use crate::websocket::frame::{CloseCode, Decoder, Message, Opcode, close_payload, encode};
 use crate::websocket::handshake;
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
-use std::cell::Cell;
 use std::net::IpAddr;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 
 /// The headers of an upgrade request that matter.
@@ -92,55 +93,160 @@ pub async fn upgrade(
 /// Why the reader stopped.
 enum End {
     Closed,
+    /// Nothing to read or write: hand the socket to the worker's table.
+    Park,
     /// The socket must move to this worker, starting with this message.
     HandOff(usize, Vec<u8>),
 }
 
-/// Runs an upgraded socket; `first` is a message another worker read but did not handle.
+/// What a socket's tasks need besides the stream.
+pub struct Parts {
+    pub parker: Rc<Parker>,
+    /// The socket (owned by the stream while the socket is active).
+    pub fd: std::os::fd::RawFd,
+    pub key: u32,
+    pub mount: usize,
+    pub outbox: Rc<Outbox>,
+    pub live: Rc<Live>,
+    /// Who is on the other end (kept in the record while parked).
+    pub peer: Peer,
+}
+
+/// Runs a new upgraded socket; `first` is a message another worker read but did not handle.
 pub async fn run(
     node: Rc<Node>,
     stream: TcpStream,
     mount: usize,
-    mut buf: BytesMut,
+    buf: BytesMut,
     first: Option<Vec<u8>>,
     peer: Peer,
 ) {
-    let _gauge =
-        crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::WebSocket);
-    let outbox = Rc::new(Outbox::new(node.socket_id(), OutboxKind::WebSocket));
-    node.register_socket(&outbox);
-    let hand_off = Rc::new(Cell::new(false));
-    let (mut rd, wr) = stream.into_split();
+    let parker = park::get();
+    let fd = stream.as_raw_fd();
+    let outbox = match parker.insert(&node, fd, mount, peer, |key| park::outbox(&node, key)) {
+        Ok(outbox) => outbox,
+        Err(e) => {
+            tracing::warn!(worker = node.me, error = %e, "could not watch a WebSocket");
+            return;
+        }
+    };
+    let live = Rc::new(Live::default());
+    parker.activate(&node, outbox.key, live.clone());
+    let parts = Parts {
+        key: outbox.key,
+        fd,
+        parker,
+        mount,
+        outbox,
+        live,
+        peer,
+    };
+    serve(node, stream, parts, buf, first).await;
+}
+
+/// Runs an active socket until it closes, parks or moves to another worker.
+pub async fn serve(
+    node: Rc<Node>,
+    stream: TcpStream,
+    parts: Parts,
+    buf: BytesMut,
+    first: Option<Vec<u8>>,
+) {
+    let (rd, wr) = stream.into_split();
     let writer = monoio::spawn(write_loop(
         node.clone(),
-        mount,
         wr,
-        outbox.clone(),
-        hand_off.clone(),
+        parts.outbox.clone(),
+        parts.live.clone(),
     ));
+    let (end, rd, buf) = Box::pin(read_loop(&node, &parts, rd, buf, first)).await;
+    if matches!(end, End::Closed) {
+        return close(&node, &parts, Some(writer), rd).await;
+    }
+    parts.live.stop_writer.set(true);
+    parts.outbox.signal.notify();
+    let Some(wr) = writer.await else {
+        return close(&node, &parts, None, rd).await;
+    };
+    let stream = match rd.reunite(wr) {
+        Ok(stream) => stream,
+        Err(halves) => return close(&node, &parts, None, halves.0).await,
+    };
+    match end {
+        End::Park => {
+            let fd = stream.into_raw_fd();
+            parts.parker.park(&node, parts.key, fd, &parts.live);
+        }
+        End::HandOff(to, text) => {
+            parts.parker.remove(&node, parts.key);
+            // SAFETY: the stream gave up its descriptor, which nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
+            let kind = Adopt::WebSocket {
+                first: text,
+                leftover: buf.to_vec(),
+                peer: parts.peer,
+            };
+            let mount = parts.mount;
+            node.send(to, Envelope::Adopt { fd, mount, kind });
+        }
+        End::Closed => {}
+    }
+}
+
+/// Ends a closed socket: unbinds it, lets the writer finish (a close frame), and takes it out
+/// of the table while `rd` still holds the descriptor open.
+async fn close(
+    node: &Rc<Node>,
+    parts: &Parts,
+    writer: Option<monoio::task::JoinHandle<Option<OwnedWriteHalf<TcpStream>>>>,
+    rd: OwnedReadHalf<TcpStream>,
+) {
+    if parts.outbox.closing().is_none() {
+        parts.outbox.close_after_flush(CloseCode::NORMAL.0);
+    }
+    node.engine.borrow_mut().socket_gone(&parts.outbox);
+    if let Some(writer) = writer {
+        drop(writer.await);
+    }
+    parts.parker.remove(node, parts.key);
+    drop(rd);
+}
+
+/// Decodes and handles frames until the socket closes, idles or must move.
+async fn read_loop(
+    node: &Rc<Node>,
+    parts: &Parts,
+    mut rd: OwnedReadHalf<TcpStream>,
+    mut buf: BytesMut,
+    first: Option<Vec<u8>>,
+) -> (End, OwnedReadHalf<TcpStream>, BytesMut) {
+    let outbox = &parts.outbox;
     let mut decoder = Decoder::new(node.settings.max_message);
     let mut end = End::Closed;
     if let Some(text) = first {
-        end = Box::pin(on_text(&node, mount, &outbox, text, peer)).await;
+        end = on_text(node, parts.mount, outbox, text, parts.peer).await;
     }
     while matches!(end, End::Closed) && outbox.closing().is_none() {
-        match decoder.decode(&mut buf) {
-            Ok(Some(Message::Text(text))) => {
-                end = Box::pin(on_text(&node, mount, &outbox, text, peer)).await
+        let msg = match decoder.decode(&mut buf) {
+            Ok(Some(msg)) => msg,
+            Err(code) => {
+                outbox.close_after_flush(code.0);
+                break;
             }
-            Ok(Some(Message::Ping(payload))) => outbox.push(control(Opcode::Pong, &payload)),
-            Ok(Some(Message::Close { code, .. })) => outbox.close_after_flush(code.unwrap_or(1000)),
-            Ok(Some(Message::Binary(_) | Message::Pong(_))) => {}
-            Err(code) => outbox.close_after_flush(code.0),
             Ok(None) => {
                 if buf.is_empty() && decoder.is_idle() {
-                    // Idle: hold no read buffer while waiting (a readiness poll needs none).
+                    // Idle: hold no read buffer while waiting.
                     buf = BytesMut::new();
-                    // SAFETY: waiting for readiness touches no buffer and runs beside the writer
-                    // exactly as a read would; monoio's split halves share the stream this way.
-                    let stream = unsafe { &*rd.0.get() };
-                    if stream.readable(false).await.is_err() {
-                        break;
+                    if wait_input(parts).await == Idle::Park {
+                        return (End::Park, rd, buf);
+                    }
+                    // Readiness can be stale (it fired for bytes already read): take what is
+                    // there without waiting, and wait again if nothing is.
+                    match recv_now(parts.fd, &mut buf) {
+                        Ok(0) => break,
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(_) => break,
                     }
                 }
                 let (res, b) = read_more(&mut rd, buf).await;
@@ -148,32 +254,73 @@ pub async fn run(
                 if !matches!(res, Ok(n) if n > 0) {
                     break;
                 }
+                continue;
             }
+        };
+        parts.parker.heard(parts.key);
+        match msg {
+            Message::Text(text) => end = on_text(node, parts.mount, outbox, text, parts.peer).await,
+            Message::Ping(payload) => outbox.push(control(Opcode::Pong, &payload)),
+            Message::Close { code, .. } => outbox.close_after_flush(code.unwrap_or(1000)),
+            Message::Binary(_) | Message::Pong(_) => {}
         }
     }
-    if let End::HandOff(to, text) = end {
-        node.unregister_socket(outbox.id);
-        hand_off.set(true);
-        outbox.signal.notify();
-        if let Some(wr) = writer.await
-            && let Ok(stream) = rd.reunite(wr)
-        {
-            let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
-            let kind = Adopt::WebSocket {
-                first: text,
-                leftover: buf.to_vec(),
-                peer,
-            };
-            node.send(to, Envelope::Adopt { fd, mount, kind });
+    (end, rd, buf)
+}
+
+/// Reads what the socket holds now, without blocking; `WouldBlock` when it holds nothing.
+fn recv_now(fd: std::os::fd::RawFd, buf: &mut BytesMut) -> std::io::Result<usize> {
+    buf.reserve(super::READ_CHUNK);
+    let spare = buf.spare_capacity_mut();
+    loop {
+        // SAFETY: the kernel writes at most `spare.len()` bytes into the spare capacity.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            // SAFETY: the first `n` spare bytes were just written.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            return Ok(n as usize);
         }
-        return;
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
-    if outbox.closing().is_none() {
-        outbox.close_after_flush(CloseCode::NORMAL.0);
+}
+
+#[derive(PartialEq, Eq)]
+enum Idle {
+    Input,
+    Park,
+}
+
+/// Waits until the socket turns readable, or until nothing is left to write (park). An input
+/// signal from before the wait counts: the one-shot watch fired, so bytes are waiting.
+async fn wait_input(parts: &Parts) -> Idle {
+    let live = &parts.live;
+    if parts.parker.arm(parts.key).is_err() {
+        // Without the watch, wait in a read.
+        return Idle::Input;
     }
-    node.engine.borrow_mut().socket_gone(outbox.id);
-    node.unregister_socket(outbox.id);
-    let _ = writer.await;
+    std::future::poll_fn(|cx| {
+        if live.input.poll_fired(cx) {
+            return std::task::Poll::Ready(Idle::Input);
+        }
+        // Consume any notification and leave the waker registered for the next one.
+        while live.writer_idle.poll_fired(cx) {}
+        if parts.outbox.is_idle() {
+            std::task::Poll::Ready(Idle::Park)
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 async fn on_text(
@@ -188,15 +335,12 @@ async fn on_text(
             .filter(|_| !node.engine.borrow().exists(mount, c))
     });
     if let Some(to) = foreign
-        && !node.engine.borrow().is_bound(outbox.id)
+        && !node.engine.borrow().is_bound(outbox)
     {
         return End::HandOff(to, text);
     }
     // Malformed frames are ignored and the socket stays open, as in Faye (spec 2.6).
-    match node
-        .process(mount, text, Via::Socket(outbox.clone()), peer)
-        .await
-    {
+    match Box::pin(node.process(mount, text, Via::Socket(outbox.clone()), peer)).await {
         Ok(reply) if !reply.is_empty() => outbox.push(frame_for(OutboxKind::WebSocket, &reply)),
         // Over a limit: say so and close (1008, policy violation).
         Err(BodyError::TooMany) => outbox.close_after_flush(CloseCode::POLICY.0),
@@ -205,39 +349,37 @@ async fn on_text(
     End::Closed
 }
 
-fn control(op: Opcode, payload: &[u8]) -> Bytes {
+pub fn control(op: Opcode, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(payload.len() + 2);
     encode(&mut out, op, payload);
     out.freeze()
 }
 
-/// Writes whatever is queued, pings when configured, and closes when asked. Returns the write
-/// half when the socket is being handed to another worker.
+/// Writes whatever is queued and closes when asked. Returns the write half when the reader
+/// asks for it back (to park or hand the socket over).
 async fn write_loop(
     node: Rc<Node>,
-    mount: usize,
     mut wr: OwnedWriteHalf<TcpStream>,
     outbox: Rc<Outbox>,
-    hand_off: Rc<Cell<bool>>,
+    live: Rc<Live>,
 ) -> Option<OwnedWriteHalf<TcpStream>> {
-    let ping = node.settings.policy(mount).ping;
-    let mut pings: u64 = 0;
     let mut frames = Vec::new();
     loop {
-        match ping {
-            Some(every) => {
-                if monoio::time::timeout(every, outbox.signal.wait())
-                    .await
-                    .is_err()
-                {
-                    pings += 1;
-                    outbox.push(control(Opcode::Ping, pings.to_string().as_bytes()));
-                }
-            }
-            None => outbox.signal.wait().await,
+        outbox.signal.wait().await;
+        if outbox.aborted() {
+            // The table cuts the connection.
+            return None;
         }
         outbox.drain(&mut frames);
-        if !frames.is_empty() && write_frames(&mut wr, &mut frames).await.is_err() {
+        if !frames.is_empty() {
+            let res = write_frames(&mut wr, &mut frames).await;
+            outbox.written();
+            node.wrote();
+            if res.is_err() {
+                return None;
+            }
+        }
+        if outbox.aborted() {
             return None;
         }
         if let Some(code) = outbox.closing() {
@@ -255,27 +397,47 @@ async fn write_loop(
             let _ = wr.shutdown().await;
             return None;
         }
-        if hand_off.get() {
+        if live.stop_writer.get() {
             return Some(wr);
+        }
+        if outbox.is_idle() {
+            live.writer_idle.notify();
         }
     }
 }
 
-/// One write for everything queued.
+/// Most bytes copied into one coalesced write: a slow consumer's writer holds at most this
+/// much of its own while blocked (frames are otherwise shared with other sockets).
+const COALESCE_MAX: usize = 64 * 1024;
+
+/// Writes everything queued: small frames coalesced into one write of up to `COALESCE_MAX`
+/// bytes, a larger frame as it is.
 pub async fn write_frames<W: AsyncWriteRent>(
     wr: &mut W,
     frames: &mut Vec<Bytes>,
 ) -> std::io::Result<()> {
-    let res = if frames.len() == 1 {
-        let frame = frames.pop().unwrap_or_default();
-        wr.write_all(frame).await.0
-    } else {
-        let mut out = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
-        for f in frames.drain(..) {
-            out.extend_from_slice(&f);
-        }
-        wr.write_all(out).await.0
-    };
+    let res = write_batches(wr, frames).await;
     frames.clear();
-    res.map(|_| ())
+    res
+}
+
+async fn write_batches<W: AsyncWriteRent>(wr: &mut W, frames: &[Bytes]) -> std::io::Result<()> {
+    let mut i = 0;
+    while i < frames.len() {
+        let (mut j, mut size) = (i + 1, frames[i].len());
+        while j < frames.len() && size + frames[j].len() <= COALESCE_MAX {
+            size += frames[j].len();
+            j += 1;
+        }
+        let res = if j == i + 1 {
+            wr.write_all(frames[i].clone()).await.0
+        } else {
+            let mut out = BytesMut::with_capacity(size);
+            frames[i..j].iter().for_each(|f| out.extend_from_slice(f));
+            wr.write_all(out).await.0
+        };
+        res?;
+        i = j;
+    }
+    Ok(())
 }

@@ -143,6 +143,11 @@ impl Server {
         }
     }
 
+    /// The server's process id (to read its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the server has written to stderr so far (its logs).
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
@@ -180,11 +185,6 @@ impl Server {
             .strip_prefix("admin on http://")
             .unwrap_or_else(|| panic!("unexpected line {line:?}"));
         addr.trim().parse().expect("admin address")
-    }
-
-    /// The server process's id (for tools that read /proc/<pid>).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// `http://127.0.0.1:PORT<path>`.

@@ -1,0 +1,215 @@
+//! Idle WebSockets park without a task (src/transport/park.rs), and the two safety features of
+//! the same code: closing sockets that stop answering pings, and cutting slow consumers. The
+//! server's metrics say when sockets have parked; nothing here asserts a duration.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const M: &str = "/faye";
+
+/// Scrapes /metrics into `series -> value`.
+fn scrape(admin: SocketAddr) -> HashMap<String, f64> {
+    let mut conn = Conn::open(admin);
+    conn.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 200);
+    resp.text()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
+/// Polls /metrics until `series` has `value` (bounded: fails after about 30 s).
+#[track_caller]
+fn wait_metric(admin: SocketAddr, series: &str, value: f64) {
+    for _ in 0..600 {
+        if scrape(admin).get(series) == Some(&value) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{series} never reached {value}: {:?}", scrape(admin));
+}
+
+/// A WebSocket client: handshake, a connect held for the server's 30 s timeout, subscribe.
+fn subscriber(s: &Server, channel: &str) -> (String, Ws) {
+    let mut ws = Ws::connect(s, M);
+    ws.send_json(&json!([handshake_msg("1")]));
+    let cid = ws.read_json()[0]["clientId"]
+        .as_str()
+        .expect("clientId")
+        .to_string();
+    ws.send_json(&json!([{"channel": "/meta/connect", "clientId": cid, "connectionType": "websocket", "id": "2"}]));
+    ws.send_json(&json!([sub_msg("/meta/subscribe", &cid, json!(channel))]));
+    let reply = ws.read_json();
+    assert_eq!(reply[0]["successful"].as_bool(), Some(true), "{reply:?}");
+    (cid, ws)
+}
+
+fn data_of(frame: &Value) -> String {
+    frame[0]["data"]["n"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn many_parked_clients_each_get_a_publish_exactly_once() {
+    if skip_against_faye("parking is Bayou's") {
+        return;
+    }
+    let s = Server::start(&["--mount", M, "--timeout", "30"]);
+    let admin = s.admin_addr();
+    let mut clients: Vec<Ws> = (0..200).map(|_| subscriber(&s, "/all").1).collect();
+    wait_metric(admin, "bayou_websockets_parked", 200.0);
+
+    s.publish(M, "/all", json!({"n": "first"}));
+    s.publish(M, "/all", json!({"n": "second"}));
+    // Each socket gets the first message once: the next frame is already the second one.
+    for ws in &mut clients {
+        assert_eq!(data_of(&ws.read_json()), "first");
+        assert_eq!(data_of(&ws.read_json()), "second");
+    }
+    // Written by non-blocking sends, the deliveries left every socket parked.
+    wait_metric(admin, "bayou_websockets_parked", 200.0);
+}
+
+#[test]
+fn a_parked_socket_wakes_for_a_frame_and_answers() {
+    if skip_against_faye("parking is Bayou's") {
+        return;
+    }
+    let s = Server::start(&["--mount", M, "--timeout", "30"]);
+    let admin = s.admin_addr();
+    let (cid, mut ws) = subscriber(&s, "/a");
+    wait_metric(admin, "bayou_websockets_parked", 1.0);
+
+    ws.send_json(&json!([sub_msg("/meta/subscribe", &cid, json!("/b"))]));
+    let reply = ws.read_json();
+    assert_json_eq(
+        &reply,
+        &sub_reply("/meta/subscribe", &cid, json!("/b"), None),
+    );
+    s.publish(M, "/b", json!({"n": "b"}));
+    assert_eq!(data_of(&ws.read_json()), "b");
+    ws.send_frame(0x9, b"hi");
+    assert_eq!(ws.read_frame(), Frame::Pong(b"hi".to_vec()));
+    wait_metric(admin, "bayou_websockets_parked", 1.0);
+}
+
+#[test]
+fn a_socket_that_never_answers_pings_is_closed() {
+    if skip_against_faye("Faye has no ping timeout") {
+        return;
+    }
+    let s = Server::start(&[
+        "--mount",
+        M,
+        "--timeout",
+        "30",
+        "--ping",
+        "0.2",
+        "--ping-timeout",
+        "2",
+    ]);
+    let admin = s.admin_addr();
+    let (_, mut silent) = subscriber(&s, "/silent");
+    let (_, mut polite) = subscriber(&s, "/polite");
+    // The polite client answers every ping, on its own thread, until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let answering = std::thread::spawn(move || {
+        let mut after_stop = 0;
+        while after_stop < 3 {
+            if let Frame::Ping(payload) = polite.read_frame() {
+                polite.send_frame(0xA, &payload);
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    after_stop += 1;
+                }
+            }
+        }
+        polite
+    });
+    // The silent client reads pings but never sends anything: it is closed with 1001.
+    assert_eq!(silent.read_close(), Some(1001));
+    wait_metric(
+        admin,
+        r#"bayou_websocket_ping_timeouts_total{mount="/faye"}"#,
+        1.0,
+    );
+    // The polite one is still pinged afterwards, and still open.
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _polite = answering
+        .join()
+        .expect("the polite client kept being pinged");
+    wait_metric(admin, r#"bayou_connections{transport="websocket"}"#, 1.0);
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS value")
+}
+
+#[test]
+fn a_non_reading_subscriber_is_cut_while_a_reading_one_gets_everything() {
+    if skip_against_faye("Faye has no output bound") {
+        return;
+    }
+    const BATCHES: usize = 240;
+    const PER_BATCH: usize = 50;
+    let s = Server::start(&["--mount", M, "--timeout", "30", "--max-pending", "1048576"]);
+    let admin = s.admin_addr();
+    let (slow_cid, slow) = subscriber(&s, "/flood");
+    let (_, mut reader) = subscriber(&s, "/flood");
+    let counter = std::thread::spawn(move || {
+        for i in 0..BATCHES * PER_BATCH {
+            let frame = reader.read_json();
+            assert_eq!(frame[0]["data"]["i"].as_u64(), Some(i as u64), "in order");
+        }
+        reader
+    });
+    // About 12 MB of deliveries, far more than the slow socket's bound and kernel buffers.
+    let pad = "x".repeat(1000);
+    for b in 0..BATCHES {
+        let batch: Vec<Value> = (0..PER_BATCH)
+            .map(|k| json!({"channel": "/flood", "data": {"i": b * PER_BATCH + k, "pad": pad}}))
+            .collect();
+        let resp = s.post_json(M, &Value::from(batch).encode());
+        assert_eq!(resp.status, 200);
+    }
+    let _reader = counter
+        .join()
+        .expect("the reading client got every message in order");
+    wait_metric(
+        admin,
+        r#"bayou_slow_consumer_disconnects_total{mount="/faye"}"#,
+        1.0,
+    );
+    wait_metric(admin, r#"bayou_connections{transport="websocket"}"#, 1.0);
+    let rss_mib = vm_rss_kib(s.pid()) / 1024;
+    assert!(rss_mib < 200, "server RSS {rss_mib} MiB after the flood");
+    // The cut client's session lives on and queues (boundedly) for its next connect.
+    drop(slow);
+    s.publish(M, "/flood", json!({"i": "after"}));
+    let (_, queued) = split_connect(&s.connect(M, &slow_cid));
+    assert!(
+        (1..=1000).contains(&queued.len()),
+        "{} queued",
+        queued.len()
+    );
+    let last = queued.last().expect("a queued message");
+    assert_eq!(last["data"]["i"].as_str(), Some("after"));
+}
