@@ -34,6 +34,40 @@ pub enum Driver {
     Epoll,
 }
 
+/// Where channels live: in this process only, or shared with other Bayou processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// Embedded, in memory: this process's clients only (the default).
+    Memory,
+    /// Redis pub/sub: every process on this Redis (and database number) serves one set of
+    /// channels. `url` as given (it may carry a password), `shown` without the password.
+    Redis { url: String, shown: String, db: i64 },
+}
+
+impl Engine {
+    /// `memory`, or a `redis://[user:password@]host[:port][/db]` URL.
+    pub fn parse(s: &str) -> Result<Engine, String> {
+        use redis::IntoConnectionInfo;
+        if s == "memory" {
+            return Ok(Engine::Memory);
+        }
+        if !s.starts_with("redis://") {
+            return Err(format!(
+                "engine must be `memory` or `redis://host:port[/db]`, got {s:?}"
+            ));
+        }
+        let info = s
+            .into_connection_info()
+            .map_err(|e| format!("engine {s:?}: {e}"))?;
+        let db = info.redis_settings().db();
+        Ok(Engine::Redis {
+            url: s.to_owned(),
+            shown: format!("redis://{}/{db}", info.addr()),
+            db,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Human,
@@ -45,8 +79,8 @@ pub enum LogFormat {
 #[command(version, about, long_about = None)]
 pub struct Cli {
     /// TOML file with any of the settings below (keys: listen, mounts, workers, timeout, ping,
-    /// client_js, driver, max_body, max_message, admin_listen, drain_secs). Flags and environment variables
-    /// override it.
+    /// client_js, driver, max_body, max_message, admin_listen, drain_secs, engine). Flags and
+    /// environment variables override it.
     #[arg(long, env = "BAYOU_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 0.0.0.0:8000].
@@ -88,6 +122,11 @@ pub struct Cli {
     /// process exits 0 before it ends; a second signal exits at once [default: 20].
     #[arg(long, env = "BAYOU_DRAIN_SECS")]
     pub drain_secs: Option<f64>,
+    /// Where channels live: `memory` (this process only) or `redis://host:port[/db]` (Redis
+    /// pub/sub, ElastiCache compatible): every Bayou process on that Redis and database number
+    /// delivers every publish to its own subscribers [default: memory].
+    #[arg(long, env = "BAYOU_ENGINE")]
+    pub engine: Option<String>,
     /// Log format on stderr: `human` or `json` (one object per line, for CloudWatch and
     /// similar) [default: human]. Levels follow RUST_LOG (default info; nothing per message).
     #[arg(long, env = "BAYOU_LOG_FORMAT", value_enum, default_value = "human")]
@@ -116,6 +155,7 @@ pub struct FileConfig {
     pub max_message: Option<usize>,
     pub admin_listen: Option<SocketAddr>,
     pub drain_secs: Option<f64>,
+    pub engine: Option<String>,
 }
 
 /// The effective configuration.
@@ -132,6 +172,7 @@ pub struct Config {
     pub max_message: usize,
     pub admin_listen: SocketAddr,
     pub drain: Duration,
+    pub engine: Engine,
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration, String> {
@@ -170,6 +211,13 @@ impl Config {
             format!("max_message = {}", self.max_message),
             format!("admin_listen = {}", self.admin_listen),
             format!("drain_secs = {}", self.drain.as_secs_f64()),
+            format!(
+                "engine = {}",
+                match &self.engine {
+                    Engine::Memory => "memory",
+                    Engine::Redis { shown, .. } => shown,
+                }
+            ),
         ]
         .join("\n")
     }
@@ -238,6 +286,7 @@ impl Config {
                 Some(a) => a,
                 None => DEFAULT_ADMIN_LISTEN.parse().map_err(|e| format!("{e}"))?,
             },
+            engine: Engine::parse(cli.engine.or(file.engine).as_deref().unwrap_or("memory"))?,
         })
     }
 }
@@ -365,6 +414,14 @@ mod tests {
             (c.workers, c.timeout, c.mounts.clone()),
             (2, Duration::from_secs(10), vec!["/a/faye".to_string()])
         );
+        let cli = Cli::parse_from(["bayou", "--engine", "redis://127.0.0.1:6380/3"]);
+        let c = Config::from_cli(cli).unwrap();
+        assert!(matches!(c.engine, Engine::Redis { db: 3, .. }), "{c:?}");
+        assert!(c.describe().contains("engine = redis://127.0.0.1:6380/3"));
+        for bad in ["redis", "http://x", "redis://h:notaport"] {
+            let cli = Cli::parse_from(["bayou", "--engine", bad]);
+            assert!(Config::from_cli(cli).is_err(), "{bad}");
+        }
         std::fs::write(&file, "bogus = 1\n").unwrap();
         let cli = Cli::parse_from(["bayou", "--config", file.to_str().unwrap()]);
         assert!(Config::from_cli(cli).unwrap_err().contains("bogus"));

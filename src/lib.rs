@@ -8,6 +8,8 @@
 //! ```text
 //! main.rs  -> server      wiring: listeners, worker threads, start-up and failure
 //!             admin       /healthz and /readyz on their own listener and thread
+//!             backplane/  other Bayou processes (Redis pub/sub): the thread beside the
+//!                         workers, reached through shard::Cluster
 //!             transport/  sockets: HTTP connection loop, Bayeux over HTTP, WebSocket,
 //!                         EventSource, the static client files
 //!             shard/      the only layer that knows other cores exist: owner(), the mesh,
@@ -18,6 +20,7 @@
 //! ```
 
 pub mod admin;
+pub mod backplane;
 pub mod bayeux;
 pub mod config;
 pub mod engine;

@@ -1,7 +1,7 @@
 //! A worker's node: its engine, its end of the mesh, and the request driver that runs a batch
 //! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
 
-use super::{Ack, Adopt, Envelope, Mesh, owner};
+use super::{Ack, Adopt, Cluster, Envelope, Mesh, owner};
 use crate::bayeux::json::{BodyError, Reply, parse_batch};
 use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscribe};
 use crate::config::Settings;
@@ -10,7 +10,7 @@ use crate::lifecycle::Lifecycle;
 use crate::metrics::{self, Stats, WorkerStats};
 use bytes::Bytes;
 use futures::channel::oneshot;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -42,6 +42,8 @@ pub struct Node {
     /// Live push sockets of this worker, to close them when draining.
     sockets: RefCell<HashMap<u64, Weak<Outbox>>>,
     draining: Cell<bool>,
+    /// The other processes serving these channels (`--engine redis://...`), if any.
+    cluster: OnceCell<Arc<dyn Cluster>>,
 }
 
 /// A validated connect whose engine call waits until the rest of the batch is done.
@@ -90,6 +92,7 @@ impl Node {
             stats,
             sockets: RefCell::new(HashMap::new()),
             draining: Cell::new(false),
+            cluster: OnceCell::new(),
         })
     }
 
@@ -99,6 +102,34 @@ impl Node {
 
     pub fn set_adopt(&self, f: AdoptFn) {
         *self.adopt.borrow_mut() = Some(f);
+    }
+
+    /// Joins this worker to the other processes serving the same channels (set once, at start).
+    pub fn set_cluster(&self, cluster: Arc<dyn Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// Records a worker's interest change here and, when the process's interest as a whole
+    /// turns on or off, tells the cluster: the owner does it for an exact channel, worker 0
+    /// for a pattern (patterns are replicated on every worker).
+    fn apply_interest(
+        &self,
+        mount: usize,
+        channel: &str,
+        worker: usize,
+        on: bool,
+        ack: Option<&Arc<Ack>>,
+    ) {
+        let flipped = self
+            .engine
+            .borrow_mut()
+            .apply_interest(mount, channel, worker, on);
+        if flipped
+            && (self.me == 0 || !bayeux::channel::is_pattern(channel))
+            && let Some(cluster) = self.cluster.get()
+        {
+            cluster.interest(mount, channel, on, ack.cloned());
+        }
     }
 
     /// This worker's counters.
@@ -278,11 +309,9 @@ impl Node {
                 channel,
                 worker,
                 on,
-                ack: _ack,
+                ack,
             } => {
-                self.engine
-                    .borrow_mut()
-                    .apply_interest(mount, &channel, worker, on);
+                self.apply_interest(mount, &channel, worker, on, ack.as_ref());
             }
             Envelope::Batch { mount, body, reply } => {
                 let node = self.clone();
@@ -311,9 +340,8 @@ impl Node {
             };
             for to in targets {
                 if to == self.me {
-                    self.engine
-                        .borrow_mut()
-                        .apply_interest(e.mount, &channel, self.me, e.on);
+                    let ack = if e.on { ack } else { None };
+                    self.apply_interest(e.mount, &channel, self.me, e.on, ack);
                     continue;
                 }
                 let ack = if e.on { ack.cloned() } else { None };
@@ -349,6 +377,9 @@ impl Node {
 
     fn publish(self: &Rc<Self>, mount: usize, channel: &str, msg: Bytes, ack: &Arc<Ack>) {
         let channel: Arc<str> = Arc::from(channel);
+        if let Some(cluster) = self.cluster.get() {
+            cluster.publish(self.me, mount, &channel, &msg);
+        }
         let to = owner(&channel, self.workers());
         if to == self.me {
             self.route(mount, channel, msg, Some(ack));
