@@ -17,7 +17,7 @@
 //!   undoes it when the last local subscriber leaves). A subscribe is answered once Redis has
 //!   confirmed it, so a publish on any process after the reply reaches the new subscriber.
 //! * **Publish.** The ingress worker delivers locally as always and queues the delivered form
-//!   here; the link PUBLISHes it once (pipelined in batches, in order per worker).
+//!   here; the link PUBLISHes it once (pipelined in batches, in the order accepted).
 //! * **Receive.** Redis sends each publish once to each process with interest. The link skips
 //!   its own echoes and repeats, checks glob matches against the Bayeux patterns, and hands the
 //!   message to the channel's owner worker as a mesh publish, which delivers it through the
@@ -55,13 +55,13 @@ pub struct Backplane {
 }
 
 impl Cluster for Backplane {
-    fn publish(&self, worker: usize, mount: usize, channel: &Arc<str>, msg: &Bytes) {
+    fn publish(&self, _worker: usize, mount: usize, channel: &Arc<str>, msg: &Bytes) {
         let item = Item {
             mount,
             channel: channel.clone(),
             msg: msg.clone(),
         };
-        self.outbound.push(worker, item);
+        self.outbound.push(item);
     }
 
     fn interest(&self, mount: usize, key: &str, on: bool, ack: Option<Arc<Ack>>) {
@@ -95,7 +95,7 @@ pub fn start(config: &Config, mesh: Arc<Mesh>) -> Result<Option<Arc<Backplane>>,
     let stats = Arc::new(Stats::default());
     let backplane = Arc::new(Backplane {
         node: rand::random(),
-        outbound: Outbound::new(mesh.workers(), stats.clone()),
+        outbound: Outbound::new(stats.clone()),
         stats,
         changes: Mutex::new(Vec::new()),
         changed: tokio::sync::Notify::new(),

@@ -1,5 +1,7 @@
-//! Publishes waiting to go to Redis: one lock-free queue per worker (each keeps its worker's
-//! publish order), bounded together by count and bytes.
+//! Publishes waiting to go to Redis: one lock-free FIFO shared by the workers, bounded by count
+//! and bytes. One queue, not one per worker: publishes reach Redis in the order this process
+//! accepted them, so a publisher whose requests land on different workers (a new connection
+//! per request) keeps its order on every other process too.
 //!
 //! Capacity and policy: at most [`LIMIT_MESSAGES`] publishes and [`LIMIT_BYTES`] bytes wait.
 //! While Redis is slow or unreachable the queues fill up to that bound; beyond it a worker
@@ -35,7 +37,7 @@ impl Item {
 }
 
 pub struct Outbound {
-    queues: Vec<SegQueue<Item>>,
+    queue: SegQueue<Item>,
     stats: Arc<Stats>,
     /// The link waits for work (set by it, cleared by the worker that wakes it).
     sleeping: AtomicBool,
@@ -45,9 +47,9 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(workers: usize, stats: Arc<Stats>) -> Outbound {
+    pub fn new(stats: Arc<Stats>) -> Outbound {
         Outbound {
-            queues: (0..workers).map(|_| SegQueue::new()).collect(),
+            queue: SegQueue::new(),
             stats,
             sleeping: AtomicBool::new(false),
             wake: Notify::new(),
@@ -55,8 +57,8 @@ impl Outbound {
         }
     }
 
-    /// Queues a publish from `worker`, or drops it when the bound is reached.
-    pub fn push(&self, worker: usize, item: Item) {
+    /// Queues a publish, or drops it when the bound is reached.
+    pub fn push(&self, item: Item) {
         let size = item.size();
         let (count, bytes) = (
             self.stats.buffered.load(Relaxed),
@@ -76,22 +78,20 @@ impl Outbound {
         }
         self.stats.buffered.fetch_add(1, Relaxed);
         self.stats.buffered_bytes.fetch_add(size, Relaxed);
-        self.queues[worker].push(item);
+        self.queue.push(item);
         if self.sleeping.swap(false, SeqCst) {
             self.wake.notify_one();
         }
     }
 
-    /// Moves up to `max` waiting publishes (at most `max_bytes`, at least one) into `out`,
-    /// each worker's in its order.
+    /// Moves up to `max` waiting publishes (at most `max_bytes`, at least one) into `out`, in
+    /// order.
     pub fn take(&self, max: usize, max_bytes: u64, out: &mut Vec<Item>) {
         let mut bytes = 0;
-        for q in &self.queues {
-            while out.len() < max && (bytes < max_bytes || out.is_empty()) {
-                let Some(item) = q.pop() else { break };
-                bytes += item.size();
-                out.push(item);
-            }
+        while out.len() < max && (bytes < max_bytes || out.is_empty()) {
+            let Some(item) = self.queue.pop() else { break };
+            bytes += item.size();
+            out.push(item);
         }
     }
 
@@ -112,7 +112,7 @@ impl Outbound {
     }
 
     fn is_empty(&self) -> bool {
-        self.queues.iter().all(SegQueue::is_empty)
+        self.queue.is_empty()
     }
 
     /// Resolves when a publish may be waiting.
@@ -143,9 +143,9 @@ mod tests {
     #[test]
     fn bounded_by_count_and_bytes_and_released() {
         let stats = Arc::new(Stats::default());
-        let out = Outbound::new(2, stats.clone());
+        let out = Outbound::new(stats.clone());
         for _ in 0..LIMIT_MESSAGES + 5 {
-            out.push(0, item(1));
+            out.push(item(1));
         }
         assert_eq!(stats.buffered.load(Relaxed), LIMIT_MESSAGES);
         assert_eq!(stats.dropped_out.load(Relaxed), 5);
@@ -156,10 +156,10 @@ mod tests {
         assert_eq!(stats.buffered.load(Relaxed), LIMIT_MESSAGES - 100);
 
         let stats = Arc::new(Stats::default());
-        let out = Outbound::new(1, stats.clone());
+        let out = Outbound::new(stats.clone());
         let big = (LIMIT_BYTES / 4) as usize;
         for _ in 0..5 {
-            out.push(0, item(big));
+            out.push(item(big));
         }
         assert_eq!(
             stats.buffered.load(Relaxed),
@@ -173,14 +173,15 @@ mod tests {
     }
 
     #[test]
-    fn each_workers_order_is_kept() {
-        let out = Outbound::new(2, Arc::new(Stats::default()));
+    fn the_order_of_acceptance_is_kept() {
+        let out = Outbound::new(Arc::new(Stats::default()));
         for i in 0..4 {
-            out.push(i % 2, item(i + 1));
+            out.push(item(i + 1));
         }
         let mut batch = Vec::new();
-        out.take(10, u64::MAX, &mut batch);
+        out.take(3, u64::MAX, &mut batch);
+        out.take(3, u64::MAX, &mut batch);
         let sizes: Vec<usize> = batch.iter().map(|i| i.msg.len()).collect();
-        assert_eq!(sizes, vec![1, 3, 2, 4]);
+        assert_eq!(sizes, vec![1, 2, 3, 4]);
     }
 }
