@@ -316,3 +316,24 @@ fn one_publishers_messages_keep_their_order_on_every_node() {
         assert_eq!(got, want);
     }
 }
+
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn a_client_id_of_another_node_gets_the_rehandshake_advice() {
+    // Sessions stay on their process (README: sticky sessions for long-polling).
+    let redis = Redis::start();
+    let (a, b) = (Node::start(&redis), Node::start(&redis));
+    let cid = a.handshake(M);
+    let unknown = format!("401:{cid}:Unknown client");
+    let reply = b.bayeux(M, &connect_msg(&cid, "c"));
+    assert_json_eq(
+        &reply,
+        &json!([{"id": "c", "channel": "/meta/connect", "successful": false,
+                 "error": unknown, "advice": {"reconnect": "handshake"}}]),
+    );
+    // A subscribe fails the same way (as in Faye, only a connect carries the advice).
+    let msg =
+        json!({"channel": "/meta/subscribe", "clientId": cid, "subscription": "/x", "id": "s"});
+    let reply = b.bayeux(M, &msg);
+    assert_eq!(reply[0]["error"].as_str(), Some(unknown.as_str()));
+}
