@@ -89,7 +89,12 @@ fn queued(node: &Node, cid: &str) -> Vec<String> {
     let msg = json!({"channel": "/meta/connect", "clientId": cid, "connectionType": "long-polling",
                      "advice": {"timeout": 0}, "id": "q"});
     let reply = node.bayeux(M, &msg);
-    assert_eq!(reply[0]["successful"].as_bool(), Some(true), "{}", reply.encode());
+    assert_eq!(
+        reply[0]["successful"].as_bool(),
+        Some(true),
+        "{}",
+        reply.encode()
+    );
     data_of(&split_connect(&reply).1)
 }
 
@@ -178,7 +183,9 @@ fn with_three_nodes_only_those_with_interest_receive_anything() {
     a.publish(M, "/users/1", json!("to A"));
     node_gets(a, &on_a, &["to A"]);
     // Once A has its own echo back, Redis has fanned the publish out to every subscriber.
-    a.wait_metric(r#"bayou_backplane_skipped_total{reason="echo"}"#, |v| v == 2.0);
+    a.wait_metric(r#"bayou_backplane_skipped_total{reason="echo"}"#, |v| {
+        v == 2.0
+    });
     assert_eq!(b.metric("bayou_backplane_received_total"), 3.0);
 }
 
@@ -229,7 +236,10 @@ fn a_redis_crash_keeps_local_delivery_and_cross_node_delivery_resumes() {
         }
     }
     assert_eq!(got.iter().filter(|d| *d == "after").count(), 1, "{got:?}");
-    assert!(got.iter().filter(|d| *d == "during").count() <= 1, "{got:?}");
+    assert!(
+        got.iter().filter(|d| *d == "during").count() <= 1,
+        "{got:?}"
+    );
     node_gets(&b, &late, &["resubscribed"]);
     node_gets(&a, &on_a, &["after"]);
     let logs = a.stderr_text();
@@ -257,7 +267,10 @@ fn memory_stays_bounded_while_redis_is_down_under_load() {
         assert_eq!(resp.status, 200);
     }
     let m = a.metrics();
-    assert!(m["bayou_backplane_buffered"] <= LIMIT_MESSAGES as f64, "{m:?}");
+    assert!(
+        m["bayou_backplane_buffered"] <= LIMIT_MESSAGES as f64,
+        "{m:?}"
+    );
     assert!(
         m["bayou_backplane_buffered_bytes"] <= LIMIT_BYTES as f64,
         "{m:?}"
@@ -274,7 +287,11 @@ fn memory_stays_bounded_while_redis_is_down_under_load() {
     a.publish(M, "/local", json!("still here"));
     node_gets(&a, &on_a, &["still here"]);
     let logs = a.stderr_text();
-    assert_eq!(logs.matches("buffer full").count(), 1, "logged once: {logs}");
+    assert_eq!(
+        logs.matches("buffer full").count(),
+        1,
+        "logged once: {logs}"
+    );
 }
 
 fn rss_kib(pid: u32) -> i64 {
@@ -302,7 +319,10 @@ fn one_publishers_messages_keep_their_order_on_every_node() {
         let batch: Vec<Value> = (n..n + 100)
             .map(|i| json!({"channel": "/seq", "data": i.to_string()}))
             .collect();
-        assert_eq!(nodes[0].post_json(M, &Value::from(batch).encode()).status, 200);
+        assert_eq!(
+            nodes[0].post_json(M, &Value::from(batch).encode()).status,
+            200
+        );
         n += 100;
     }
     let want: Vec<String> = (0..n).map(|i| i.to_string()).collect();

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Cross-node notification throughput and latency through the Redis backplane, with the
+# same-process figures as the baseline, in one run. Starts its own redis-server on a free port
+# and Bayou processes (2 workers each), runs bayou-cluster-bench, and stops everything.
+# Usage: perf/cross-node.sh [MESSAGES] [SUBSCRIBERS]     (defaults 50000, 200)
+# Needs: cargo build --release, redis-server (./test.sh installs it).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+messages="${1:-50000}"
+subscribers="${2:-200}"
+bench=target/release/bayou-cluster-bench
+out=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$out"; }
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >"$out/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+start_bayou() { # name, extra args... ; prints host:port
+  local name=$1; shift
+  target/release/bayou --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --workers 2 "$@" \
+    >"$out/$name.out" 2>"$out/$name.err" &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q 'admin on' "$out/$name.out" && break; sleep 0.1; done
+  sed -n 's,listening on http://,,p' "$out/$name.out"
+}
+
+solo=$(start_bayou solo)
+a=$(start_bayou a --engine "redis://127.0.0.1:$port")
+b=$(start_bayou b --engine "redis://127.0.0.1:$port")
+sleep 1 # let both backplanes connect
+
+run() { # label, publish, subscribe, bench args...
+  local label=$1 pub=$2 sub=$3; shift 3
+  printf '%-34s ' "$label"
+  "$bench" --publish "$pub" --subscribe "$sub" --subscribers "$subscribers" "$@"
+}
+
+echo "== throughput: batches of 50, as fast as acknowledged, $messages messages, $subscribers subscribers"
+run "one process, memory engine" "$solo" "$solo" --messages "$messages" --batch 50
+run "one process, redis engine" "$a" "$a" --messages "$messages" --batch 50
+run "cross-node (publish A, deliver B)" "$a" "$b" --messages "$messages" --batch 50
+echo "== latency: one message per POST, 1,000/s, 10000 messages"
+run "one process, memory engine" "$solo" "$solo" --messages 10000 --batch 1 --rate 1000
+run "cross-node (publish A, deliver B)" "$a" "$b" --messages 10000 --batch 1 --rate 1000
+echo "== A and B metrics (backplane)"
+for n in a b; do
+  admin=$(sed -n 's,admin on http://,,p' "$out/$n.out")
+  printf '%s: ' "$n"
+  curl -s "http://$admin/metrics" | grep -E '^bayou_backplane_(published|received|delivered|dropped)' | tr '\n' ' '
+  echo
+done
