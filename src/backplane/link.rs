@@ -344,7 +344,6 @@ impl Link {
             match self.mesh.try_send(self.mesh.external(), to, env) {
                 Ok(()) => {
                     self.bp.stats.delivered.fetch_add(1, Relaxed);
-                    return;
                 }
                 Err(env) => held[to].push_back(env),
             }
