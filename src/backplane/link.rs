@@ -108,8 +108,13 @@ impl Link {
     async fn run(self) {
         let mut backoff = BACKOFF_MIN;
         let mut reported = false;
+        let mut first = true;
         loop {
-            match self.connect_meanwhile().await {
+            // At start-up, subscribes wait for the first attempt (bounded by its timeout), so
+            // a process that just started is reachable from the others once it answers them.
+            let connected = self.connect_meanwhile(first).await;
+            first = false;
+            match connected {
                 Ok((sink, stream, conn)) => {
                     backoff = BACKOFF_MIN;
                     let why = self.session(sink, stream, conn).await;
@@ -134,9 +139,12 @@ impl Link {
         }
     }
 
-    /// Connects both connections, answering interest changes meanwhile (Redis is not there to
-    /// wait for).
-    async fn connect_meanwhile(&self) -> Result<(PubSubSink, PubSubStream, MultiplexedConnection)> {
+    /// Connects both connections, following interest changes meanwhile; their subscribe
+    /// replies go at once unless `hold` (Redis is not there to wait for).
+    async fn connect_meanwhile(
+        &self,
+        hold: bool,
+    ) -> Result<(PubSubSink, PubSubStream, MultiplexedConnection)> {
         let connecting = tokio::time::timeout(CONNECT_TIMEOUT, self.connect());
         tokio::pin!(connecting);
         loop {
@@ -144,7 +152,8 @@ impl Link {
                 r = &mut connecting => {
                     return r.map_err(|_| "connection timed out".to_string())?;
                 }
-                _ = self.bp.changed.notified() => self.note_changes(),
+                _ = self.bp.changed.notified(), if hold => self.take_changes(),
+                _ = self.bp.changed.notified(), if !hold => self.note_changes(),
             }
         }
     }

@@ -178,10 +178,10 @@ mod tests {
         for i in 0..4 {
             out.push(item(i + 1));
         }
-        let mut batch = Vec::new();
-        out.take(3, u64::MAX, &mut batch);
-        out.take(3, u64::MAX, &mut batch);
-        let sizes: Vec<usize> = batch.iter().map(|i| i.msg.len()).collect();
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        out.take(3, u64::MAX, &mut first);
+        out.take(3, u64::MAX, &mut second);
+        let sizes: Vec<usize> = first.iter().chain(&second).map(|i| i.msg.len()).collect();
         assert_eq!(sizes, vec![1, 2, 3, 4]);
     }
 }

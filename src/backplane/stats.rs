@@ -127,14 +127,14 @@ impl Stats {
             out,
             "bayou_backplane_channels",
             "gauge",
-            "Redis channels this process subscribes (exact channels with local subscribers).",
+            "Redis channels this process wants (exact channels with local subscribers).",
             &self.channels,
         );
         one(
             out,
             "bayou_backplane_patterns",
             "gauge",
-            "Redis glob patterns this process subscribes (wildcards with local subscribers).",
+            "Redis glob patterns this process wants (wildcards with local subscribers).",
             &self.globs,
         );
     }
