@@ -19,18 +19,19 @@ redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >"$out/re
 pids+=($!)
 for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-start_bayou() { # name, extra args... ; prints host:port
+start_bayou() { # name, extra args... (not in a subshell: its pid must reach the cleanup)
   local name=$1; shift
   target/release/bayou --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --workers 2 "$@" \
     >"$out/$name.out" 2>"$out/$name.err" &
   pids+=($!)
   for _ in $(seq 100); do grep -q 'admin on' "$out/$name.out" && break; sleep 0.1; done
-  sed -n 's,listening on http://,,p' "$out/$name.out"
 }
+addr() { sed -n 's,listening on http://,,p' "$out/$1.out"; }
 
-solo=$(start_bayou solo)
-a=$(start_bayou a --engine "redis://127.0.0.1:$port")
-b=$(start_bayou b --engine "redis://127.0.0.1:$port")
+start_bayou solo
+start_bayou a --engine "redis://127.0.0.1:$port"
+start_bayou b --engine "redis://127.0.0.1:$port"
+solo=$(addr solo) a=$(addr a) b=$(addr b)
 sleep 1 # let both backplanes connect
 
 run() { # label, publish, subscribe, bench args...

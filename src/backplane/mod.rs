@@ -7,7 +7,8 @@
 //! * `naming`: Redis channel names, glob patterns and the payload format (pure);
 //! * `interest`: what this process wants from Redis and the commands to get it (pure);
 //! * `outbound`: the bounded queues from the workers to Redis;
-//! * `link`: the backplane's thread, two Redis connections, reconnection with back-off;
+//! * `link`: the backplane's thread, two Redis connections, reconnection with back-off
+//!   (`link::inbound`: what arrives from Redis);
 //! * `stats`: what `/metrics` and `/readyz` show.
 //!
 //! # Flow
