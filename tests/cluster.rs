@@ -357,3 +357,40 @@ fn a_client_id_of_another_node_gets_the_rehandshake_advice() {
     let reply = b.bayeux(M, &msg);
     assert_eq!(reply[0]["error"].as_str(), Some(unknown.as_str()));
 }
+
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn mounts_stay_isolated_across_nodes() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let args = [
+        "--mount",
+        "/staging/faye",
+        "--mount",
+        "/production/faye",
+        "--timeout",
+        "10",
+        "--engine",
+        &url,
+    ];
+    let nodes: Vec<Node> = (0..2)
+        .map(|_| {
+            let server = Server::start(&args);
+            let admin = server.admin_addr();
+            let node = Node { server, admin };
+            node.wait_metric("bayou_backplane_up", |v| v == 1.0);
+            node
+        })
+        .collect();
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let staging = b.handshake("/staging/faye");
+    b.subscribe("/staging/faye", &staging, json!(["/users/1", "/users/*"]));
+    let production = b.handshake("/production/faye");
+    b.subscribe("/production/faye", &production, json!("/users/1"));
+    a.publish("/production/faye", "/users/1", json!("prod"));
+    a.publish("/staging/faye", "/users/1", json!("stage"));
+    let got = b.deliveries("/staging/faye", &staging, 1);
+    assert_eq!(data_of(&got), ["stage"]);
+    let got = b.deliveries("/production/faye", &production, 1);
+    assert_eq!(data_of(&got), ["prod"]);
+}
