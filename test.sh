@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need, builds Bayou, runs the Rust tests and the
-# end-to-end suites (real Node faye.Client and the browser client in headless Chromium).
+# end-to-end suites (real Node faye.Client and the browser client in headless Chromium), then
+# the cluster suite once (several Bayou processes on a real redis-server the tests start).
 # Run it from anywhere on a Debian machine with Rust (cargo) and Node.js >= 20 installed; CI runs
 # it through .ci/run. Any missing piece fails the run; nothing is skipped.
 #
@@ -42,6 +43,15 @@ fi
 [ -x /usr/bin/chromium ] || fail "/usr/bin/chromium is still missing after installing chromium"
 /usr/bin/chromium --version 2>/dev/null || fail "/usr/bin/chromium does not run"
 
+stage "redis-server (for the cluster tests)"
+if ! command -v redis-server >/dev/null; then
+  command -v apt-get >/dev/null || fail "redis-server is missing and apt-get is unavailable"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+fi
+command -v redis-server >/dev/null || fail "redis-server is still missing after installing it"
+redis-server --version || fail "redis-server does not run"
+
 stage "Node test dependencies (tests/node)"
 if [ -f tests/node/package-lock.json ]; then
   (cd tests/node && npm ci --no-audit --no-fund)
@@ -70,13 +80,20 @@ else
   # Every cross-worker path runs with 2 workers and with 4 (more than the cores), on io_uring
   # and on epoll (the driver of ECS Fargate). A forced driver that cannot start fails loudly.
   matrix="${BAYOU_TEST_MATRIX:-2:uring 4:epoll 2:epoll 4:uring}"
+  # The cluster suite starts its own redis-server and processes: it runs once, after the loop.
+  e2e=$(ls tests/node/*.test.mjs | grep -v '/cluster\.test\.mjs$')
   for combo in $matrix; do
     export BAYOU_TEST_WORKERS="${combo%%:*}" BAYOU_DRIVER="${combo##*:}"
     stage "Raw-wire suite: $BAYOU_TEST_WORKERS workers, $BAYOU_DRIVER driver"
     cargo test --release --test '*'
     stage "End-to-end suite (real Faye clients): $BAYOU_TEST_WORKERS workers, $BAYOU_DRIVER driver"
-    node --test --test-concurrency=1 tests/node/
+    # shellcheck disable=SC2086
+    node --test --test-concurrency=1 $e2e
   done
+  export BAYOU_TEST_WORKERS=2 BAYOU_DRIVER=epoll
+  stage "Cluster suite (Redis backplane, real redis-server): 2 workers, epoll driver"
+  cargo test --release --test cluster -- --ignored
+  node --test --test-concurrency=1 tests/node/cluster.test.mjs
 fi
 
 stage "All tests passed"

@@ -65,7 +65,7 @@ fn serve(mut stream: TcpStream, health: &Health, stats: &Stats) -> std::io::Resu
     };
     let resp = match (head.method.as_str(), head.path.as_str()) {
         ("GET", "/healthz") => plain(200, "ok\n"),
-        ("GET", "/readyz") if health.ready.load(Ordering::Acquire) => plain(200, "ready\n"),
+        ("GET", "/readyz") if health.ready.load(Ordering::Acquire) => plain(200, &readiness(stats)),
         ("GET", "/readyz") => plain(503, "not ready\n"),
         ("GET", "/metrics") => crate::http::Response::new(200)
             .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -73,6 +73,16 @@ fn serve(mut stream: TcpStream, health: &Health, stats: &Stats) -> std::io::Resu
         _ => plain(404, "Not found\n"),
     };
     write(&mut stream, resp)
+}
+
+/// The ready answer's body: with a backplane, whether it is up. A task whose Redis is down
+/// stays ready (its own clients are still served); the body and `/metrics` say so.
+fn readiness(stats: &Stats) -> String {
+    match stats.backplane.get() {
+        Some(b) if b.is_up() => "ready\nbackplane: up\n".into(),
+        Some(_) => "ready\nbackplane: down (local delivery only; reconnecting)\n".into(),
+        None => "ready\n".into(),
+    }
 }
 
 fn write(stream: &mut TcpStream, resp: crate::http::Response) -> std::io::Result<()> {

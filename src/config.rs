@@ -67,6 +67,40 @@ pub enum AuthMode {
     Open,
 }
 
+/// Where channels live: in this process only, or shared with other Bayou processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// Embedded, in memory: this process's clients only (the default).
+    Memory,
+    /// Redis pub/sub: every process on this Redis (and database number) serves one set of
+    /// channels. `url` as given (it may carry a password), `shown` without the password.
+    Redis { url: String, shown: String, db: i64 },
+}
+
+impl Engine {
+    /// `memory`, or a `redis://[user:password@]host[:port][/db]` URL.
+    pub fn parse(s: &str) -> Result<Engine, String> {
+        use redis::IntoConnectionInfo;
+        if s == "memory" {
+            return Ok(Engine::Memory);
+        }
+        if !s.starts_with("redis://") {
+            return Err(format!(
+                "engine must be `memory` or `redis://host:port[/db]`, got {s:?}"
+            ));
+        }
+        let info = s
+            .into_connection_info()
+            .map_err(|e| format!("engine {s:?}: {e}"))?;
+        let db = info.redis_settings().db();
+        Ok(Engine::Redis {
+            url: s.to_owned(),
+            shown: format!("redis://{}/{db}", info.addr()),
+            db,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Human,
@@ -79,8 +113,8 @@ pub enum LogFormat {
 pub struct Cli {
     /// TOML file with any of the settings below (keys: listen, mounts, workers, timeout, ping,
     /// client_js, driver, max_body, max_message, admin_listen, drain_secs, ping_timeout,
-    /// max_pending). Flags and environment variables
-    /// override it.
+    /// max_pending, engine, header_timeout, idle_timeout, client_ip_header, and the [limits],
+    /// [auth] and [mount."/path"] tables). Flags and environment variables override it.
     #[arg(long, env = "BAYOU_CONFIG")]
     pub config: Option<PathBuf>,
     /// The same TOML given inline, for platforms that pass settings only as environment
@@ -137,6 +171,11 @@ pub struct Cli {
     /// process exits 0 before it ends; a second signal exits at once [default: 20].
     #[arg(long, env = "BAYOU_DRAIN_SECS")]
     pub drain_secs: Option<f64>,
+    /// Where channels live: `memory` (this process only) or `redis://host:port[/db]` (Redis
+    /// pub/sub, ElastiCache compatible): every Bayou process on that Redis and database number
+    /// delivers every publish to its own subscribers [default: memory].
+    #[arg(long, env = "BAYOU_ENGINE")]
+    pub engine: Option<String>,
     /// Log format on stderr: `human` or `json` (one object per line, for CloudWatch and
     /// similar) [default: human]. Levels follow RUST_LOG (default info; nothing per message).
     #[arg(long, env = "BAYOU_LOG_FORMAT", value_enum, default_value = "human")]
@@ -237,6 +276,7 @@ pub struct FileConfig {
     pub mount: Option<std::collections::BTreeMap<String, MountFile>>,
     pub ping_timeout: Option<f64>,
     pub max_pending: Option<usize>,
+    pub engine: Option<String>,
 }
 
 /// `[limits]` and `[mount."/path".limits]`.
@@ -373,6 +413,7 @@ pub struct Config {
     /// Silence after a ping that closes a WebSocket (set exactly when `ping` is).
     pub ping_timeout: Option<Duration>,
     pub max_pending: usize,
+    pub engine: Engine,
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration, String> {
@@ -423,6 +464,13 @@ impl Config {
                     .map_or("none".to_owned(), |p| format!("{}", p.as_secs_f64()))
             ),
             format!("max_pending = {}", self.max_pending),
+            format!(
+                "engine = {}",
+                match &self.engine {
+                    Engine::Memory => "memory",
+                    Engine::Redis { shown, .. } => shown,
+                }
+            ),
         ]
         .into_iter()
         .chain(self.per_mount.iter().map(MountConfig::describe))
@@ -541,6 +589,7 @@ impl Config {
                 .max_pending
                 .or(file.max_pending)
                 .unwrap_or(DEFAULT_MAX_PENDING),
+            engine: Engine::parse(cli.engine.or(file.engine).as_deref().unwrap_or("memory"))?,
         })
     }
 }
@@ -887,6 +936,14 @@ mod tests {
             (c.workers, c.timeout, c.mounts.clone()),
             (2, Duration::from_secs(10), vec!["/a/faye".to_string()])
         );
+        let cli = Cli::parse_from(["bayou", "--engine", "redis://127.0.0.1:6380/3"]);
+        let c = Config::from_cli(cli).unwrap();
+        assert!(matches!(c.engine, Engine::Redis { db: 3, .. }), "{c:?}");
+        assert!(c.describe().contains("engine = redis://127.0.0.1:6380/3"));
+        for bad in ["redis", "http://x", "redis://h:notaport"] {
+            let cli = Cli::parse_from(["bayou", "--engine", bad]);
+            assert!(Config::from_cli(cli).is_err(), "{bad}");
+        }
         std::fs::write(&file, "bogus = 1\n").unwrap();
         let cli = Cli::parse_from(["bayou", "--config", file.to_str().unwrap()]);
         assert!(Config::from_cli(cli).unwrap_err().contains("bogus"));

@@ -8,6 +8,8 @@
 //! ```text
 //! main.rs  -> server      wiring: listeners, worker threads, start-up and failure
 //!             admin       /healthz and /readyz on their own listener and thread
+//!             backplane/  other Bayou processes (Redis pub/sub): the thread beside the
+//!                         workers, reached through shard::Cluster
 //!             transport/  sockets: HTTP connection loop, Bayeux over HTTP, WebSocket (and
 //!                         the per-worker table where idle ones park without a task),
 //!                         EventSource, the static client files
@@ -19,6 +21,7 @@
 //! ```
 
 pub mod admin;
+pub mod backplane;
 pub mod bayeux;
 pub mod config;
 pub mod engine;

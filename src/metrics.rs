@@ -73,6 +73,8 @@ pub struct WorkerStats {
 pub struct Stats {
     mounts: Vec<String>,
     pub workers: Vec<WorkerStats>,
+    /// The Redis backplane's figures, with `--engine redis://...`.
+    pub backplane: std::sync::OnceLock<std::sync::Arc<crate::backplane::Stats>>,
 }
 
 /// A transport, for the open-connection gauges.
@@ -145,6 +147,7 @@ impl Stats {
                     ..Default::default()
                 })
                 .collect(),
+            backplane: std::sync::OnceLock::new(),
         }
     }
 
@@ -376,6 +379,9 @@ impl Stats {
                 out,
                 "bayou_worker_driver{{worker=\"{i}\",driver=\"{driver}\"}} 1"
             );
+        }
+        if let Some(backplane) = self.backplane.get() {
+            backplane.render(&mut out);
         }
         out
     }

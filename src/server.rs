@@ -68,6 +68,10 @@ pub fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("binding {}: {e}", config.listen))?;
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
     let mesh = Arc::new(Mesh::new(config.workers));
+    let cluster = crate::backplane::start(&config, mesh.clone())?;
+    if let Some(b) = &cluster {
+        let _ = stats.backplane.set(b.stats.clone());
+    }
     let lifecycle = Arc::new(Lifecycle::new(config.drain));
     let (tx, rx) = mpsc::channel();
     for (idx, listener) in listeners.into_iter().enumerate() {
@@ -75,6 +79,7 @@ pub fn run(config: Config) -> Result<(), String> {
             (settings.clone(), mesh.clone(), tx.clone(), config.driver);
         let lifecycle = lifecycle.clone();
         let stats = stats.clone();
+        let cluster = cluster.clone();
         std::thread::Builder::new()
             .name(format!("bayou-w{idx}"))
             .spawn(move || {
@@ -84,6 +89,9 @@ pub fn run(config: Config) -> Result<(), String> {
                 let result = worker::block_on(driver, |running| async move {
                     let node = Node::new(idx, settings, mesh, lifecycle, stats);
                     node.set_adopt(Box::new(transport::adopt));
+                    if let Some(c) = cluster {
+                        node.set_cluster(c);
+                    }
                     let listener = match monoio::net::TcpListener::from_std(listener) {
                         Ok(l) => l,
                         Err(e) => return Err(e.to_string()),

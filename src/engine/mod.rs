@@ -544,7 +544,8 @@ impl Engine {
     }
 
     /// Records that `worker`'s interest in a channel (owned here) or a pattern changed.
-    pub fn apply_interest(&mut self, mount: usize, name: &str, worker: usize, on: bool) {
+    /// Returns true when the name gained its first interested worker or lost its last.
+    pub fn apply_interest(&mut self, mount: usize, name: &str, worker: usize, on: bool) -> bool {
         let m = &mut self.mounts[mount];
         let table = if channel::is_pattern(name) {
             &mut m.patterns
@@ -552,12 +553,19 @@ impl Engine {
             &mut m.owned
         };
         if on {
-            table.entry(name.into()).or_default().insert(worker);
+            let set = table.entry(name.into()).or_default();
+            let was_empty = set.is_empty();
+            set.insert(worker);
+            was_empty
         } else if let Some(set) = table.get_mut(name) {
             set.remove(worker);
-            if set.is_empty() {
+            let now_empty = set.is_empty();
+            if now_empty {
                 table.remove(name);
             }
+            now_empty
+        } else {
+            false
         }
     }
 

@@ -5,6 +5,10 @@
 //! full keeps the envelope in its own per-destination overflow (in order) and retries; an HTTP
 //! publish is acknowledged only after its deliveries ran, so a slow receiver slows publishers
 //! down instead of losing what they sent.
+//!
+//! Besides the workers, one thread outside them may send: the cluster backplane, through the
+//! sender index [`Mesh::external`]. It has its own queue to each worker, so every queue keeps
+//! a single producer.
 
 use super::Envelope;
 use crossbeam_queue::ArrayQueue;
@@ -24,16 +28,20 @@ struct Inbox {
 
 pub struct Mesh {
     workers: usize,
-    /// queues[to * workers + from]
+    /// Senders per receiver: every worker plus the external sender.
+    senders: usize,
+    /// queues[to * senders + from]
     queues: Vec<ArrayQueue<Envelope>>,
     inboxes: Vec<Inbox>,
 }
 
 impl Mesh {
     pub fn new(workers: usize) -> Mesh {
+        let senders = workers + 1;
         Mesh {
             workers,
-            queues: (0..workers * workers)
+            senders,
+            queues: (0..workers * senders)
                 .map(|_| ArrayQueue::new(CAPACITY))
                 .collect(),
             inboxes: (0..workers)
@@ -57,9 +65,14 @@ impl Mesh {
         self.workers
     }
 
+    /// The sender index of the one thread outside the workers (the backplane).
+    pub fn external(&self) -> usize {
+        self.workers
+    }
+
     /// Queues an envelope; hands it back when the queue is full.
     pub fn try_send(&self, from: usize, to: usize, env: Envelope) -> Result<(), Envelope> {
-        self.queues[to * self.workers + from].push(env)?;
+        self.queues[to * self.senders + from].push(env)?;
         let inbox = &self.inboxes[to];
         if inbox.sleeping.swap(false, Ordering::SeqCst) {
             inbox.waker.wake();
@@ -68,14 +81,14 @@ impl Mesh {
     }
 
     fn has_any(&self, me: usize) -> bool {
-        let row = &self.queues[me * self.workers..(me + 1) * self.workers];
+        let row = &self.queues[me * self.senders..(me + 1) * self.senders];
         row.iter().any(|q| !q.is_empty())
     }
 
     /// Handles up to `per_peer` envelopes from each peer; returns how many were handled.
     pub fn drain(&self, me: usize, per_peer: usize, mut f: impl FnMut(Envelope)) -> usize {
         let mut n = 0;
-        for q in &self.queues[me * self.workers..(me + 1) * self.workers] {
+        for q in &self.queues[me * self.senders..(me + 1) * self.senders] {
             for _ in 0..per_peer {
                 match q.pop() {
                     Some(env) => {

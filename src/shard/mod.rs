@@ -2,11 +2,13 @@
 //! bounded queues between workers, the router that drives a request through the engine and
 //! the mesh, and the worker threads themselves.
 
+pub mod cluster;
 pub mod envelope;
 pub mod mesh;
 pub mod router;
 pub mod worker;
 
+pub use cluster::Cluster;
 pub use envelope::{Ack, Adopt, Envelope};
 pub use mesh::Mesh;
 pub use router::{Node, Peer, Via};

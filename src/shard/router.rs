@@ -1,7 +1,7 @@
 //! A worker's node: its engine, its end of the mesh, and the request driver that runs a batch
 //! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
 
-use super::{Ack, Adopt, Envelope, Mesh, owner};
+use super::{Ack, Adopt, Cluster, Envelope, Mesh, owner};
 use crate::bayeux::json::{BodyError, Reply, parse_batch};
 use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscribe};
 use crate::config::Settings;
@@ -11,7 +11,7 @@ use crate::metrics::{self, Stats, WorkerStats};
 use crate::policy::Credentials;
 use bytes::Bytes;
 use futures::channel::oneshot;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
@@ -36,6 +36,9 @@ pub struct Peer {
     pub bearer: bool,
 }
 
+/// Lists push sockets kept outside the node's registry (set by the transport layer).
+pub type SocketList = Box<dyn Fn() -> Vec<Weak<Outbox>>>;
+
 /// Hands an adopted socket to the transport layer (set by the server wiring).
 pub type AdoptFn = Box<dyn Fn(&Rc<Node>, OwnedFd, usize, Adopt)>;
 
@@ -52,9 +55,14 @@ pub struct Node {
     pub stats: Arc<Stats>,
     /// Live push sockets of this worker, to close them when draining.
     sockets: RefCell<HashMap<u64, Weak<Outbox>>>,
+    /// The push sockets a transport keeps in a table of its own (the WebSockets), listed
+    /// when draining; so they need no entry in `sockets`.
+    more_sockets: RefCell<Option<SocketList>>,
     draining: Cell<bool>,
     /// Per mount: when the oldest publish delivered here but not yet written was accepted.
     unwritten_since: RefCell<Vec<Option<Instant>>>,
+    /// The other processes serving these channels (`--engine redis://...`), if any.
+    cluster: OnceCell<Arc<dyn Cluster>>,
 }
 
 /// A validated connect whose engine call waits until the rest of the batch is done.
@@ -106,8 +114,10 @@ impl Node {
             lifecycle,
             stats,
             sockets: RefCell::new(HashMap::new()),
+            more_sockets: RefCell::new(None),
             draining: Cell::new(false),
             unwritten_since: RefCell::new(vec![None; mounts]),
+            cluster: OnceCell::new(),
         })
     }
 
@@ -117,6 +127,34 @@ impl Node {
 
     pub fn set_adopt(&self, f: AdoptFn) {
         *self.adopt.borrow_mut() = Some(f);
+    }
+
+    /// Joins this worker to the other processes serving the same channels (set once, at start).
+    pub fn set_cluster(&self, cluster: Arc<dyn Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// Records a worker's interest change here and, when the process's interest as a whole
+    /// turns on or off, tells the cluster: the owner does it for an exact channel, worker 0
+    /// for a pattern (patterns are replicated on every worker).
+    fn apply_interest(
+        &self,
+        mount: usize,
+        channel: &str,
+        worker: usize,
+        on: bool,
+        ack: Option<&Arc<Ack>>,
+    ) {
+        let flipped = self
+            .engine
+            .borrow_mut()
+            .apply_interest(mount, channel, worker, on);
+        if flipped
+            && (self.me == 0 || !bayeux::channel::is_pattern(channel))
+            && let Some(cluster) = self.cluster.get()
+        {
+            cluster.interest(mount, channel, on, ack.cloned());
+        }
     }
 
     /// This worker's counters.
@@ -179,6 +217,11 @@ impl Node {
         self.draining.get()
     }
 
+    /// Sets where the sockets not registered one by one are listed (for the drain).
+    pub fn set_socket_list(&self, list: SocketList) {
+        *self.more_sockets.borrow_mut() = Some(list);
+    }
+
     /// Registers a live push socket (closed with 1001 when draining).
     pub fn register_socket(&self, out: &Rc<Outbox>) {
         if self.draining.get() {
@@ -198,11 +241,13 @@ impl Node {
         self.draining.set(true);
         self.engine.borrow_mut().answer_all_pending();
         let spread = self.lifecycle.window.mul_f64(0.75);
-        let mut closes: Vec<(Duration, Weak<Outbox>)> = self
-            .sockets
-            .borrow()
-            .values()
-            .map(|w| (spread.mul_f64(rand::random::<f64>()), w.clone()))
+        let mut sockets: Vec<Weak<Outbox>> = self.sockets.borrow().values().cloned().collect();
+        if let Some(list) = self.more_sockets.borrow().as_ref() {
+            sockets.extend(list());
+        }
+        let mut closes: Vec<(Duration, Weak<Outbox>)> = sockets
+            .into_iter()
+            .map(|w| (spread.mul_f64(rand::random::<f64>()), w))
             .collect();
         closes.sort_by_key(|(at, _)| *at);
         tracing::info!(worker = self.me, sockets = closes.len(), "draining");
@@ -331,11 +376,9 @@ impl Node {
                 channel,
                 worker,
                 on,
-                ack: _ack,
+                ack,
             } => {
-                self.engine
-                    .borrow_mut()
-                    .apply_interest(mount, &channel, worker, on);
+                self.apply_interest(mount, &channel, worker, on, ack.as_ref());
             }
             Envelope::Batch {
                 mount,
@@ -369,9 +412,8 @@ impl Node {
             };
             for to in targets {
                 if to == self.me {
-                    self.engine
-                        .borrow_mut()
-                        .apply_interest(e.mount, &channel, self.me, e.on);
+                    let ack = if e.on { ack } else { None };
+                    self.apply_interest(e.mount, &channel, self.me, e.on, ack);
                     continue;
                 }
                 let ack = if e.on { ack.cloned() } else { None };
@@ -415,6 +457,9 @@ impl Node {
 
     fn publish(self: &Rc<Self>, mount: usize, channel: &str, msg: Bytes, ack: &Arc<Ack>) {
         let channel: Arc<str> = Arc::from(channel);
+        if let Some(cluster) = self.cluster.get() {
+            cluster.publish(self.me, mount, &channel, &msg);
+        }
         let to = owner(&channel, self.workers());
         let at = Instant::now();
         if to == self.me {

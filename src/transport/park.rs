@@ -99,6 +99,14 @@ pub fn start(node: &Rc<Node>) -> std::io::Result<()> {
         bell: Doorbell::current(),
     });
     PARKER.with(|p| *p.borrow_mut() = Some(parker.clone()));
+    // The drain closes this table's sockets; they have no entry in the node's registry.
+    let table = Rc::downgrade(&parker);
+    node.set_socket_list(Box::new(move || {
+        table.upgrade().map_or_else(Vec::new, |p| {
+            let t = p.table.borrow();
+            t.iter().map(|(_, r)| Rc::downgrade(&r.outbox)).collect()
+        })
+    }));
     monoio::spawn(ready_loop(node.clone(), parker.clone(), waiter));
     monoio::spawn(bell_loop(node.clone(), parker.clone()));
     // One ping round per mount with pings (a mount's `ping` may differ from the default);
@@ -165,7 +173,9 @@ impl Parker {
             cut: false,
             peer,
         });
-        node.register_socket(&outbox);
+        if node.draining() {
+            outbox.close_after_flush(CloseCode::GOING_AWAY.0);
+        }
         metrics::add(&node.my_stats().websocket_open, 1);
         Ok(outbox)
     }
@@ -226,7 +236,6 @@ impl Parker {
         if r.live.is_none() && r.outbox.parked() {
             metrics::sub(&node.my_stats().websocket_parked, 1);
         }
-        node.unregister_socket(r.outbox.id);
         metrics::sub(&node.my_stats().websocket_open, 1);
     }
 

@@ -4,6 +4,7 @@
 //! * this file: starting and stopping the server under test (`Server`), mode switches;
 //! * `http`: a raw HTTP/1.1 client over `std::net::TcpStream` (`Conn`, `Response`);
 //! * `ws`: a minimal RFC 6455 client (`Ws`, `Frame`);
+//! * `redis`: a real `redis-server` on a free port, for the cluster tests (`Redis`);
 //! * `bayeux`: Bayeux helpers (handshake, subscribe, publish, long-poll connect) and the
 //!   assertions for the standard response envelope of §2.1.
 //!
@@ -15,6 +16,7 @@
 
 pub mod bayeux;
 pub mod http;
+pub mod redis;
 pub mod ws;
 
 use std::io::{BufRead, BufReader, Read};

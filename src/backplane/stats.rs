@@ -1,0 +1,141 @@
+//! The backplane's counters and gauges, rendered into `/metrics` and summarised by `/readyz`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Default)]
+pub struct Stats {
+    /// 1 while connected to Redis with every interest subscribed, else 0.
+    pub up: AtomicU64,
+    /// Successful connections (the first one included).
+    pub connects: AtomicU64,
+    /// Messages PUBLISHed to Redis.
+    pub published: AtomicU64,
+    /// Messages Redis sent to this process, before any check.
+    pub received: AtomicU64,
+    /// Received messages handed to the workers for delivery.
+    pub delivered: AtomicU64,
+    /// Received messages skipped: this process's own, seen already, matching no pattern
+    /// here, or not in Bayou's format.
+    pub echoes: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub unmatched: AtomicU64,
+    pub invalid: AtomicU64,
+    /// Publishes for other processes dropped because the buffer was full.
+    pub dropped_out: AtomicU64,
+    /// Received messages dropped because the workers' queues were full.
+    pub dropped_in: AtomicU64,
+    /// Publishes waiting to be sent to Redis, and their bytes.
+    pub buffered: AtomicU64,
+    pub buffered_bytes: AtomicU64,
+    /// Redis channels and globs this process wants.
+    pub channels: AtomicU64,
+    pub globs: AtomicU64,
+}
+
+impl Stats {
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed) == 1
+    }
+
+    /// The Prometheus text for the backplane.
+    pub fn render(&self, out: &mut String) {
+        let one = |out: &mut String, name: &str, kind: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Relaxed)
+            );
+        };
+        one(
+            out,
+            "bayou_backplane_up",
+            "gauge",
+            "1 while connected to Redis with every interest subscribed.",
+            &self.up,
+        );
+        one(
+            out,
+            "bayou_backplane_connects_total",
+            "counter",
+            "Successful connections to Redis.",
+            &self.connects,
+        );
+        one(
+            out,
+            "bayou_backplane_published_total",
+            "counter",
+            "Publishes sent to Redis for the other processes.",
+            &self.published,
+        );
+        one(
+            out,
+            "bayou_backplane_received_total",
+            "counter",
+            "Messages Redis sent to this process.",
+            &self.received,
+        );
+        one(
+            out,
+            "bayou_backplane_delivered_total",
+            "counter",
+            "Received messages handed to the workers for delivery.",
+            &self.delivered,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP bayou_backplane_skipped_total Received messages not delivered, by reason.\n# TYPE bayou_backplane_skipped_total counter"
+        );
+        for (reason, v) in [
+            ("echo", &self.echoes),
+            ("duplicate", &self.duplicates),
+            ("unmatched", &self.unmatched),
+            ("invalid", &self.invalid),
+        ] {
+            let _ = writeln!(
+                out,
+                "bayou_backplane_skipped_total{{reason=\"{reason}\"}} {}",
+                v.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP bayou_backplane_dropped_total Messages dropped at a full bound, by direction.\n# TYPE bayou_backplane_dropped_total counter"
+        );
+        for (direction, v) in [("out", &self.dropped_out), ("in", &self.dropped_in)] {
+            let _ = writeln!(
+                out,
+                "bayou_backplane_dropped_total{{direction=\"{direction}\"}} {}",
+                v.load(Relaxed)
+            );
+        }
+        one(
+            out,
+            "bayou_backplane_buffered",
+            "gauge",
+            "Publishes waiting to be sent to Redis.",
+            &self.buffered,
+        );
+        one(
+            out,
+            "bayou_backplane_buffered_bytes",
+            "gauge",
+            "Bytes of the publishes waiting to be sent to Redis.",
+            &self.buffered_bytes,
+        );
+        one(
+            out,
+            "bayou_backplane_channels",
+            "gauge",
+            "Redis channels this process wants (exact channels with local subscribers).",
+            &self.channels,
+        );
+        one(
+            out,
+            "bayou_backplane_patterns",
+            "gauge",
+            "Redis glob patterns this process wants (wildcards with local subscribers).",
+            &self.globs,
+        );
+    }
+}

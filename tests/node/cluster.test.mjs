@@ -1,0 +1,255 @@
+// Several Bayou processes on one real redis-server (--engine redis://..., issue 7), with the
+// real Node faye.Client on each: a publish through any process reaches every subscriber
+// exactly once, wildcards included; a process without subscribers receives nothing from Redis;
+// killing Redis keeps local delivery working and cross-process delivery resumes once Redis is
+// back, without restarting Bayou; a client moved to another process rehandshakes there.
+//
+// ./test.sh runs this file once (not per worker/driver combination). "Exactly once" is checked
+// without timing: after the expected messages, the same publisher sends a marker on the same
+// channel; order per publisher and channel is kept, so a duplicate would arrive before it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import faye from 'faye';
+import { startServer, SERVER_KIND } from './server.mjs';
+import { startRedis, redisCommand } from './redis.mjs';
+
+const WAIT_MS = 30_000;
+const PER_TEST = { timeout: 120_000 };
+
+function until(check, what) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tick = async () => {
+      try {
+        if (await check()) return resolve();
+      } catch (e) {
+        return reject(e);
+      }
+      if (Date.now() - started > WAIT_MS) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 25);
+    };
+    tick();
+  });
+}
+
+/** A Bayou process on the backplane; resolves once its backplane is up. */
+async function startNode(redis) {
+  const server = await startServer({ timeout: 10, extraArgs: ['--engine', redis.url] });
+  await until(() => /admin on (http:\/\/[\d.:]+)/.test(server.output()), 'the admin line');
+  const admin = /admin on (http:\/\/[\d.:]+)/.exec(server.output())[1];
+  const node = { ...server, admin, metrics: () => metrics(admin) };
+  await until(async () => (await node.metrics()).bayou_backplane_up === 1, 'the backplane up');
+  return node;
+}
+
+async function metrics(admin) {
+  const text = await (await fetch(`${admin}/metrics`)).text();
+  const out = {};
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out[line.slice(0, at)] = Number(line.slice(at + 1));
+  }
+  return out;
+}
+
+/**
+ * A real faye.Client on `url` recording the data of every message the server sends it (an
+ * incoming extension sees each message once; the client then calls every matching
+ * subscription's callback, which would count one message several times).
+ */
+function client(url, { transport = 'websocket' } = {}) {
+  const c = new faye.Client(`${url}/faye`, { retry: 0.2 });
+  if (transport === 'long-polling') c.disable('websocket');
+  c.got = [];
+  c.addExtension({
+    incoming: (message, callback) => {
+      if (!message.channel.startsWith('/meta/')) c.got.push(message.data);
+      callback(message);
+    },
+  });
+  c.listen = async (...channels) => {
+    for (const ch of channels) await c.subscribe(ch, () => {});
+  };
+  return c;
+}
+
+async function ingest(url, channel, data) {
+  const res = await fetch(`${url}/faye`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ channel, data }),
+  });
+  assert.equal(res.status, 200);
+}
+
+/**
+ * Waits for every marker (each publisher's last message on a channel) at `c`, then checks that
+ * `c` got exactly `expected`: a duplicate of an earlier message would have come before a marker.
+ */
+async function gotExactly(c, markers, expected) {
+  await until(() => markers.every((m) => c.got.includes(m)), `${markers} at a client`);
+  assert.deepEqual(sorted(c.got), sorted(expected));
+}
+
+/** Waits for `marker` in c.got, then returns what came before it. */
+async function before(c, marker) {
+  await until(() => c.got.includes(marker), `${marker} at a client`);
+  return c.got.slice(0, c.got.indexOf(marker));
+}
+
+const sorted = (xs) => [...xs].sort();
+
+async function stopAll(clients, nodes, redis) {
+  await Promise.race([
+    Promise.all(clients.map((c) => Promise.resolve(c.disconnect()))),
+    new Promise((r) => setTimeout(r, 5000)),
+  ]);
+  for (const n of nodes) await n.stop();
+  await redis?.kill();
+}
+
+test('two processes: a publish through either reaches every subscriber once, wildcards included', PER_TEST, async (t) => {
+  if (SERVER_KIND === 'faye') return t.skip('the Redis backplane options are Bayou\'s');
+  const redis = await startRedis();
+  const [a, b] = [await startNode(redis), await startNode(redis)];
+  const onA = client(a.url);
+  const onB = client(b.url, { transport: 'long-polling' });
+  const wild = client(b.url);
+  const pubA = client(a.url);
+  const pubB = client(b.url);
+  try {
+    await onA.listen('/chat/room');
+    await onB.listen('/chat/room', '/chat/*', '/chat/**');
+    await wild.listen('/**');
+    await pubA.publish('/chat/room', 'A1');
+    await pubB.publish('/chat/room/deep', 'B1');
+    await pubB.publish('/chat/room', 'B2');
+    await pubA.publish('/chat/room', 'end-A');
+    await pubB.publish('/chat/room', 'end-B');
+    await pubB.publish('/chat/room/deep', 'end-B-deep');
+    // Every message once, whatever mix of channel and patterns matched it on each process.
+    const all = ['A1', 'B1', 'B2', 'end-A', 'end-B', 'end-B-deep'];
+    const markers = ['end-A', 'end-B', 'end-B-deep'];
+    await gotExactly(onA, ['end-A', 'end-B'], ['A1', 'B2', 'end-A', 'end-B']);
+    await gotExactly(onB, markers, all);
+    await gotExactly(wild, markers, all);
+  } finally {
+    await stopAll([onA, onB, wild, pubA, pubB], [a, b], redis);
+  }
+});
+
+test('three processes: only those with subscribers receive anything from Redis', PER_TEST, async (t) => {
+  if (SERVER_KIND === 'faye') return t.skip('the Redis backplane options are Bayou\'s');
+  const redis = await startRedis();
+  const nodes = [await startNode(redis), await startNode(redis), await startNode(redis)];
+  const [a, b, c] = nodes;
+  const onA = client(a.url);
+  const onB = client(b.url, { transport: 'long-polling' });
+  const publishers = nodes.map((n) => client(n.url));
+  try {
+    await onA.listen('/users/7');
+    await onB.listen('/users/*');
+    for (const [i, p] of publishers.entries()) await p.publish('/users/7', `via ${i}`);
+    for (const [i, p] of publishers.entries()) await p.publish('/users/7', `end ${i}`);
+    for (const sub of [onA, onB]) {
+      const got = await before(sub, 'end 2');
+      await until(() => ['end 0', 'end 1'].every((e) => sub.got.includes(e)), 'every end marker');
+      assert.deepEqual(sorted(got.filter((m) => m.startsWith('via'))), ['via 0', 'via 1', 'via 2']);
+    }
+    const m = await c.metrics();
+    assert.equal(m.bayou_backplane_received_total, 0, 'Redis sent nothing to the process without subscribers');
+    assert.equal(m.bayou_backplane_channels + m.bayou_backplane_patterns, 0);
+    assert.equal(m.bayou_backplane_published_total, 2);
+    for (const n of [a, b]) assert.equal((await n.metrics()).bayou_backplane_delivered_total, 4);
+    const channels = await redisCommand(redis.port, 'PUBSUB NUMSUB bayou:0:/faye:/users/7');
+    assert.match(channels, /:1\r\n$/, `one process (A) subscribes the channel: ${channels}`);
+  } finally {
+    await stopAll([onA, onB, ...publishers], nodes, redis);
+  }
+});
+
+test('killing Redis keeps local delivery; cross-process delivery resumes when it is back', PER_TEST, async (t) => {
+  if (SERVER_KIND === 'faye') return t.skip('the Redis backplane options are Bayou\'s');
+  let redis = await startRedis();
+  const [a, b] = [await startNode(redis), await startNode(redis)];
+  const onA = client(a.url);
+  const onB = client(b.url);
+  const pub = client(a.url);
+  try {
+    await onA.listen('/news');
+    await onB.listen('/news');
+    await pub.publish('/news', 'before');
+    await before(onB, 'before');
+
+    await redis.kill();
+    for (const n of [a, b]) await until(async () => (await n.metrics()).bayou_backplane_up === 0, 'the backplane down');
+    await pub.publish('/news', 'during');
+    await before(onA, 'during');
+
+    redis = await startRedis({ port: redis.port });
+    for (const n of [a, b]) await until(async () => (await n.metrics()).bayou_backplane_up === 1, 'the backplane up again');
+    await pub.publish('/news', 'after');
+    const got = await before(onB, 'after');
+    // "during" waited in A's bounded buffer; it arrives if B resubscribed before A resent it.
+    assert.ok(got.filter((m) => m === 'during').length <= 1, JSON.stringify(got));
+    assert.equal(a.output().match(/redis backplane down/g)?.length, 1, 'the outage is logged once');
+  } finally {
+    await stopAll([onA, onB, pub], [a, b], redis);
+  }
+});
+
+/** A TCP proxy standing in for a sticky load balancer: new connections go to the current target. */
+function balancer() {
+  let target;
+  const sockets = new Set();
+  const server = net.createServer((downstream) => {
+    const upstream = net.connect(target, '127.0.0.1');
+    sockets.add(downstream).add(upstream);
+    const end = () => { downstream.destroy(); upstream.destroy(); sockets.delete(downstream); sockets.delete(upstream); };
+    downstream.pipe(upstream).pipe(downstream);
+    downstream.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    url: `http://127.0.0.1:${server.address().port}`,
+    to(port) { target = port; },
+    /** Cuts every open connection (the sticky task went away). */
+    cut() { for (const s of sockets) s.destroy(); },
+    close() {
+      this.cut();
+      return new Promise((r) => server.close(r));
+    },
+  })));
+}
+
+// Sessions stay on their process. A client whose connection moves to another process (its
+// sticky task went away) names a clientId unknown there: it gets Faye's 401 with
+// advice.reconnect = "handshake", handshakes there, resubscribes, and receives publishes made
+// on any process again.
+test('a client moved to another process rehandshakes there and receives from every process', PER_TEST, async (t) => {
+  if (SERVER_KIND === 'faye') return t.skip('the Redis backplane options are Bayou\'s');
+  const redis = await startRedis();
+  const [a, b] = [await startNode(redis), await startNode(redis)];
+  const lb = await balancer();
+  lb.to(a.port);
+  const c = client(lb.url);
+  try {
+    await c.listen('/moving');
+    await until(() => c._dispatcher.connectionType === 'websocket', 'the WebSocket transport');
+    await ingest(b.url, '/moving', 'on A, published on B');
+    await until(() => c.got.length === 1, 'the first message');
+
+    const handshakesOnB = (await b.metrics())['bayou_handshakes_total{mount="/faye"}'];
+    lb.to(b.port);
+    lb.cut();
+    for (let i = 0; !c.got.some((m) => m.startsWith('on B')) && i < 150; i++) {
+      await ingest(a.url, '/moving', `on B, published on A ${i}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(c.got.some((m) => m.startsWith('on B')), JSON.stringify(c.got));
+    assert.ok((await b.metrics())['bayou_handshakes_total{mount="/faye"}'] > handshakesOnB, 'it handshook on B');
+  } finally {
+    await stopAll([c], [a, b], redis);
+    await lb.close();
+  }
+});
