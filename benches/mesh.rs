@@ -22,6 +22,7 @@ fn envelope(channel: &Arc<str>) -> Envelope {
         channel: channel.clone(),
         msg: Bytes::from_static(br#"{"channel":"/chat/room-42","data":{"text":"hi"}}"#),
         ack: None,
+        at: Instant::now(),
     }
 }
 
