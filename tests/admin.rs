@@ -94,37 +94,6 @@ fn check_config_prints_the_effective_settings_with_precedence() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Scrapes /metrics and returns `name{labels}` -> value, checking the text format on the way.
-fn scrape(admin: std::net::SocketAddr) -> std::collections::HashMap<String, f64> {
-    let mut conn = Conn::open(admin);
-    conn.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    let resp = conn.read_response();
-    assert_eq!(resp.status, 200);
-    assert!(
-        resp.header("content-type")
-            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4"))
-    );
-    let mut out = std::collections::HashMap::new();
-    for line in resp.text().lines().filter(|l| !l.is_empty()) {
-        if let Some(rest) = line.strip_prefix('#') {
-            let kind = rest.split_whitespace().next();
-            assert!(
-                matches!(kind, Some("HELP" | "TYPE")),
-                "comment line {line:?}"
-            );
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("sample line {line:?}"));
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("value in {line:?}"));
-        out.insert(series.to_string(), value);
-    }
-    out
-}
-
 /// Polls /metrics until `check` holds (gauges refresh on each worker's 100 ms tick).
 fn scrape_until(
     admin: std::net::SocketAddr,
@@ -132,13 +101,13 @@ fn scrape_until(
     check: impl Fn(&std::collections::HashMap<String, f64>) -> bool,
 ) -> std::collections::HashMap<String, f64> {
     for _ in 0..200 {
-        let m = scrape(admin);
+        let m = scrape_metrics(admin);
         if check(&m) {
             return m;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    panic!("metrics never showed {what}: {:?}", scrape(admin));
+    panic!("metrics never showed {what}: {:?}", scrape_metrics(admin));
 }
 
 #[test]
@@ -157,7 +126,7 @@ fn metrics_move_with_traffic_and_tables_empty_after_everyone_leaves() {
         "2",
     ]);
     let admin = s.admin_addr();
-    let m = scrape(admin);
+    let m = scrape_metrics(admin);
     assert_eq!(
         m.get(r#"bayou_handshakes_total{mount="/faye"}"#),
         Some(&0.0)

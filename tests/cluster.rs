@@ -33,16 +33,7 @@ impl Node {
     }
 
     fn metrics(&self) -> HashMap<String, f64> {
-        let mut conn = Conn::open(self.admin);
-        conn.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-        let resp = conn.read_response();
-        assert_eq!(resp.status, 200);
-        resp.text()
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(|l| l.rsplit_once(' '))
-            .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-            .collect()
+        scrape_metrics(self.admin)
     }
 
     fn metric(&self, name: &str) -> f64 {

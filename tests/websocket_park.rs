@@ -5,36 +5,24 @@
 mod common;
 
 use common::*;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const M: &str = "/faye";
 
-/// Scrapes /metrics into `series -> value`.
-fn scrape(admin: SocketAddr) -> HashMap<String, f64> {
-    let mut conn = Conn::open(admin);
-    conn.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    let resp = conn.read_response();
-    assert_eq!(resp.status, 200);
-    resp.text()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-        .collect()
-}
-
 /// Polls /metrics until `series` has `value` (bounded: fails after about 30 s).
 #[track_caller]
 fn wait_metric(admin: SocketAddr, series: &str, value: f64) {
     for _ in 0..600 {
-        if scrape(admin).get(series) == Some(&value) {
+        if scrape_metrics(admin).get(series) == Some(&value) {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{series} never reached {value}: {:?}", scrape(admin));
+    panic!(
+        "{series} never reached {value}: {:?}",
+        scrape_metrics(admin)
+    );
 }
 
 /// A WebSocket client: handshake, a connect held for the server's 30 s timeout, subscribe.

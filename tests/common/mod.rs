@@ -272,3 +272,34 @@ fn spawn_stderr_collector(mut stderr: impl Read + Send + 'static, sink: Arc<Mute
         }
     });
 }
+
+/// Scrapes /metrics and returns `name{labels}` -> value, checking the text format on the way.
+pub fn scrape_metrics(admin: std::net::SocketAddr) -> std::collections::HashMap<String, f64> {
+    let mut conn = Conn::open(admin);
+    conn.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4"))
+    );
+    let mut out = std::collections::HashMap::new();
+    for line in resp.text().lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix('#') {
+            let kind = rest.split_whitespace().next();
+            assert!(
+                matches!(kind, Some("HELP" | "TYPE")),
+                "comment line {line:?}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("sample line {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("value in {line:?}"));
+        out.insert(series.to_string(), value);
+    }
+    out
+}
