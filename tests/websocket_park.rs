@@ -139,6 +139,31 @@ fn a_socket_that_never_answers_pings_is_closed() {
     wait_metric(admin, r#"bayou_connections{transport="websocket"}"#, 1.0);
 }
 
+/// Publishes `batches` x `per_batch` messages of about 1 KB to `channel` over the HTTP ingest
+/// while `reader` (a subscriber of it) reads; asserts it got every one, in order, and gives the
+/// reader back (still connected).
+fn flood(s: &Server, channel: &str, mut reader: Ws, batches: usize, per_batch: usize) -> Ws {
+    let total = batches * per_batch;
+    let counter = std::thread::spawn(move || {
+        for i in 0..total {
+            let frame = reader.read_json();
+            assert_eq!(frame[0]["data"]["i"].as_u64(), Some(i as u64), "in order");
+        }
+        reader
+    });
+    let pad = "x".repeat(1000);
+    for b in 0..batches {
+        let batch: Vec<Value> = (0..per_batch)
+            .map(|k| json!({"channel": channel, "data": {"i": b * per_batch + k, "pad": pad}}))
+            .collect();
+        let resp = s.post_json(M, &Value::from(batch).encode());
+        assert_eq!(resp.status, 200);
+    }
+    counter
+        .join()
+        .expect("the reading client got every message in order throughout the flood")
+}
+
 fn vm_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     let line = status
@@ -161,26 +186,9 @@ fn a_non_reading_subscriber_is_cut_while_a_reading_one_gets_everything() {
     let s = Server::start(&["--mount", M, "--timeout", "30", "--max-pending", "1048576"]);
     let admin = s.admin_addr();
     let (slow_cid, slow) = subscriber(&s, "/flood");
-    let (_, mut reader) = subscriber(&s, "/flood");
-    let counter = std::thread::spawn(move || {
-        for i in 0..BATCHES * PER_BATCH {
-            let frame = reader.read_json();
-            assert_eq!(frame[0]["data"]["i"].as_u64(), Some(i as u64), "in order");
-        }
-        reader
-    });
+    let (_, reader) = subscriber(&s, "/flood");
     // About 12 MB of deliveries, far more than the slow socket's bound and kernel buffers.
-    let pad = "x".repeat(1000);
-    for b in 0..BATCHES {
-        let batch: Vec<Value> = (0..PER_BATCH)
-            .map(|k| json!({"channel": "/flood", "data": {"i": b * PER_BATCH + k, "pad": pad}}))
-            .collect();
-        let resp = s.post_json(M, &Value::from(batch).encode());
-        assert_eq!(resp.status, 200);
-    }
-    let _reader = counter
-        .join()
-        .expect("the reading client got every message in order");
+    let _reader = flood(&s, "/flood", reader, BATCHES, PER_BATCH);
     wait_metric(
         admin,
         r#"bayou_slow_consumer_disconnects_total{mount="/faye"}"#,
@@ -225,26 +233,9 @@ fn a_thousand_non_reading_subscribers_under_load_keep_memory_bounded() {
     let admin = s.admin_addr();
     // Stalled clients: subscribed, then they never read again.
     let stalled: Vec<Ws> = (0..CLIENTS).map(|_| subscriber(&s, "/storm").1).collect();
-    let (_, mut reader) = subscriber(&s, "/storm");
-    let counter = std::thread::spawn(move || {
-        for i in 0..BATCHES * PER_BATCH {
-            let frame = reader.read_json();
-            assert_eq!(frame[0]["data"]["i"].as_u64(), Some(i as u64), "in order");
-        }
-        reader
-    });
+    let (_, reader) = subscriber(&s, "/storm");
     // 600 KB of deliveries per client: far beyond each stalled socket's bound and buffers.
-    let pad = "x".repeat(1000);
-    for b in 0..BATCHES {
-        let batch: Vec<Value> = (0..PER_BATCH)
-            .map(|k| json!({"channel": "/storm", "data": {"i": b * PER_BATCH + k, "pad": pad}}))
-            .collect();
-        let resp = s.post_json(M, &Value::from(batch).encode());
-        assert_eq!(resp.status, 200);
-    }
-    let _reader = counter
-        .join()
-        .expect("the reading client got every message in order throughout");
+    let _reader = flood(&s, "/storm", reader, BATCHES, PER_BATCH);
     // Every publish reached every socket's outbox: written, or cut over the bound.
     wait_metric(
         admin,
