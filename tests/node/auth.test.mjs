@@ -9,24 +9,16 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { startServer, SERVER_KIND } from './server.mjs';
+import { startServer, SERVER_KIND, waitUntil, withDeadline } from './server.mjs';
 
 const require = createRequire(import.meta.url);
 const faye = require('faye');
 
-const WAIT_MS = 30_000;
 const PER_TEST = { timeout: 120_000 };
 const SECRET = 'ingest-s3cret';
 const TOKEN_KEY = 'token-k3y';
 const SERVER_ARGS = ['--drain-secs', '1', '--publish-secret', SECRET, '--token-secret', TOKEN_KEY, '--protect', '/users/*'];
 
-function withDeadline(promise, what) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${WAIT_MS} ms: ${what}`)), WAIT_MS);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
 
 const base64url = (value) => Buffer.from(value).toString('base64url');
 
@@ -79,13 +71,7 @@ class TestClient {
   }
 
   waitUntil(condition, what) {
-    let check;
-    const met = new Promise((resolve) => {
-      check = () => { if (condition()) resolve(); };
-      this.listeners.add(check);
-      check();
-    });
-    return withDeadline(met, what).finally(() => this.listeners.delete(check));
+    return waitUntil(this.listeners, condition, what);
   }
 
   /** Subscribes; resolves with the data list once the server accepted, rejects if it refused. */

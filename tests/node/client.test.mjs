@@ -9,13 +9,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startServer } from './server.mjs';
+import { startServer, waitUntil, withDeadline } from './server.mjs';
 
 const require = createRequire(import.meta.url);
 const faye = require('faye');
 const Transport = require('faye/src/transport/transport.js');
 
-const WAIT_MS = 30_000;
 /** Per test, so that one hang fails that test only. */
 const PER_TEST = { timeout: 120_000 };
 
@@ -31,13 +30,6 @@ Transport.prototype._receive = function receiveAndRecord(replies) {
   return originalReceive.call(this, replies);
 };
 
-function withDeadline(promise, what) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${WAIT_MS} ms: ${what}`)), WAIT_MS);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
 
 const isDelivery = (message) => message.successful === undefined && 'data' in message;
 
@@ -71,13 +63,7 @@ class TestClient {
 
   /** Resolves once `condition()` holds, re-checked after every message this client receives. */
   waitUntil(condition, what) {
-    let check;
-    const met = new Promise((resolve) => {
-      check = () => { if (condition()) resolve(); };
-      this.listeners.add(check);
-      check();
-    });
-    return withDeadline(met, what).finally(() => this.listeners.delete(check));
+    return waitUntil(this.listeners, condition, what);
   }
 
   /** Subscribes and resolves once the server acknowledged; `received` collects the data. */

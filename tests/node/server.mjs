@@ -129,3 +129,29 @@ function waitForListening(child, exited, record, output) {
     });
   });
 }
+
+/** How long a test waits for anything the server or client should do, in milliseconds. */
+export const WAIT_MS = 30_000;
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+export function withDeadline(promise, what, ms = WAIT_MS) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Resolves once `condition()` holds; it is re-checked whenever a listener in `listeners` (a Set
+ * the caller calls on every change) fires.
+ */
+export function waitUntil(listeners, condition, what) {
+  let check;
+  const met = new Promise((resolve) => {
+    check = () => { if (condition()) resolve(); };
+    listeners.add(check);
+    check();
+  });
+  return withDeadline(met, what).finally(() => listeners.delete(check));
+}
