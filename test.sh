@@ -68,6 +68,9 @@ cargo test --release --lib --bins
 stage "cargo build --release --benches (the criterion benches still compile)"
 cargo build --release --benches
 
+stage "cargo check of the fuzz targets (fuzz/run.sh runs them; here they only must compile)"
+cargo check --manifest-path fuzz/Cargo.toml --bins
+
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 export BAYOU_BIN="${BAYOU_BIN:-$target_dir/release/bayou}"

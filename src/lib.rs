@@ -16,6 +16,7 @@
 //!             shard/      the only layer that knows other cores exist: owner(), the mesh,
 //!                         the per-worker router that drives a batch, worker runtimes
 //!             engine/     per-worker state: sessions, subscriptions, delivery, deadlines
+//!             policy/     per-mount rules: limits, publish secrets, subscribe tokens, origins
 //!             bayeux/ http/ websocket/   sans-IO codecs and protocol rules (no monoio)
 //! config      the typed configuration, read by every layer
 //! ```

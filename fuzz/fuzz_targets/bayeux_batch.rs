@@ -415,8 +415,8 @@ impl Cluster {
             OutboxKind::WebSocket => std::mem::replace(&mut self.websockets[w], fresh),
             OutboxKind::EventSource => std::mem::replace(&mut self.streams[w], fresh),
         };
-        self.engines[w].socket_gone(old.id);
-        assert!(!self.engines[w].is_bound(old.id));
+        self.engines[w].socket_gone(&old);
+        assert!(!self.engines[w].is_bound(&old));
     }
 
     /// Once every client has expired and every effect is applied, nothing may be left.
@@ -430,9 +430,10 @@ impl Cluster {
                     (0, 0, 0, 0),
                     "worker {w} mount {mount}"
                 );
+                assert_eq!(engine.queued[mount], 0, "queued count, worker {w}");
             }
             for out in self.websockets.iter().chain(&self.streams) {
-                assert!(!engine.is_bound(out.id));
+                assert!(!engine.is_bound(out));
             }
         }
     }

@@ -49,29 +49,14 @@ pub fn check(msg: &Value) -> Reply {
     reply
 }
 
-/// Turns a valid handshake into a refusal from the per-address limits, advising the client to
-/// wait before handshaking again.
-pub fn refuse(reply: &mut Reply, refused: crate::policy::Refused) {
-    let (text, wait_ms) = match refused {
-        crate::policy::Refused::RateLimited(wait) => (
-            "403::Too many handshakes from this address",
-            (wait.as_millis() as u64).max(MIN_BACKOFF_MS),
-        ),
-        crate::policy::Refused::TooManyClients => (
-            "403::Too many clients from this address",
-            CLIENTS_BACKOFF_MS,
-        ),
-    };
-    reply.fail(text.to_owned());
+/// Turns a valid handshake into a refusal with `error`, advising the client to wait `wait_ms`
+/// before handshaking again.
+pub fn refuse(reply: &mut Reply, error: &str, wait_ms: u64) {
+    reply.fail(error.to_owned());
     reply.settle();
     let advice = format!(r#"{{"reconnect":"handshake","interval":{wait_ms}}}"#);
     reply.push_raw("advice", advice.as_bytes());
 }
-
-/// Shortest back-off advised after a refused handshake, in milliseconds.
-pub const MIN_BACKOFF_MS: u64 = 1000;
-/// Back-off advised when an address has too many clients, in milliseconds.
-pub const CLIENTS_BACKOFF_MS: u64 = 30_000;
 
 /// Completes a successful reply with the new clientId and the advice.
 pub fn accept(reply: &mut Reply, client_id: &str, advice: &[u8]) {

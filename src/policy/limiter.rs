@@ -23,6 +23,29 @@ pub enum Refused {
     TooManyClients,
 }
 
+/// Shortest back-off advised after a refused handshake, in milliseconds.
+pub const MIN_BACKOFF_MS: u64 = 1000;
+/// Back-off advised when an address has too many clients, in milliseconds.
+pub const CLIENTS_BACKOFF_MS: u64 = 30_000;
+
+impl Refused {
+    /// The handshake reply's error.
+    pub fn error(self) -> &'static str {
+        match self {
+            Refused::RateLimited(_) => "403::Too many handshakes from this address",
+            Refused::TooManyClients => "403::Too many clients from this address",
+        }
+    }
+
+    /// The `advice.interval` to send, in milliseconds.
+    pub fn backoff_ms(self) -> u64 {
+        match self {
+            Refused::RateLimited(wait) => (wait.as_millis() as u64).max(MIN_BACKOFF_MS),
+            Refused::TooManyClients => CLIENTS_BACKOFF_MS,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     buckets: HashMap<IpAddr, Bucket>,

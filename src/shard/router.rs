@@ -605,7 +605,7 @@ impl Node {
         }
         let policy = self.settings.policy(mount);
         if let Some(Err(refused)) = peer.ip.map(|ip| policy.limiter.admit(ip, now)) {
-            handshake::refuse(&mut r, refused);
+            handshake::refuse(&mut r, refused.error(), refused.backoff_ms());
             metrics::add(&self.my_stats().mounts[mount].handshakes_refused, 1);
             return r;
         }
