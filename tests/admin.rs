@@ -202,6 +202,11 @@ fn metrics_move_with_traffic_and_tables_empty_after_everyone_leaves() {
     s.publish("/faye", "/lat", json!("x"));
     let got = (0..3).any(|_| ws.read_json().encode().contains(r#""data":"x""#));
     assert!(got, "the WebSocket subscriber received the publish");
+    // "x" may have been queued before the connect bound the socket (then it is not timed);
+    // "y" surely goes to the bound socket.
+    s.publish("/faye", "/lat", json!("y"));
+    let got = (0..3).any(|_| ws.read_json().encode().contains(r#""data":"y""#));
+    assert!(got, "the WebSocket subscriber received the second publish");
     scrape_until(admin, "a publish-to-write sample", |m| {
         m.get(r#"bayou_publish_to_write_seconds_count{mount="/faye"}"#)
             .is_some_and(|n| *n >= 1.0)
