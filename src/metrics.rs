@@ -63,6 +63,8 @@ pub struct WorkerStats {
     pub eventsource_open: AtomicU64,
     /// Open WebSockets that are parked (no task; part of `websocket_open`).
     pub websocket_parked: AtomicU64,
+    /// Parked WebSockets given their tasks back (counter).
+    pub websocket_resumed: AtomicU64,
     pub mesh_full: AtomicU64,
     /// Envelopes waiting for this worker in the mesh and in senders' overflow (gauge).
     pub mesh_depth: AtomicU64,
@@ -350,6 +352,13 @@ impl Stats {
             "gauge",
             "Open WebSockets with nothing to read or write, held without a task.",
             |w| &w.websocket_parked,
+        );
+        self.global(
+            &mut out,
+            "bayou_websocket_resumes_total",
+            "counter",
+            "Parked WebSockets given their tasks back: input a parked socket cannot run alone (part of a frame, a close, a message for another worker's session), a close to send, or output a send could not take.",
+            |w| &w.websocket_resumed,
         );
         self.global(
             &mut out,

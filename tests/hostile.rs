@@ -413,35 +413,7 @@ fn stalled_body_gets_408() {
 
 // ---- WebSocket framing ------------------------------------------------------------------------
 
-const OP_TEXT: u8 = 0x1;
-const OP_CONT: u8 = 0x0;
-const OP_PING: u8 = 0x9;
-const FIN: u8 = 0x80;
-
-/// One client frame: `first` is the FIN/RSV/opcode byte; masked unless `masked` is false.
-fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-    let mask_bit = if masked { 0x80 } else { 0 };
-    let mut out = vec![first];
-    match payload.len() {
-        n if n < 126 => out.push(mask_bit | n as u8),
-        n if n <= 0xffff => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if !masked {
-        out.extend_from_slice(payload);
-        return out;
-    }
-    let mask = [0x12, 0x34, 0x56, 0x78];
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
+use common::ws::{FIN, OP_CONT, OP_PING, OP_TEXT, frame};
 
 /// Opens a socket, writes `bytes`, and returns the close code the server answers with, after
 /// checking it then closes the TCP connection.

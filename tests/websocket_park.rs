@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::ws::{FIN, OP_CONT, OP_TEXT, frame};
 use common::*;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -89,6 +90,62 @@ fn a_parked_socket_wakes_for_a_frame_and_answers() {
     ws.send_frame(0x9, b"hi");
     assert_eq!(ws.read_frame(), Frame::Pong(b"hi".to_vec()));
     wait_metric(admin, "bayou_websockets_parked", 1.0);
+}
+
+/// How many times parked sockets were given their tasks back.
+fn resumes(admin: SocketAddr) -> f64 {
+    scrape_metrics(admin)["bayou_websocket_resumes_total"]
+}
+
+#[test]
+fn a_parked_socket_runs_whole_messages_alone_and_resumes_for_part_of_one() {
+    if skip_against_faye("parking is Bayou's") {
+        return;
+    }
+    let s = Server::start(&["--mount", M, "--timeout", "30"]);
+    let admin = s.admin_addr();
+    let (cid, mut ws) = subscriber(&s, "/a");
+    wait_metric(admin, "bayou_websockets_parked", 1.0);
+    let before = resumes(admin);
+
+    // Whole messages, a ping and a publish are run and answered while the socket stays parked.
+    ws.send_json(&json!([sub_msg("/meta/subscribe", &cid, json!("/b"))]));
+    assert_eq!(ws.read_json()[0]["successful"].as_bool(), Some(true));
+    ws.send_frame(0x9, b"p");
+    assert_eq!(ws.read_frame(), Frame::Pong(b"p".to_vec()));
+    s.publish(M, "/b", json!({"n": "b"}));
+    assert_eq!(data_of(&ws.read_json()), "b");
+    assert_eq!(resumes(admin), before, "no task was needed");
+
+    // Part of a frame: the socket resumes with the bytes read so far, and nothing is lost.
+    let text = json!([sub_msg("/meta/subscribe", &cid, json!("/c"))]).encode();
+    let whole = frame(FIN | OP_TEXT, text.as_bytes(), true);
+    ws.send_raw(&whole[..9]);
+    wait_metric(admin, "bayou_websocket_resumes_total", before + 1.0);
+    ws.send_raw(&whole[9..]);
+    assert_json_eq(
+        &ws.read_json(),
+        &sub_reply("/meta/subscribe", &cid, json!("/c"), None),
+    );
+    wait_metric(admin, "bayou_websockets_parked", 1.0);
+
+    // The first fragment of a message: the socket resumes with the decoder holding it.
+    let text = json!([sub_msg("/meta/subscribe", &cid, json!("/d"))]).encode();
+    let (head, tail) = text.as_bytes().split_at(10);
+    ws.send_raw(&frame(OP_TEXT, head, true));
+    wait_metric(admin, "bayou_websocket_resumes_total", before + 2.0);
+    ws.send_raw(&frame(FIN | OP_CONT, tail, true));
+    assert_json_eq(
+        &ws.read_json(),
+        &sub_reply("/meta/subscribe", &cid, json!("/d"), None),
+    );
+    wait_metric(admin, "bayou_websockets_parked", 1.0);
+
+    // A close: answered with a close, and the connection ends.
+    ws.send_close(1000);
+    assert_eq!(ws.read_close(), Some(1000));
+    assert!(ws.at_eof(), "the socket closed");
+    wait_metric(admin, r#"bayou_connections{transport="websocket"}"#, 0.0);
 }
 
 #[test]

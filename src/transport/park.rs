@@ -7,8 +7,12 @@
 //! tasks per worker serve all the records:
 //!
 //! * `ready_loop`: an epoll set of this table's own (not the runtime's) watches every socket
-//!   for input, one-shot, re-armed by the reader each time it waits. A readable parked socket is
-//!   promoted back into tasks; an active reader waiting for input is woken. The set itself is
+//!   for input, one-shot, re-armed by the reader each time it waits. A readable parked socket's
+//!   input is read and run by a short task of its own (`websocket::serve_parked`) while the
+//!   socket stays parked, its replies going out through the outbox like any push; the socket is
+//!   promoted back into tasks only when the input needs them (a partial frame, a close, end of
+//!   input, a message for another worker's session). An active reader waiting for input is
+//!   woken. The set itself is
 //!   watched through the runtime, so it works the same on io_uring and on epoll.
 //! * `bell_loop`: a push to a parked socket's outbox rings the worker's doorbell; the frames
 //!   are written at once with non-blocking sends, one per socket per batch, and the socket is
@@ -24,12 +28,12 @@
 //! parks only with no operation in flight: its reader waits for input through this table's
 //! epoll set, never through a cancellable runtime poll, and its writer is waiting on a signal.
 
-use super::websocket::{self, control};
+use super::websocket::{self, Pending, control};
 use crate::engine::{Doorbell, Outbox, OutboxKind, Signal};
 use crate::metrics;
 use crate::shard::{Node, Peer};
 use crate::websocket::frame::{CloseCode, Opcode, close_payload};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use monoio::net::TcpStream;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
@@ -69,6 +73,10 @@ struct Record {
     heard: bool,
     /// Cut (slow consumer or ping timeout): the connection is being torn down.
     cut: bool,
+    /// Parked, with its input being handled by a task of its own ([`serve_parked`]).
+    inline: bool,
+    /// Asked to run tasks again while `inline`: the inline task promotes it when done.
+    resume: bool,
     /// The client's address and credentials, as the upgrade request showed them.
     peer: Peer,
 }
@@ -171,6 +179,8 @@ impl Parker {
             unanswered: 0,
             heard: false,
             cut: false,
+            inline: false,
+            resume: false,
             peer,
         });
         if node.draining() {
@@ -241,7 +251,17 @@ impl Parker {
 
     /// Runs a parked socket's tasks again; `readable`: input is waiting, read it first.
     fn promote(self: &Rc<Self>, node: &Rc<Node>, key: u32, readable: bool) {
-        let (fd, mount, outbox, peer) = match self.table.borrow().get(key as usize) {
+        self.resume(node, key, readable, Pending::default());
+    }
+
+    /// Runs a parked socket's tasks again, starting with the input already read. While an
+    /// inline task handles its input, the socket is promoted when that task ends instead.
+    fn resume(self: &Rc<Self>, node: &Rc<Node>, key: u32, readable: bool, pending: Pending) {
+        let (fd, mount, outbox, peer) = match self.table.borrow_mut().get_mut(key as usize) {
+            Some(r) if r.live.is_none() && r.inline => {
+                r.resume = true;
+                return;
+            }
             Some(r) if r.live.is_none() => (r.fd, r.mount as usize, r.outbox.clone(), r.peer),
             _ => return,
         };
@@ -249,6 +269,7 @@ impl Parker {
         if readable {
             live.input.notify();
         }
+        metrics::add(&node.my_stats().websocket_resumed, 1);
         self.activate(node, key, live.clone());
         // SAFETY: the record owns `fd` while parked; the stream takes it over.
         let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
@@ -264,13 +285,7 @@ impl Parker {
                     live,
                     peer,
                 };
-                monoio::spawn(websocket::serve(
-                    node.clone(),
-                    stream,
-                    parts,
-                    BytesMut::new(),
-                    None,
-                ));
+                monoio::spawn(websocket::serve(node.clone(), stream, parts, pending));
             }
             Err(e) => {
                 // The descriptor was closed with the failed stream.
@@ -289,7 +304,38 @@ impl Parker {
         };
         match live {
             Some(live) => live.input.notify(),
-            None => self.promote(node, key, true),
+            None => {
+                if let Some(r) = self.table.borrow_mut().get_mut(key as usize) {
+                    r.inline = true;
+                }
+                monoio::spawn(websocket::serve_parked(node.clone(), self.clone(), key));
+            }
+        }
+    }
+
+    /// What an inline task needs of a parked socket: its fd, mount, outbox and peer.
+    pub fn parked(&self, key: u32) -> Option<(RawFd, usize, Rc<Outbox>, Peer)> {
+        match self.table.borrow().get(key as usize) {
+            Some(r) if r.live.is_none() => Some((r.fd, r.mount as usize, r.outbox.clone(), r.peer)),
+            _ => None,
+        }
+    }
+
+    /// An inline task has handled a parked socket's input: resume its tasks if that was asked
+    /// for meanwhile or the input needs them (`promote`, with what is left in `pending`), or
+    /// watch for more input.
+    pub fn handled(self: &Rc<Self>, node: &Rc<Node>, key: u32, promote: bool, pending: Pending) {
+        let resume = match self.table.borrow_mut().get_mut(key as usize) {
+            Some(r) => {
+                r.inline = false;
+                std::mem::take(&mut r.resume) || r.cut
+            }
+            None => return,
+        };
+        if promote || resume {
+            self.resume(node, key, true, pending);
+        } else if self.arm(key).is_err() {
+            self.promote(node, key, true);
         }
     }
 

@@ -112,6 +112,17 @@ pub struct Parts {
     pub peer: Peer,
 }
 
+/// Input read before a socket's tasks ran.
+#[derive(Default)]
+pub struct Pending {
+    /// Bytes not yet decoded.
+    pub buf: BytesMut,
+    /// A message decoded but not yet run (one another worker read, or one for another worker).
+    pub first: Option<Vec<u8>>,
+    /// The decoder, when it holds part of a fragmented message.
+    pub decoder: Option<Decoder>,
+}
+
 /// Runs a new upgraded socket; `first` is a message another worker read but did not handle.
 pub async fn run(
     node: Rc<Node>,
@@ -141,17 +152,16 @@ pub async fn run(
         live,
         peer,
     };
-    serve(node, stream, parts, buf, first).await;
+    let pending = Pending {
+        buf,
+        first,
+        decoder: None,
+    };
+    serve(node, stream, parts, pending).await;
 }
 
 /// Runs an active socket until it closes, parks or moves to another worker.
-pub async fn serve(
-    node: Rc<Node>,
-    stream: TcpStream,
-    parts: Parts,
-    buf: BytesMut,
-    first: Option<Vec<u8>>,
-) {
+pub async fn serve(node: Rc<Node>, stream: TcpStream, parts: Parts, pending: Pending) {
     let (rd, wr) = stream.into_split();
     let writer = monoio::spawn(write_loop(
         node.clone(),
@@ -159,7 +169,7 @@ pub async fn serve(
         parts.outbox.clone(),
         parts.live.clone(),
     ));
-    let (end, rd, buf) = Box::pin(read_loop(&node, &parts, rd, buf, first)).await;
+    let (end, rd, buf) = Box::pin(read_loop(&node, &parts, rd, pending)).await;
     if matches!(end, End::Closed) {
         return close(&node, &parts, Some(writer), rd).await;
     }
@@ -217,11 +227,15 @@ async fn read_loop(
     node: &Rc<Node>,
     parts: &Parts,
     mut rd: OwnedReadHalf<TcpStream>,
-    mut buf: BytesMut,
-    first: Option<Vec<u8>>,
+    pending: Pending,
 ) -> (End, OwnedReadHalf<TcpStream>, BytesMut) {
     let outbox = &parts.outbox;
-    let mut decoder = Decoder::new(node.settings.max_message);
+    let Pending {
+        mut buf,
+        first,
+        decoder,
+    } = pending;
+    let mut decoder = decoder.unwrap_or_else(|| Decoder::new(node.settings.max_message));
     let mut end = End::Closed;
     if let Some(text) = first {
         end = on_text(node, parts.mount, outbox, text, parts.peer).await;
@@ -266,6 +280,72 @@ async fn read_loop(
         }
     }
     (end, rd, buf)
+}
+
+/// Handles the input of a parked socket without giving it tasks: the common case of whole
+/// messages that the engine answers through the outbox (which, parked, is written by the
+/// worker's table). The socket gets its tasks back when the input needs them: a partial frame,
+/// a close, a decoding error, end of input, or a message for a session of another worker.
+pub async fn serve_parked(node: Rc<Node>, parker: Rc<Parker>, key: u32) {
+    let Some((fd, mount, outbox, peer)) = parker.parked(key) else {
+        return;
+    };
+    let mut pending = Pending::default();
+    let promote = match recv_now(fd, &mut pending.buf) {
+        // Readiness was stale.
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        // End of input or an error: the reader meets it and closes the socket.
+        Ok(0) | Err(_) => true,
+        Ok(_) => handle_parked(&node, &parker, key, mount, &outbox, peer, &mut pending).await,
+    };
+    parker.handled(&node, key, promote, pending);
+}
+
+/// Runs the whole messages read into `pending.buf`; true when the socket needs its tasks for
+/// the rest, which is left in `pending`.
+async fn handle_parked(
+    node: &Rc<Node>,
+    parker: &Parker,
+    key: u32,
+    mount: usize,
+    outbox: &Rc<Outbox>,
+    peer: Peer,
+    pending: &mut Pending,
+) -> bool {
+    let mut decoder = Decoder::new(node.settings.max_message);
+    loop {
+        let msg = match decoder.decode(&mut pending.buf) {
+            Ok(Some(msg)) => msg,
+            Ok(None) if pending.buf.is_empty() && decoder.is_idle() => return false,
+            // Part of a frame or of a fragmented message: the reader goes on from here.
+            Ok(None) => {
+                pending.decoder = Some(decoder);
+                return true;
+            }
+            Err(code) => {
+                outbox.close_after_flush(code.0);
+                return true;
+            }
+        };
+        parker.heard(key);
+        match msg {
+            Message::Text(text) => {
+                if let End::HandOff(_, text) = on_text(node, mount, outbox, text, peer).await {
+                    pending.first = Some(text);
+                    return true;
+                }
+            }
+            Message::Ping(payload) => outbox.push(control(Opcode::Pong, &payload)),
+            Message::Close { code, .. } => {
+                outbox.close_after_flush(code.unwrap_or(1000));
+                return true;
+            }
+            Message::Binary(_) | Message::Pong(_) => {}
+        }
+        if outbox.closing().is_some() {
+            return true;
+        }
+    }
 }
 
 /// Reads what the socket holds now, without blocking; `WouldBlock` when it holds nothing.

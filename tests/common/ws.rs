@@ -15,12 +15,40 @@ pub enum Frame {
     Close(Option<u16>),
 }
 
-const OP_CONT: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
+pub const OP_CONT: u8 = 0x0;
+pub const OP_TEXT: u8 = 0x1;
 const OP_BINARY: u8 = 0x2;
 const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
+pub const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
+/// The FIN bit of a frame's first byte.
+pub const FIN: u8 = 0x80;
+
+/// One client frame: `first` is the FIN/RSV/opcode byte; masked with a fixed key unless
+/// `masked` is false (a frame the server must refuse).
+pub fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mask_bit = if masked { 0x80 } else { 0 };
+    let mut out = vec![first];
+    match payload.len() {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n <= 0xffff => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if !masked {
+        out.extend_from_slice(payload);
+        return out;
+    }
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
 
 pub struct Ws {
     conn: Conn,
@@ -68,22 +96,7 @@ impl Ws {
     }
 
     pub fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
-        let mut frame = vec![0x80 | opcode];
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        let mask: [u8; 4] = rand::random();
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.conn.send(&frame);
+        self.conn.send(&frame(FIN | opcode, payload, true));
     }
 
     /// Writes `bytes` as they are: for frames the server must refuse (unmasked, reserved bits).
