@@ -149,7 +149,10 @@ impl Outbox {
         into.extend(q.drain(..));
         let drained = self.queued_bytes.replace(0);
         self.writing.set(self.writing.get().saturating_add(drained));
-        if q.capacity() > 16 {
+        if self.has(PARKED) {
+            // A parked socket keeps no queue buffer between pushes.
+            *q = VecDeque::new();
+        } else if q.capacity() > 16 {
             q.shrink_to_fit();
         }
     }
@@ -277,6 +280,13 @@ mod tests {
         out.push(Bytes::from_static(b"b"));
         out.push(Bytes::from_static(b"c"));
         assert_eq!(rung(&bell), vec![7]);
+        out.drain(&mut frames);
+        assert_eq!(frames, vec!["a", "b", "c"]);
+        assert_eq!(
+            out.queue.borrow().capacity(),
+            0,
+            "a parked socket keeps no queue buffer"
+        );
         out.answered();
         out.close_after_flush(1000);
         assert_eq!(rung(&bell), vec![7]);
