@@ -50,10 +50,10 @@ fn mid_request(buf_len: usize, deadline: Option<Instant>) -> bool {
     buf_len > 0 && deadline.is_some_and(|d| Instant::now() >= d)
 }
 
-pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
+/// Serves one accepted connection; `peer_ip` is the address `accept` gave.
+pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr>) {
     let _http = crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::Http);
     let limits = Limits::default();
-    let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
     let (head_time, idle) = (node.settings.header_timeout, node.settings.idle_timeout);
     let mut buf = BytesMut::with_capacity(super::READ_CHUNK);
     // A new connection owes its first request head within the header timeout.

@@ -29,9 +29,9 @@ pub async fn accept_loop(node: Rc<Node>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) if node.draining() => drop(stream),
-            Ok((stream, _)) => {
+            Ok((stream, addr)) => {
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(conn::serve(node.clone(), stream));
+                monoio::spawn(conn::serve(node.clone(), stream, Some(addr.ip())));
             }
             Err(e) => {
                 tracing::warn!(worker = node.me, error = %e, "accept failed");

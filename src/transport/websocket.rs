@@ -141,6 +141,12 @@ pub async fn run(
             return;
         }
     };
+    if buf.is_empty() && first.is_none() {
+        // Nothing to run yet (the client waits for the 101 before it sends): park at once.
+        let fd = stream.into_raw_fd();
+        parker.park(&node, outbox.key, fd, &Live::default());
+        return;
+    }
     let live = Rc::new(Live::default());
     parker.activate(&node, outbox.key, live.clone());
     let parts = Parts {
