@@ -39,7 +39,7 @@ scenarios=(
   "conns|idle clients: set-up CPU and memory|conns --clients $(n 15000) --hold 2 --concurrency 200"
   "ramp|reconnect storm: every client at once|ramp --clients $(n 2000)"
   "fanout-rate|fan-out, 1 channel x 1,000 subscribers, 20 publishes/s (20k deliveries/s)|fanout --clients $(n 1000) --messages $(n 200) --rate 20 --plot @PLOT@"
-  "fanout-max|fan-out at the highest rate, deliveries queueing per socket|fanout --clients $(n 1000) --messages $(n 300) --publishers 4"
+  "fanout-max|fan-out at the highest rate: 64 publishes in flight, so deliveries queue per socket|fanout --clients $(n 1000) --messages $(n 500) --publishers 64"
   "users|notifications, one POST per message, 4,000/s|users --clients $(n 2000) --messages $(n 20000) --rate 4000 --publishers 8"
   "users-max|notifications, one POST per message, as fast as 4 connections go|users --clients $(n 2000) --messages $(n 20000) --publishers 4"
   "users-batch|notifications, 100 messages per POST, 10,000/s|users --clients $(n 2000) --messages $(n 50000) --batch 100 --rate 10000 --publishers 2"
