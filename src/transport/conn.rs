@@ -94,11 +94,11 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
                 return;
             }
         };
-        let mount = node.settings.mount_for(&head.path);
+        let mount = node.settings.mount_for(head.path());
         if crate::websocket::handshake::wants_upgrade(
             head.header("connection"),
             head.header("upgrade"),
-        ) && head.method == "GET"
+        ) && head.method() == "GET"
         {
             match mount {
                 Some(mount) => {
