@@ -94,7 +94,7 @@ fn bayeux_response(head: &Head, content_type: &'static str, body: Vec<u8>) -> Re
     if let Some(origin) = head.header_str("origin") {
         resp = resp
             .header("Access-Control-Allow-Credentials", "true")
-            .header("Access-Control-Allow-Origin", origin.to_owned());
+            .header("Access-Control-Allow-Origin", origin);
     }
     resp.body(body)
 }

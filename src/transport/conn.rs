@@ -174,7 +174,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
 }
 
 async fn write(stream: &mut TcpStream, resp: Response) -> std::io::Result<()> {
-    let mut out = BytesMut::with_capacity(256);
+    let mut out = BytesMut::new();
     resp.write_to(&mut out);
     let (res, _) = stream.write_all(out).await;
     res.map(|_| ())
