@@ -2,7 +2,7 @@
 //! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
 
 use super::{Ack, Adopt, Cluster, Envelope, Mesh, owner};
-use crate::bayeux::json::{BodyError, Reply, parse_batch};
+use crate::bayeux::json::{BodyError, JsonArray, Reply, parse_batch};
 use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscribe};
 use crate::config::Settings;
 use crate::engine::{ConnectOutcome, Engine, Outbox};
@@ -521,7 +521,7 @@ impl Node {
         }
         let now = Instant::now();
         let (ack, done) = Ack::new();
-        let mut out: Vec<Vec<u8>> = Vec::with_capacity(msgs.len());
+        let mut out = JsonArray::with_capacity(REPLY_BYTES * msgs.len());
         let mut held: Vec<HeldConnect> = Vec::new();
         let s = &self.settings;
         let (timeout_ms, interval_ms) = (policy.timeout.as_millis() as u64, s.interval_ms);
@@ -572,7 +572,7 @@ impl Node {
                 Kind::Publish => Some(self.check_publish(mount, msg, peer, &ack)),
             };
             if let Some(r) = reply {
-                out.push(encode(&r).to_vec());
+                out.push_reply(&r);
             }
         }
         drop(msgs);
@@ -586,9 +586,7 @@ impl Node {
             // Everything went to the socket (a lone held connect): no frame to send now.
             return Ok(Vec::new());
         }
-        let mut body = Vec::with_capacity(out.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
-        bayeux::json::write_array(&mut body, out.iter().map(Vec::as_slice));
-        Ok(body)
+        Ok(out.finish())
     }
 
     /// A handshake: validated, admitted by the per-address limits, then a new session.
@@ -701,7 +699,7 @@ impl Node {
         mount: usize,
         h: HeldConnect,
         via: &Via,
-        out: &mut Vec<Vec<u8>>,
+        out: &mut JsonArray,
     ) {
         let socket = match via {
             Via::Socket(o) => Some(o.clone()),
@@ -732,10 +730,15 @@ impl Node {
                 )
             }
         };
-        out.push(reply.to_vec());
-        out.extend(msgs.iter().map(|m| m.to_vec()));
+        out.push_raw(&reply);
+        for msg in &msgs {
+            out.push_raw(msg);
+        }
     }
 }
+
+/// What a typical reply takes, to size a batch's reply array (it grows past this when needed).
+const REPLY_BYTES: usize = 128;
 
 /// The error of a channel name over the mount's `max_channel`.
 const CHANNEL_TOO_LONG: &str = "405::Channel name too long";
