@@ -335,10 +335,10 @@ impl Cluster {
         let hold = if draining { Duration::ZERO } else { h.hold };
         let mut reply = h.reply.clone();
         reply.push_raw("advice", h.advice.as_bytes());
-        let reply = Bytes::from(encode(&reply));
+        let reply = encode(&reply);
         let now = self.now;
-        let outcome =
-            self.engines[w].connect(mount, &h.client_id, reply.clone(), hold, socket, now);
+        let socket = socket.map(|s| (s, &reply[..]));
+        let outcome = self.engines[w].connect(mount, &h.client_id, hold, socket, now);
         let msgs = match outcome {
             ConnectOutcome::OnSocket => return,
             ConnectOutcome::Now(msgs) => msgs,

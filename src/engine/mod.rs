@@ -289,14 +289,15 @@ impl Engine {
         }
     }
 
-    /// Handles a validated connect (spec 4.2 with the fixes of 11.1 to 11.3).
+    /// Handles a validated connect (spec 4.2 with the fixes of 11.1 to 11.3). `socket`: the
+    /// push socket the connect came on and its encoded reply, which the engine writes there
+    /// now or when the hold ends; an HTTP connect writes its own reply once it is answered.
     pub fn connect(
         &mut self,
         mount: usize,
         client_id: &str,
-        reply: Bytes,
         hold: Duration,
-        socket: Option<Rc<Outbox>>,
+        socket: Option<(Rc<Outbox>, &[u8])>,
         now: Instant,
     ) -> ConnectOutcome {
         let Some(slot) = self.slot(mount, client_id) else {
@@ -305,7 +306,7 @@ impl Engine {
         self.ping(mount, slot, now);
         self.answer_pending(mount, slot);
         let session = &mut self.mounts[mount].sessions[slot];
-        if let Some(out) = socket {
+        if let Some((out, reply)) = socket {
             let rebind = session.socket.as_ref().map(|s| s.id) != Some(out.id);
             if let Some(old) = session.socket.replace(out.clone()) {
                 old.binding.set(None);
@@ -322,12 +323,12 @@ impl Engine {
                 }
             }
             if hold.is_zero() {
-                out.push(frame_for(out.kind, &single(&reply)));
+                out.push(frame_for(out.kind, &single(reply)));
                 return ConnectOutcome::OnSocket;
             }
             self.next_pending += 1;
             let id = self.next_pending;
-            session.pending = Some(Pending::socket(id, &reply, client_id, out));
+            session.pending = Some(Pending::socket(id, reply, client_id, out));
             let at = self.ms(now + hold);
             self.holds
                 .push(Reverse((at, mount as u32, slot as u32, id)));

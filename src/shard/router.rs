@@ -75,16 +75,17 @@ struct HeldConnect {
 }
 
 impl HeldConnect {
-    /// The reply as sent: with the connect's advice, or a retry pause while draining.
-    fn encode(&self, node: &Node, mount: usize) -> Bytes {
-        let mut reply = self.reply.clone();
-        let advice = if node.draining.get() {
-            node.drain_advice(mount)
+    /// Writes the reply as sent: with the connect's advice, or a retry pause while draining.
+    fn write(&mut self, node: &Node, mount: usize, out: &mut Vec<u8>) {
+        let without_advice = self.reply.extra.len();
+        if node.draining.get() {
+            let advice = node.drain_advice(mount);
+            self.reply.push_raw("advice", advice.as_bytes());
         } else {
-            self.advice.clone()
-        };
-        reply.push_raw("advice", advice.as_bytes());
-        encode(&reply)
+            self.reply.push_raw("advice", self.advice.as_bytes());
+        }
+        self.reply.write(out);
+        self.reply.extra.truncate(without_advice);
     }
 }
 
@@ -693,44 +694,46 @@ impl Node {
     }
 
     /// Runs a connect once the rest of its batch is done: its reply and the messages it
-    /// collects come last (spec 3, rule 5).
+    /// collects come last (spec 3, rule 5). The reply is encoded once: for a socket before the
+    /// engine keeps it, for HTTP straight into `out` when the connect is answered.
     async fn finish_connect(
         self: &Rc<Self>,
         mount: usize,
-        h: HeldConnect,
+        mut h: HeldConnect,
         via: &Via,
         out: &mut JsonArray,
     ) {
-        let socket = match via {
-            Via::Socket(o) => Some(o.clone()),
-            Via::Http => None,
-        };
         let hold = if self.draining.get() {
             Duration::ZERO
         } else {
             h.hold
         };
-        let reply = h.encode(self, mount);
         let now = Instant::now();
-        let outcome =
-            self.engine
-                .borrow_mut()
-                .connect(mount, &h.client_id, reply.clone(), hold, socket, now);
-        let (reply, msgs) = match outcome {
-            ConnectOutcome::OnSocket => return,
-            ConnectOutcome::Now(msgs) => (reply, msgs),
-            ConnectOutcome::Held(signal, id) => {
-                signal.wait().await;
-                // Encoded again: a drain may have begun during the hold.
-                (
-                    h.encode(self, mount),
-                    self.engine
-                        .borrow_mut()
-                        .finish_connect(mount, &h.client_id, id),
-                )
+        let outcome = match via {
+            // The engine writes the reply on the socket, now or when the hold ends.
+            Via::Socket(socket) => {
+                let mut reply = Vec::with_capacity(REPLY_BYTES);
+                h.write(self, mount, &mut reply);
+                let socket = Some((socket.clone(), &reply[..]));
+                let mut engine = self.engine.borrow_mut();
+                engine.connect(mount, &h.client_id, hold, socket, now)
+            }
+            Via::Http => {
+                let mut engine = self.engine.borrow_mut();
+                engine.connect(mount, &h.client_id, hold, None, now)
             }
         };
-        out.push_raw(&reply);
+        let msgs = match outcome {
+            ConnectOutcome::OnSocket => return,
+            ConnectOutcome::Now(msgs) => msgs,
+            ConnectOutcome::Held(signal, id) => {
+                signal.wait().await;
+                let mut engine = self.engine.borrow_mut();
+                engine.finish_connect(mount, &h.client_id, id)
+            }
+        };
+        // Written after the hold: a drain may have begun during it.
+        h.write(self, mount, out.next_item());
         for msg in &msgs {
             out.push_raw(msg);
         }
@@ -746,12 +749,6 @@ const CHANNEL_TOO_LONG: &str = "405::Channel name too long";
 /// A string field of the message's `ext`.
 fn ext_str<'v>(msg: &'v bayeux::json::Value, key: &str) -> Option<&'v str> {
     bayeux::json::field(msg, "ext").and_then(|ext| bayeux::json::str_field(ext, key))
-}
-
-fn encode(r: &Reply) -> Bytes {
-    let mut v = Vec::with_capacity(128);
-    r.write(&mut v);
-    Bytes::from(v)
 }
 
 /// The first `"clientId":"..."` value in a raw body, found without parsing it.
