@@ -147,3 +147,21 @@ fn idle_client_records_stay_small() {
     );
     assert!(sizes.0 <= 128 && sizes.1 <= 112, "{sizes:?}");
 }
+
+#[test]
+fn pattern_keys_are_counted_for_delivery() {
+    let mut e = engine();
+    let now = Instant::now();
+    let (a, b) = (e.handshake(0, now), e.handshake(0, now));
+    let msg = Bytes::from_static(b"{}");
+    e.subscribe(0, &a, &["/x/*".into(), "/x/y".into()]);
+    e.subscribe(0, &b, &["/x/*".into(), "/**".into()]);
+    assert_eq!(e.mounts[0].local_patterns, 2);
+    assert_eq!(e.deliver(0, "/x/y", &msg), 2);
+    e.unsubscribe(0, &a, &["/x/*".into()]);
+    assert_eq!(e.mounts[0].local_patterns, 2, "b still holds /x/*");
+    e.destroy(0, &b);
+    assert_eq!(e.mounts[0].local_patterns, 0);
+    assert_eq!(e.deliver(0, "/x/y", &msg), 1);
+    assert_eq!(e.deliver(0, "/x/z", &msg), 0);
+}
