@@ -203,6 +203,8 @@ impl Reply {
 
     /// Appends `,"key":<raw json>` to the extra fields.
     pub fn push_raw(&mut self, key: &str, raw_json: &[u8]) {
+        // `,"key":` plus the value, so the field is added with one allocation at most.
+        self.extra.reserve(key.len() + raw_json.len() + 4);
         self.extra.push(b',');
         write_str(&mut self.extra, key);
         self.extra.push(b':');
@@ -277,6 +279,11 @@ impl JsonArray {
     /// Appends an item already encoded (a delivered message).
     pub fn push_raw(&mut self, item: &[u8]) {
         self.next_item().extend_from_slice(item);
+    }
+
+    /// Makes room for `bytes` more of items, so that what is known to come is copied once.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.out.reserve(bytes);
     }
 
     /// How many items were appended.

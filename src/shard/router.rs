@@ -732,6 +732,7 @@ impl Node {
                 engine.finish_connect(mount, &h.client_id, id)
             }
         };
+        out.reserve(REPLY_BYTES * 2 + msgs.iter().map(|m| m.len() + 1).sum::<usize>());
         // Written after the hold: a drain may have begun during it.
         h.write(self, mount, out.next_item());
         for msg in &msgs {
