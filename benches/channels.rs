@@ -1,8 +1,11 @@
 //! Channel expansion and subscription lookup: which workers want a publish on a channel.
 //!
-//! Bayou expands the name into the few keys that can match it (`channel::expand`) and looks
-//! each up in a hash map (`Engine::interested`, over the owner's tables of `WorkerSet`s). The
-//! baseline scans every subscription and matches its pattern against the name.
+//! Bayou names the few patterns that can match a name as slices of it (`channel::patterns`)
+//! and looks each up in a hash map (`Engine::interested`, over the owner's tables of
+//! `WorkerSet`s, kept by the pattern's parent). The baseline scans every subscription and
+//! matches its pattern against the name. `channel_expand` is the allocating form (a `String`
+//! per key), `channel_patterns` what a delivery does: each pattern's text written into one
+//! reused buffer.
 
 mod common;
 
@@ -63,6 +66,14 @@ fn engine_with(subs: &[(String, usize)]) -> Engine {
 fn expand(c: &mut Criterion) {
     c.bench_function("channel_expand", |b| {
         b.iter(|| channel::expand(black_box(PUBLISHED)).len())
+    });
+    let mut key = String::new();
+    c.bench_function("channel_patterns", |b| {
+        b.iter(|| {
+            channel::patterns(black_box(PUBLISHED))
+                .map(|p| p.write_into(&mut key).len())
+                .sum::<usize>()
+        })
     });
 }
 

@@ -23,7 +23,7 @@ const CHANNEL: &str = "/chat/room-42";
 fn engine() -> (Engine, Vec<Rc<Outbox>>) {
     let mut engine = Engine::new(0, 1, 1, Duration::from_secs(45));
     let now = Instant::now();
-    let reply = Bytes::from_static(br#"{"channel":"/meta/connect","successful":true}"#);
+    let reply: &[u8] = br#"{"channel":"/meta/connect","successful":true}"#;
     let outboxes: Vec<Rc<Outbox>> = (0..SUBSCRIBERS)
         .map(|i| {
             let client_id = engine.handshake(0, now);
@@ -32,9 +32,8 @@ fn engine() -> (Engine, Vec<Rc<Outbox>>) {
             engine.connect(
                 0,
                 &client_id,
-                reply.clone(),
                 Duration::ZERO,
-                Some(out.clone()),
+                Some((out.clone(), reply)),
                 now,
             );
             out

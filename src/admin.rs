@@ -63,7 +63,7 @@ fn serve(mut stream: TcpStream, health: &Health, stats: &Stats) -> std::io::Resu
             _ => return write(&mut stream, plain(400, "Bad request")),
         }
     };
-    let resp = match (head.method.as_str(), head.path.as_str()) {
+    let resp = match (head.method(), head.path()) {
         ("GET", "/healthz") => plain(200, "ok\n"),
         ("GET", "/readyz") if health.ready.load(Ordering::Acquire) => plain(200, &readiness(stats)),
         ("GET", "/readyz") => plain(503, "not ready\n"),

@@ -24,7 +24,7 @@
 
 #![no_main]
 
-use bayou::bayeux::json::{self, Reply, parse_batch, truthy};
+use bayou::bayeux::json::{self, JsonArray, Reply, parse_batch, truthy};
 use bayou::bayeux::{self, Kind, connect, disconnect, handshake, id, publish, subscribe};
 use bayou::engine::{ConnectOutcome, Engine, Outbox, OutboxKind};
 use bayou::policy::{Auth, CREDENTIAL_KEYS, ChannelSet, Credentials, Secret, Strip, Verifier};
@@ -180,12 +180,12 @@ impl Cluster {
                 .unwrap_or(default_worker)
         });
         let now = self.now;
-        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut out = JsonArray::with_capacity(0);
         let mut held = Vec::new();
         let truthy_count = msgs.iter().filter(|m| truthy(m)).count();
         for msg in msgs.iter().filter(|m| truthy(m)) {
             if let Some(reply) = self.handle(w, mount, msg, now, &mut held) {
-                out.push(encode(&reply));
+                out.push_reply(&reply);
             }
         }
         drop(msgs);
@@ -200,10 +200,9 @@ impl Cluster {
                 out.len()
             );
         }
-        let mut reply = Vec::new();
-        json::write_array(&mut reply, out.iter().map(Vec::as_slice));
-        let items = valid_json_array(&reply);
-        assert_eq!(items, out.len());
+        let items = out.len();
+        let reply = out.finish();
+        assert_eq!(valid_json_array(&reply), items);
         Some(w)
     }
 
@@ -331,15 +330,15 @@ impl Cluster {
         h: HeldConnect,
         socket: Option<Rc<Outbox>>,
         draining: bool,
-        out: &mut Vec<Vec<u8>>,
+        out: &mut JsonArray,
     ) {
         let hold = if draining { Duration::ZERO } else { h.hold };
         let mut reply = h.reply.clone();
         reply.push_raw("advice", h.advice.as_bytes());
-        let reply = Bytes::from(encode(&reply));
+        let reply = encode(&reply);
         let now = self.now;
-        let outcome =
-            self.engines[w].connect(mount, &h.client_id, reply.clone(), hold, socket, now);
+        let socket = socket.map(|s| (s, &reply[..]));
+        let outcome = self.engines[w].connect(mount, &h.client_id, hold, socket, now);
         let msgs = match outcome {
             ConnectOutcome::OnSocket => return,
             ConnectOutcome::Now(msgs) => msgs,
@@ -351,8 +350,10 @@ impl Cluster {
                 self.engines[w].finish_connect(mount, &h.client_id, pending)
             }
         };
-        out.push(reply.to_vec());
-        out.extend(msgs.iter().map(|m| m.to_vec()));
+        out.push_raw(&reply);
+        for msg in &msgs {
+            out.push_raw(msg);
+        }
     }
 
     /// `Node::publish` and `route`: to the owner, then to every interested worker.

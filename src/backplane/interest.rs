@@ -115,11 +115,9 @@ impl Interest {
     /// matches a pattern wanted here (a glob lets more through than a Bayeux pattern).
     pub fn wants(&self, mount: usize, name: &str) -> bool {
         let patterns = &self.patterns[mount];
+        let mut key = String::new();
         !patterns.is_empty()
-            && channel::expand(name)
-                .iter()
-                .skip(1)
-                .any(|p| patterns.contains(p.as_str()))
+            && channel::patterns(name).any(|p| patterns.contains(p.write_into(&mut key)))
     }
 
     /// The commands that bring the connection to what is wanted, assumed sent from now on.

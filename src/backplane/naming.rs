@@ -33,7 +33,7 @@ pub fn channel(prefix: &str, name: &str) -> String {
 }
 
 /// The Redis glob covering the Bayeux pattern `pattern` (`/a/*` or `/a/**`): a superset, to
-/// be filtered with [`crate::bayeux::channel::expand`] on receipt.
+/// be filtered with [`crate::bayeux::channel::patterns`] on receipt.
 pub fn glob(prefix: &str, pattern: &str) -> String {
     let parent = pattern
         .strip_suffix("/**")

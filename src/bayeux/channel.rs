@@ -51,16 +51,77 @@ pub fn is_subscribable(s: &str) -> bool {
     is_valid(s) && !is_meta(s) && !is_service(s)
 }
 
-/// The subscriptions that receive a publish to `name`: the name itself, its parent plus `/*`,
-/// and every proper prefix plus `/**` (root `/**` included). `name` must be a valid name.
-pub fn expand(name: &str) -> Vec<String> {
-    let mut out = Vec::with_capacity(8);
-    out.push(name.to_owned());
-    let parent = name.rfind('/').unwrap_or(0);
-    out.push(format!("{}/*", &name[..parent]));
-    for (pos, _) in name.match_indices('/') {
-        out.push(format!("{}/**", &name[..pos]));
+/// The wildcard that ends a pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wildcard {
+    /// `/*`: the parent's direct children.
+    One,
+    /// `/**`: everything under the parent.
+    Many,
+}
+
+impl Wildcard {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wildcard::One => "/*",
+            Wildcard::Many => "/**",
+        }
     }
+}
+
+/// A pattern seen as its parent (a prefix of some name, `""` for the root) and its wildcard,
+/// so that it can be named without building its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pattern<'a> {
+    pub parent: &'a str,
+    pub wildcard: Wildcard,
+}
+
+impl<'a> Pattern<'a> {
+    /// Splits a pattern's text, or None when `s` is not a pattern.
+    pub fn parse(s: &'a str) -> Option<Pattern<'a>> {
+        if !is_pattern(s) {
+            return None;
+        }
+        let (parent, wildcard) = match s.strip_suffix("/**") {
+            Some(parent) => (parent, Wildcard::Many),
+            None => (s.strip_suffix("/*")?, Wildcard::One),
+        };
+        Some(Pattern { parent, wildcard })
+    }
+
+    /// The pattern's text, written into `buf` (which is cleared first).
+    pub fn write_into<'b>(&self, buf: &'b mut String) -> &'b str {
+        buf.clear();
+        buf.push_str(self.parent);
+        buf.push_str(self.wildcard.as_str());
+        buf
+    }
+}
+
+/// The patterns that receive a publish to `name` besides the name itself: its parent plus
+/// `/*`, and every proper prefix plus `/**` (root `/**` included), as slices of `name`.
+/// `name` must be a valid name.
+pub fn patterns(name: &str) -> impl Iterator<Item = Pattern<'_>> {
+    // '/' is ASCII, so every position found is a char boundary.
+    let slash = |at: usize| name.get(..at).unwrap_or_default();
+    let one = Pattern {
+        parent: slash(memchr::memrchr(b'/', name.as_bytes()).unwrap_or(0)),
+        wildcard: Wildcard::One,
+    };
+    let many = memchr::memchr_iter(b'/', name.as_bytes()).map(move |at| Pattern {
+        parent: slash(at),
+        wildcard: Wildcard::Many,
+    });
+    std::iter::once(one).chain(many)
+}
+
+/// The subscriptions that receive a publish to `name`: the name itself, then its
+/// [`patterns`], as text. Allocates; the delivery path uses [`patterns`] instead.
+pub fn expand(name: &str) -> Vec<String> {
+    let mut out = vec![name.to_owned()];
+    let mut buf = String::new();
+    out.extend(patterns(name).map(|p| p.write_into(&mut buf).to_owned()));
     out
 }
 
@@ -121,5 +182,32 @@ mod tests {
         let mut e = expand("/a/b");
         e.sort();
         assert_eq!(e, vec!["/**", "/a/*", "/a/**", "/a/b"]);
+    }
+
+    #[test]
+    fn pattern_parts() {
+        let found: Vec<_> = super::patterns("/a/b").collect();
+        let want = [
+            Pattern {
+                parent: "/a",
+                wildcard: Wildcard::One,
+            },
+            Pattern {
+                parent: "",
+                wildcard: Wildcard::Many,
+            },
+            Pattern {
+                parent: "/a",
+                wildcard: Wildcard::Many,
+            },
+        ];
+        assert_eq!(found, want);
+        let mut buf = String::from("left over");
+        for p in want {
+            assert_eq!(Pattern::parse(p.write_into(&mut buf)), Some(p));
+        }
+        assert_eq!(Pattern::parse("/a/b"), None);
+        assert_eq!(Pattern::parse("/a/***"), None);
+        assert_eq!(Pattern::parse("/*").map(|p| p.parent), Some(""));
     }
 }

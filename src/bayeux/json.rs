@@ -203,6 +203,8 @@ impl Reply {
 
     /// Appends `,"key":<raw json>` to the extra fields.
     pub fn push_raw(&mut self, key: &str, raw_json: &[u8]) {
+        // `,"key":` plus the value, so the field is added with one allocation at most.
+        self.extra.reserve(key.len() + raw_json.len() + 4);
         self.extra.push(b',');
         write_str(&mut self.extra, key);
         self.extra.push(b':');
@@ -244,16 +246,60 @@ impl Reply {
     }
 }
 
-/// Writes replies then raw delivered messages as one JSON array.
-pub fn write_array<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a [u8]>) {
-    out.push(b'[');
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(item);
+/// A reply array written in place: each reply, then each delivered message, is appended once
+/// to the buffer that becomes the response body.
+#[derive(Debug)]
+pub struct JsonArray {
+    out: Vec<u8>,
+    items: usize,
+}
+
+impl JsonArray {
+    /// An empty array with room for `bytes` of items.
+    pub fn with_capacity(bytes: usize) -> JsonArray {
+        let mut out = Vec::with_capacity(bytes + 2);
+        out.push(b'[');
+        JsonArray { out, items: 0 }
     }
-    out.push(b']');
+
+    /// Starts the next item: the buffer to write it into, after a comma when needed.
+    pub fn next_item(&mut self) -> &mut Vec<u8> {
+        if self.items > 0 {
+            self.out.push(b',');
+        }
+        self.items += 1;
+        &mut self.out
+    }
+
+    /// Appends a reply.
+    pub fn push_reply(&mut self, reply: &Reply) {
+        reply.write(self.next_item());
+    }
+
+    /// Appends an item already encoded (a delivered message).
+    pub fn push_raw(&mut self, item: &[u8]) {
+        self.next_item().extend_from_slice(item);
+    }
+
+    /// Makes room for `bytes` more of items, so that what is known to come is copied once.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.out.reserve(bytes);
+    }
+
+    /// How many items were appended.
+    pub fn len(&self) -> usize {
+        self.items
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items == 0
+    }
+
+    /// The array's text.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.out.push(b']');
+        self.out
+    }
 }
 
 #[cfg(test)]
@@ -296,6 +342,20 @@ mod tests {
         assert_eq!(
             out,
             br#"{"clientId":"c","channel":"/a","successful":false,"error":"401:c:Unknown client"}"#
+        );
+    }
+
+    #[test]
+    fn arrays() {
+        assert_eq!(JsonArray::with_capacity(0).finish(), b"[]");
+        let mut array = JsonArray::with_capacity(4);
+        array.push_reply(&Reply::default());
+        array.push_raw(br#"{"a":1}"#);
+        array.next_item().extend_from_slice(b"2");
+        assert_eq!(array.len(), 3);
+        assert_eq!(
+            array.finish(),
+            br#"[{"successful":false},{"a":1},2]"#.to_vec()
         );
     }
 

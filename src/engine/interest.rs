@@ -1,4 +1,8 @@
-//! Which workers have local subscribers: a small bit set of worker indices.
+//! Which workers have local subscribers: a small bit set of worker indices, and the table of
+//! patterns that a publish's channel name is looked up in without building any text.
+
+use crate::bayeux::channel::{self, Pattern, Wildcard};
+use std::collections::HashMap;
 
 /// Workers 0 to 63 live in `low`, inline; larger indices spill into `high`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,6 +58,68 @@ impl WorkerSet {
     }
 }
 
+/// Patterns -> workers with local subscribers, kept under the pattern's parent (`/a/*` and
+/// `/a/**` both under `/a`), so that the patterns of a publish are looked up with slices of
+/// its name ([`channel::patterns`]).
+#[derive(Debug, Default)]
+pub struct PatternTable {
+    /// `parent/*`.
+    one: HashMap<Box<str>, WorkerSet>,
+    /// `parent/**`.
+    many: HashMap<Box<str>, WorkerSet>,
+}
+
+impl PatternTable {
+    fn table(&mut self, wildcard: Wildcard) -> &mut HashMap<Box<str>, WorkerSet> {
+        match wildcard {
+            Wildcard::One => &mut self.one,
+            Wildcard::Many => &mut self.many,
+        }
+    }
+
+    /// Records that `worker`'s interest in `pattern` turned on or off. Returns true when the
+    /// pattern gained its first interested worker or lost its last.
+    pub fn update(&mut self, pattern: Pattern<'_>, worker: usize, on: bool) -> bool {
+        let table = self.table(pattern.wildcard);
+        if on {
+            let set = table.entry(pattern.parent.into()).or_default();
+            let was_empty = set.is_empty();
+            set.insert(worker);
+            return was_empty;
+        }
+        let Some(set) = table.get_mut(pattern.parent) else {
+            return false;
+        };
+        set.remove(worker);
+        let now_empty = set.is_empty();
+        if now_empty {
+            table.remove(pattern.parent);
+        }
+        now_empty
+    }
+
+    /// Adds to `set` the workers interested in a pattern that matches the name `name`.
+    pub fn add_matches(&self, name: &str, set: &mut WorkerSet) {
+        for p in channel::patterns(name) {
+            let table = match p.wildcard {
+                Wildcard::One => &self.one,
+                Wildcard::Many => &self.many,
+            };
+            if let Some(workers) = table.get(p.parent) {
+                set.union(workers);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.one.len() + self.many.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.one.is_empty() && self.many.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +139,30 @@ mod tests {
         s.remove(1);
         s.remove(3);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn pattern_table() {
+        let pattern = |s| Pattern::parse(s).expect("a pattern");
+        let mut t = PatternTable::default();
+        assert!(t.update(pattern("/a/*"), 1, true));
+        assert!(!t.update(pattern("/a/*"), 2, true));
+        assert!(t.update(pattern("/**"), 3, true));
+        assert!(t.update(pattern("/a/b/**"), 4, true));
+        assert_eq!(t.len(), 3);
+        let matches = |name| {
+            let mut set = WorkerSet::default();
+            t.add_matches(name, &mut set);
+            set.iter().collect::<Vec<_>>()
+        };
+        assert_eq!(matches("/a/b"), [1, 2, 3]);
+        assert_eq!(matches("/a/b/c"), [3, 4]);
+        assert_eq!(matches("/a"), [3]);
+        assert!(!t.update(pattern("/a/*"), 1, false));
+        assert!(t.update(pattern("/a/*"), 2, false));
+        assert!(!t.update(pattern("/a/*"), 2, false));
+        assert!(t.update(pattern("/**"), 3, false));
+        assert!(t.update(pattern("/a/b/**"), 4, false));
+        assert!(t.is_empty());
     }
 }

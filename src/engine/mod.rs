@@ -7,9 +7,10 @@ pub mod outbox;
 pub mod session;
 pub mod signal;
 
-use crate::bayeux::{channel, id};
+use crate::bayeux::channel::{self, Pattern};
+use crate::bayeux::id;
 use bytes::{BufMut, Bytes, BytesMut};
-pub use interest::WorkerSet;
+pub use interest::{PatternTable, WorkerSet};
 pub use outbox::{Doorbell, Kind as OutboxKind, Outbox};
 use session::{Pending, Session, Subscribers, Target};
 pub use signal::Signal;
@@ -42,10 +43,12 @@ struct Mount {
     by_id: HashMap<u64, u32>,
     /// Channel or pattern -> local sessions subscribed to it (the text shared with them).
     local: HashMap<Rc<str>, Subscribers>,
+    /// How many keys of `local` are patterns: a delivery looks them up only when some are.
+    local_patterns: usize,
     /// Exact channels owned by this worker -> workers with local subscribers.
     owned: HashMap<Box<str>, WorkerSet>,
     /// Patterns -> workers with local subscribers (replicated on every worker).
-    patterns: HashMap<Box<str>, WorkerSet>,
+    patterns: PatternTable,
     /// Slot -> client address, for sessions the per-address count includes (kept beside the
     /// sessions so that sessions without it pay nothing).
     ips: HashMap<u32, IpAddr>,
@@ -85,6 +88,8 @@ pub struct Engine {
     pub pushed: usize,
     /// Client addresses of sessions that ended, for the per-address session count.
     ended: Vec<(usize, IpAddr)>,
+    /// Where `deliver` writes the text of a pattern to look it up (reused, so no allocation).
+    key: String,
 }
 
 fn ws_frame(msg: &Bytes) -> Bytes {
@@ -102,6 +107,57 @@ fn es_frame(msg: &Bytes) -> Bytes {
     out.extend_from_slice(msg);
     out.extend_from_slice(b"]\r\n\r\n");
     out.freeze()
+}
+
+/// One publish being delivered on this worker: the frames made for it so far and its counts.
+struct Delivery<'m> {
+    seq: u64,
+    msg: &'m Bytes,
+    /// The frame for WebSockets and for EventSource streams, each made once, when first needed.
+    ws: Option<Bytes>,
+    es: Option<Bytes>,
+    count: usize,
+    pushed: usize,
+    dropped: u64,
+    queued: u64,
+}
+
+impl Delivery<'_> {
+    /// Hands the message to the subscribers of one key that have not had it yet.
+    fn to(&mut self, subs: &Subscribers, sessions: &mut Slab<Session>) {
+        subs.for_each(|slot| {
+            let Some(session) = sessions.get_mut(slot as usize) else {
+                return;
+            };
+            if session.last_seq == self.seq {
+                return;
+            }
+            session.last_seq = self.seq;
+            self.count += 1;
+            if let Some(out) = &session.socket {
+                let frame = match out.kind {
+                    OutboxKind::WebSocket => self.ws.get_or_insert_with(|| ws_frame(self.msg)),
+                    OutboxKind::EventSource => self.es.get_or_insert_with(|| es_frame(self.msg)),
+                };
+                out.push(frame.clone());
+                self.pushed += 1;
+                return;
+            }
+            if session.enqueue(self.msg.clone(), SESSION_QUEUE_LIMIT) {
+                self.dropped += 1;
+            } else {
+                self.queued += 1;
+            }
+            if let Some(Pending {
+                target: Target::Http(signal),
+                ..
+            }) = &session.pending
+            {
+                signal.notify();
+                self.pushed += 1;
+            }
+        });
+    }
 }
 
 /// The frame carrying `json` (a reply array) on a socket of this kind.
@@ -149,6 +205,7 @@ impl Engine {
             queued: vec![0; mounts],
             pushed: 0,
             ended: Vec::new(),
+            key: String::new(),
         }
     }
 
@@ -248,6 +305,7 @@ impl Engine {
             let key = key.unwrap_or_else(|| {
                 let key: Rc<str> = Rc::from(ch.as_str());
                 m.local.insert(key.clone(), Subscribers::One(slot as u32));
+                m.local_patterns += usize::from(channel::is_pattern(ch));
                 self.effects.push(Effect {
                     mount,
                     channel: ch.as_str().into(),
@@ -278,6 +336,7 @@ impl Engine {
         };
         if now_empty {
             m.local.remove(ch);
+            m.local_patterns -= usize::from(channel::is_pattern(ch));
             self.effects.push(Effect {
                 mount,
                 channel: ch.into(),
@@ -289,14 +348,15 @@ impl Engine {
         }
     }
 
-    /// Handles a validated connect (spec 4.2 with the fixes of 11.1 to 11.3).
+    /// Handles a validated connect (spec 4.2 with the fixes of 11.1 to 11.3). `socket`: the
+    /// push socket the connect came on and its encoded reply, which the engine writes there
+    /// now or when the hold ends; an HTTP connect writes its own reply once it is answered.
     pub fn connect(
         &mut self,
         mount: usize,
         client_id: &str,
-        reply: Bytes,
         hold: Duration,
-        socket: Option<Rc<Outbox>>,
+        socket: Option<(Rc<Outbox>, &[u8])>,
         now: Instant,
     ) -> ConnectOutcome {
         let Some(slot) = self.slot(mount, client_id) else {
@@ -305,7 +365,7 @@ impl Engine {
         self.ping(mount, slot, now);
         self.answer_pending(mount, slot);
         let session = &mut self.mounts[mount].sessions[slot];
-        if let Some(out) = socket {
+        if let Some((out, reply)) = socket {
             let rebind = session.socket.as_ref().map(|s| s.id) != Some(out.id);
             if let Some(old) = session.socket.replace(out.clone()) {
                 old.binding.set(None);
@@ -322,12 +382,12 @@ impl Engine {
                 }
             }
             if hold.is_zero() {
-                out.push(frame_for(out.kind, &single(&reply)));
+                out.push(frame_for(out.kind, &single(reply)));
                 return ConnectOutcome::OnSocket;
             }
             self.next_pending += 1;
             let id = self.next_pending;
-            session.pending = Some(Pending::socket(id, &reply, client_id, out));
+            session.pending = Some(Pending::socket(id, reply, client_id, out));
             let at = self.ms(now + hold);
             self.holds
                 .push(Reverse((at, mount as u32, slot as u32, id)));
@@ -481,52 +541,31 @@ impl Engine {
     /// Delivers a publish to every local subscriber of the channel, once per client.
     pub fn deliver(&mut self, mount: usize, name: &str, msg: &Bytes) -> usize {
         self.seq += 1;
-        let seq = self.seq;
-        let (mut ws, mut es) = (None::<Bytes>, None::<Bytes>);
-        let mut count = 0;
-        let mut pushed = 0;
+        let mut run = Delivery {
+            seq: self.seq,
+            msg,
+            ws: None,
+            es: None,
+            count: 0,
+            pushed: 0,
+            dropped: 0,
+            queued: 0,
+        };
         let m = &mut self.mounts[mount];
-        let dropped = &mut self.dropped[mount];
-        let queued = &mut self.queued[mount];
-        for key in channel::expand(name) {
-            let Some(subs) = m.local.get(key.as_str()) else {
-                continue;
-            };
-            subs.for_each(|slot| {
-                let Some(session) = m.sessions.get_mut(slot as usize) else {
-                    return;
-                };
-                if session.last_seq == seq {
-                    return;
-                }
-                session.last_seq = seq;
-                count += 1;
-                if let Some(out) = &session.socket {
-                    let frame = match out.kind {
-                        OutboxKind::WebSocket => ws.get_or_insert_with(|| ws_frame(msg)),
-                        OutboxKind::EventSource => es.get_or_insert_with(|| es_frame(msg)),
-                    };
-                    out.push(frame.clone());
-                    pushed += 1;
-                    return;
-                }
-                if session.enqueue(msg.clone(), SESSION_QUEUE_LIMIT) {
-                    *dropped += 1;
-                } else {
-                    *queued += 1;
-                }
-                if let Some(Pending {
-                    target: Target::Http(signal),
-                    ..
-                }) = &session.pending
-                {
-                    signal.notify();
-                    pushed += 1;
-                }
-            });
+        if let Some(subs) = m.local.get(name) {
+            run.to(subs, &mut m.sessions);
         }
-        self.pushed = pushed;
-        count
+        if m.local_patterns > 0 {
+            for p in channel::patterns(name) {
+                if let Some(subs) = m.local.get(p.write_into(&mut self.key)) {
+                    run.to(subs, &mut m.sessions);
+                }
+            }
+        }
+        self.dropped[mount] += run.dropped;
+        self.queued[mount] += run.queued;
+        self.pushed = run.pushed;
+        run.count
     }
 
     /// Owner side: the workers to forward a publish on `name` to.
@@ -534,11 +573,7 @@ impl Engine {
         let m = &self.mounts[mount];
         let mut set = m.owned.get(name).cloned().unwrap_or_default();
         if !m.patterns.is_empty() {
-            for key in channel::expand(name).iter().skip(1) {
-                if let Some(p) = m.patterns.get(key.as_str()) {
-                    set.union(p);
-                }
-            }
+            m.patterns.add_matches(name, &mut set);
         }
         set
     }
@@ -547,11 +582,10 @@ impl Engine {
     /// Returns true when the name gained its first interested worker or lost its last.
     pub fn apply_interest(&mut self, mount: usize, name: &str, worker: usize, on: bool) -> bool {
         let m = &mut self.mounts[mount];
-        let table = if channel::is_pattern(name) {
-            &mut m.patterns
-        } else {
-            &mut m.owned
-        };
+        if let Some(pattern) = Pattern::parse(name) {
+            return m.patterns.update(pattern, worker, on);
+        }
+        let table = &mut m.owned;
         if on {
             let set = table.entry(name.into()).or_default();
             let was_empty = set.is_empty();

@@ -4,9 +4,7 @@ use super::*;
 
 const T: Duration = Duration::from_secs(10);
 
-fn reply() -> Bytes {
-    Bytes::from_static(br#"{"channel":"/meta/connect","successful":true}"#)
-}
+const REPLY: &[u8] = br#"{"channel":"/meta/connect","successful":true}"#;
 
 fn engine() -> Engine {
     Engine::new(0, 1, 1, T)
@@ -30,7 +28,7 @@ fn one_copy_per_client_across_patterns() {
     let effects = e.take_effects();
     assert_eq!(effects.len(), 4, "each key flips on once");
     assert_eq!(e.deliver(0, "/foo/bar", &Bytes::from_static(b"{}")), 1);
-    match e.connect(0, &c, reply(), T, None, now) {
+    match e.connect(0, &c, T, None, now) {
         ConnectOutcome::Now(msgs) => assert_eq!(msgs.len(), 1),
         _ => panic!("queued messages answer a connect at once"),
     }
@@ -42,7 +40,7 @@ fn held_connect_wakes_on_delivery_and_deadline() {
     let now = Instant::now();
     let c = e.handshake(0, now);
     e.subscribe(0, &c, &["/a".into()]);
-    let ConnectOutcome::Held(signal, id) = e.connect(0, &c, reply(), T, None, now) else {
+    let ConnectOutcome::Held(signal, id) = e.connect(0, &c, T, None, now) else {
         panic!("held")
     };
     assert!(!signal.is_set());
@@ -50,7 +48,7 @@ fn held_connect_wakes_on_delivery_and_deadline() {
     assert!(signal.is_set());
     assert_eq!(e.finish_connect(0, &c, id).len(), 1);
 
-    let ConnectOutcome::Held(signal, _) = e.connect(0, &c, reply(), T, None, now) else {
+    let ConnectOutcome::Held(signal, _) = e.connect(0, &c, T, None, now) else {
         panic!("held")
     };
     e.tick(now + T / 2);
@@ -64,10 +62,10 @@ fn newer_connect_answers_the_older_one() {
     let mut e = engine();
     let now = Instant::now();
     let c = e.handshake(0, now);
-    let ConnectOutcome::Held(first, _) = e.connect(0, &c, reply(), T, None, now) else {
+    let ConnectOutcome::Held(first, _) = e.connect(0, &c, T, None, now) else {
         panic!("held")
     };
-    let ConnectOutcome::Held(second, _) = e.connect(0, &c, reply(), T, None, now) else {
+    let ConnectOutcome::Held(second, _) = e.connect(0, &c, T, None, now) else {
         panic!("held")
     };
     assert!(first.is_set() && !second.is_set());
@@ -100,7 +98,7 @@ fn a_connect_keeps_the_client_alive() {
     let now = Instant::now();
     let c = e.handshake(0, now);
     let later = now + T + T / 2;
-    let _ = e.connect(0, &c, reply(), Duration::ZERO, None, later);
+    let _ = e.connect(0, &c, Duration::ZERO, None, later);
     e.tick(now + 2 * T + Duration::from_secs(1));
     assert!(e.exists(0, &c));
     e.tick(later + 2 * T);
@@ -115,8 +113,8 @@ fn closing_an_old_socket_keeps_the_new_one() {
     e.subscribe(0, &c, &["/a".into()]);
     let old = Rc::new(Outbox::new(1, OutboxKind::WebSocket));
     let new = Rc::new(Outbox::new(2, OutboxKind::WebSocket));
-    let _ = e.connect(0, &c, reply(), Duration::ZERO, Some(old.clone()), now);
-    let _ = e.connect(0, &c, reply(), Duration::ZERO, Some(new.clone()), now);
+    let _ = e.connect(0, &c, Duration::ZERO, Some((old.clone(), REPLY)), now);
+    let _ = e.connect(0, &c, Duration::ZERO, Some((new.clone(), REPLY)), now);
     e.socket_gone(&old);
     e.deliver(0, "/a", &Bytes::from_static(b"{}"));
     let mut frames = Vec::new();
@@ -134,7 +132,7 @@ fn disconnect_closes_the_bound_socket() {
     let now = Instant::now();
     let c = e.handshake(0, now);
     let ws = Rc::new(Outbox::new(1, OutboxKind::WebSocket));
-    let _ = e.connect(0, &c, reply(), T, Some(ws.clone()), now);
+    let _ = e.connect(0, &c, T, Some((ws.clone(), REPLY)), now);
     e.destroy(0, &c);
     assert_eq!(ws.closing(), Some(1000));
     assert!(!e.is_bound(&ws));
@@ -148,4 +146,22 @@ fn idle_client_records_stay_small() {
         std::mem::size_of::<Outbox>(),
     );
     assert!(sizes.0 <= 128 && sizes.1 <= 112, "{sizes:?}");
+}
+
+#[test]
+fn pattern_keys_are_counted_for_delivery() {
+    let mut e = engine();
+    let now = Instant::now();
+    let (a, b) = (e.handshake(0, now), e.handshake(0, now));
+    let msg = Bytes::from_static(b"{}");
+    e.subscribe(0, &a, &["/x/*".into(), "/x/y".into()]);
+    e.subscribe(0, &b, &["/x/*".into(), "/**".into()]);
+    assert_eq!(e.mounts[0].local_patterns, 2);
+    assert_eq!(e.deliver(0, "/x/y", &msg), 2);
+    e.unsubscribe(0, &a, &["/x/*".into()]);
+    assert_eq!(e.mounts[0].local_patterns, 2, "b still holds /x/*");
+    e.destroy(0, &b);
+    assert_eq!(e.mounts[0].local_patterns, 0);
+    assert_eq!(e.deliver(0, "/x/y", &msg), 1);
+    assert_eq!(e.deliver(0, "/x/z", &msg), 0);
 }

@@ -4,6 +4,7 @@
 //! "here is the head and its length", or a typed error that maps to a status code.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 /// Bounds on a request head.
 #[derive(Debug, Clone)]
@@ -39,30 +40,115 @@ pub enum BodyKind {
     Chunked,
 }
 
-/// A parsed request head.
-#[derive(Debug, Clone)]
+/// A parsed request head: one owned copy of its bytes, and where each part lies in it.
+#[derive(Clone)]
 pub struct Head {
-    pub method: String,
-    /// The request-target up to (not including) '?', as sent.
-    pub path: String,
-    /// The part after '?', as sent (not decoded).
-    pub query: Option<String>,
+    /// The head as sent, request line to blank line.
+    raw: Box<[u8]>,
+    method: Span,
+    /// The request-target up to (not including) '?'.
+    path: Span,
+    /// The part after '?'.
+    query: Option<Span>,
+    /// Name and value of each header, in the order sent.
+    headers: Vec<(Span, Span)>,
     /// The `x` of `HTTP/1.x`.
     pub minor_version: u8,
-    /// Names lower-cased, values raw bytes, in the order sent.
-    pub headers: Vec<(String, Vec<u8>)>,
     pub body: BodyKind,
     /// HTTP/1.1: unless `Connection: close`; HTTP/1.0: only with `Connection: keep-alive`.
     pub keep_alive: bool,
 }
 
+/// Where a part of the head lies in `Head::raw`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    /// The span of `part`, a slice that httparse cut out of `base`.
+    fn of(base: &[u8], part: &[u8]) -> Span {
+        let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        Span {
+            start,
+            end: start.saturating_add(part.len()),
+        }
+    }
+
+    fn get(self, raw: &[u8]) -> &[u8] {
+        raw.get(self.start..self.end).unwrap_or_default()
+    }
+
+    /// The text of a part httparse returned as `&str`: always UTF-8, so never the fallback.
+    fn str(self, raw: &[u8]) -> &str {
+        std::str::from_utf8(self.get(raw)).unwrap_or_default()
+    }
+}
+
 impl Head {
-    /// First header with this lower-case name.
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
+    /// Copies the first `n` bytes of `window` (the head httparse parsed into `req`) and
+    /// notes where each part lies in them, then works out the body framing.
+    fn new(window: &[u8], n: usize, req: &httparse::Request<'_, '_>) -> Result<Head, HeadError> {
+        let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
+        else {
+            return Err(HeadError::Malformed);
+        };
+        let at = |part: &[u8]| Span::of(window, part);
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (at(p.as_bytes()), Some(at(q.as_bytes()))),
+            None => (at(target.as_bytes()), None),
+        };
+        let mut head = Head {
+            raw: window.get(..n).unwrap_or_default().into(),
+            method: at(method.as_bytes()),
+            path,
+            query,
+            headers: (req.headers.iter())
+                .map(|h| (at(h.name.as_bytes()), at(h.value)))
+                .collect(),
+            minor_version,
+            body: BodyKind::Empty,
+            keep_alive: false,
+        };
+        head.body = body_kind(&head)?;
+        head.keep_alive = keep_alive(&head);
+        Ok(head)
+    }
+
+    /// The method, as sent.
+    pub fn method(&self) -> &str {
+        self.method.str(&self.raw)
+    }
+
+    /// The request-target up to (not including) '?', as sent.
+    pub fn path(&self) -> &str {
+        self.path.str(&self.raw)
+    }
+
+    /// The part after '?', as sent (not decoded).
+    pub fn query(&self) -> Option<&str> {
+        self.query.map(|q| q.str(&self.raw))
+    }
+
+    /// The headers in the order sent: names as sent (any case), values raw bytes.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.headers
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+            .map(|(n, v)| (n.str(&self.raw), v.get(&self.raw)))
+    }
+
+    /// The values of the headers called `name` (compared case-insensitively), in order.
+    fn values<'h>(&'h self, name: &str) -> impl Iterator<Item = &'h [u8]> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.get(&self.raw).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.get(&self.raw))
+    }
+
+    /// First header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.values(name).next()
     }
 
     /// Same, as `&str` when valid UTF-8 (trimmed of spaces/tabs).
@@ -75,10 +161,26 @@ impl Head {
     /// (case-insensitive, each item trimmed, parameters after ';' ignored). All headers with
     /// this name are searched.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .any(|(_, v)| list_items(v).any(|item| item.eq_ignore_ascii_case(token.as_bytes())))
+        self.values(name)
+            .any(|v| list_items(v).any(|item| item.eq_ignore_ascii_case(token.as_bytes())))
+    }
+}
+
+impl fmt::Debug for Head {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<_> = self
+            .headers()
+            .map(|(n, v)| (n, String::from_utf8_lossy(v)))
+            .collect();
+        f.debug_struct("Head")
+            .field("method", &self.method())
+            .field("path", &self.path())
+            .field("query", &self.query())
+            .field("minor_version", &self.minor_version)
+            .field("headers", &headers)
+            .field("body", &self.body)
+            .field("keep_alive", &self.keep_alive)
+            .finish()
     }
 }
 
@@ -128,9 +230,18 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, 
     // Only the first max_head bytes are ever looked at, so a head that completes within them
     // is within the limit, and one that does not is too large once more bytes have arrived.
     let window = buf.get(..limits.max_head).unwrap_or(buf);
-    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut slots);
-    let n = match req.parse(window) {
+    // The header slots live on the stack for the usual limit; a larger one spills to the heap.
+    let mut inline = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; INLINE_HEADERS];
+    let mut spilled = Vec::new();
+    let slots = match inline.get_mut(..limits.max_headers) {
+        Some(slots) => slots,
+        None => {
+            spilled.resize_with(limits.max_headers, MaybeUninit::uninit);
+            &mut spilled[..]
+        }
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let n = match req.parse_with_uninit_headers(window, slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
             return Err(HeadError::TooLarge);
@@ -139,32 +250,11 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, 
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
         Err(_) => return Err(HeadError::Malformed),
     };
-    let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
-    else {
-        return Err(HeadError::Malformed);
-    };
-    let headers: Vec<(String, Vec<u8>)> = req
-        .headers
-        .iter()
-        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
-        .collect();
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (target.to_owned(), None),
-    };
-    let mut head = Head {
-        method: method.to_owned(),
-        path,
-        query,
-        minor_version,
-        headers,
-        body: BodyKind::Empty,
-        keep_alive: false,
-    };
-    head.body = body_kind(&head.headers)?;
-    head.keep_alive = keep_alive(&head);
-    Ok(Some((head, n)))
+    Head::new(window, n, &req).map(|head| Some((head, n)))
 }
+
+/// Header slots [`parse_head`] keeps on the stack: enough for [`DEFAULT_MAX_HEADERS`].
+const INLINE_HEADERS: usize = DEFAULT_MAX_HEADERS;
 
 fn keep_alive(head: &Head) -> bool {
     if head.has_token("connection", "close") {
@@ -173,27 +263,24 @@ fn keep_alive(head: &Head) -> bool {
     head.minor_version >= 1 || head.has_token("connection", "keep-alive")
 }
 
-/// Works out the body framing from the (lower-cased) headers.
-fn body_kind(headers: &[(String, Vec<u8>)]) -> Result<BodyKind, HeadError> {
+/// Works out the body framing from the headers.
+fn body_kind(head: &Head) -> Result<BodyKind, HeadError> {
     let mut length: Option<u64> = None;
     let mut last_coding: Option<&[u8]> = None;
-    for (name, value) in headers {
-        match name.as_str() {
-            "content-length" => {
-                for item in value.split(|&b| b == b',') {
-                    let n = parse_length(trim(item)).ok_or(HeadError::BadLength)?;
-                    if length.is_some_and(|seen| seen != n) {
-                        return Err(HeadError::BadLength);
-                    }
-                    length = Some(n);
+    for (name, value) in &head.headers {
+        let (name, value) = (name.get(&head.raw), value.get(&head.raw));
+        if name.eq_ignore_ascii_case(b"content-length") {
+            for item in value.split(|&b| b == b',') {
+                let n = parse_length(trim(item)).ok_or(HeadError::BadLength)?;
+                if length.is_some_and(|seen| seen != n) {
+                    return Err(HeadError::BadLength);
                 }
+                length = Some(n);
             }
-            "transfer-encoding" => {
-                // Empty list items are ignored, as RFC 9110 §5.6.1 asks.
-                let mut codings = value.rsplit(|&b| b == b',').map(trim);
-                last_coding = Some(codings.find(|c| !c.is_empty()).unwrap_or(&[]));
-            }
-            _ => {}
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // Empty list items are ignored, as RFC 9110 §5.6.1 asks.
+            let mut codings = value.rsplit(|&b| b == b',').map(trim);
+            last_coding = Some(codings.find(|c| !c.is_empty()).unwrap_or(&[]));
         }
     }
     match (length, last_coding) {
@@ -255,9 +342,9 @@ mod tests {
         let input = b"GET /faye?message=%5B%5D&jsonp=cb HTTP/1.1\r\nHost: x\r\n\r\n";
         let (head, n) = complete(input);
         assert_eq!(n, input.len());
-        assert_eq!(head.method, "GET");
-        assert_eq!(head.path, "/faye");
-        assert_eq!(head.query.as_deref(), Some("message=%5B%5D&jsonp=cb"));
+        assert_eq!(head.method(), "GET");
+        assert_eq!(head.path(), "/faye");
+        assert_eq!(head.query(), Some("message=%5B%5D&jsonp=cb"));
         assert_eq!(head.minor_version, 1);
         assert_eq!(head.body, BodyKind::Empty);
         assert!(head.keep_alive);
@@ -271,7 +358,7 @@ mod tests {
         let (head, n) = complete(input);
         assert_eq!(input.get(n..), Some(&b"[]"[..]));
         assert_eq!(head.body, BodyKind::Length(2));
-        assert_eq!(head.query, None);
+        assert_eq!(head.query(), None);
         assert_eq!(
             head.header_str("content-type"),
             Some("application/json; charset=utf-8")
@@ -280,10 +367,8 @@ mod tests {
         assert!(!head.has_token("accept", "text/plain"));
         assert!(!head.has_token("connection", "close"));
         assert_eq!(head.header("missing"), None);
-        assert_eq!(
-            head.headers.first().map(|h| h.0.as_str()),
-            Some("content-type")
-        );
+        assert_eq!(head.headers().next().map(|h| h.0), Some("Content-Type"));
+        assert_eq!(head.header("CONTENT-length"), Some(&b"2"[..]));
     }
 
     #[test]
@@ -328,7 +413,7 @@ mod tests {
         assert_eq!(n, first.len());
         assert_eq!(head.body, BodyKind::Length(0));
         let (second, _) = complete(input.get(n..).unwrap_or(&[]));
-        assert_eq!(second.path, "/b");
+        assert_eq!(second.path(), "/b");
     }
 
     #[test]
@@ -368,6 +453,26 @@ mod tests {
         let three = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
         assert_eq!(
             parse_head(three, &limits).err(),
+            Some(HeadError::TooManyHeaders)
+        );
+        // Past the slots kept on the stack, the limit holds the same.
+        let limits = Limits {
+            max_head: 4096,
+            max_headers: INLINE_HEADERS + 2,
+        };
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..limits.max_headers {
+            many.extend_from_slice(format!("H{i}: {i}\r\n").as_bytes());
+        }
+        let (head, _) = match parse_head(&[&many[..], b"\r\n"].concat(), &limits) {
+            Ok(Some(done)) => done,
+            other => panic!("expected a complete head, got {other:?}"),
+        };
+        assert_eq!(head.headers().count(), limits.max_headers);
+        assert_eq!(head.header("h65"), Some(&b"65"[..]));
+        many.extend_from_slice(b"One: more\r\n\r\n");
+        assert_eq!(
+            parse_head(&many, &limits).err(),
             Some(HeadError::TooManyHeaders)
         );
     }

@@ -1,6 +1,5 @@
 //! HTTP/1.1 responses: a small builder that serialises into a `BytesMut`, plus HTTP dates.
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -9,10 +8,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
-    headers: Vec<(&'static str, String)>,
+    /// The header lines added so far, each `Name: value\r\n`, as they will be sent.
+    headers: Vec<u8>,
     body: Bytes,
     length: bool,
 }
+
+/// What the header lines of a typical response take, reserved by the first one.
+const HEADERS_CAPACITY: usize = 192;
 
 impl Response {
     /// A response with no headers and an empty body; Content-Length is written by default.
@@ -26,8 +29,24 @@ impl Response {
     }
 
     /// Adds a header; headers are written in insertion order.
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+    ///
+    /// CR and LF are dropped from the value, so an echoed request value can never split the
+    /// response.
+    pub fn header(mut self, name: &'static str, value: impl AsRef<str>) -> Self {
+        let value = value.as_ref();
+        if self.headers.capacity() == 0 {
+            self.headers.reserve(HEADERS_CAPACITY);
+        }
+        self.headers.extend_from_slice(name.as_bytes());
+        self.headers.extend_from_slice(b": ");
+        let value = value.as_bytes();
+        if memchr::memchr2(b'\r', b'\n', value).is_none() {
+            self.headers.extend_from_slice(value);
+        } else {
+            let kept = value.iter().filter(|&&b| b != b'\r' && b != b'\n');
+            self.headers.extend(kept);
+        }
+        self.headers.extend_from_slice(b"\r\n");
         self
     }
 
@@ -44,35 +63,41 @@ impl Response {
     }
 
     /// Appends "HTTP/1.1 <status> <reason>\r\n", the headers in insertion order, then
-    /// "Content-Length: <n>\r\n" (unless without_length, or status 101/204/304), "\r\n", body.
-    ///
-    /// CR and LF are dropped from header values, so an echoed request value can never
-    /// split the response.
+    /// "Content-Length: <n>\r\n" (unless without_length, or status 101/204/304), "\r\n", body;
+    /// `out` grows once, to the size of all of it.
     pub fn write_to(&self, out: &mut BytesMut) {
-        // Writing into a BytesMut cannot fail, so the fmt::Result is always Ok.
-        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
-        for (name, value) in &self.headers {
-            out.put_slice(name.as_bytes());
-            out.put_slice(b": ");
-            put_header_value(out, value);
-            out.put_slice(b"\r\n");
-        }
+        let reason = reason(self.status);
+        // Status line and Content-Length: 64 bytes with room to spare.
+        out.reserve(64 + reason.len() + self.headers.len() + self.body.len());
+        out.put_slice(b"HTTP/1.1 ");
+        put_decimal(out, usize::from(self.status));
+        out.put_u8(b' ');
+        out.put_slice(reason.as_bytes());
+        out.put_slice(b"\r\n");
+        out.put_slice(&self.headers);
         if self.length && !matches!(self.status, 101 | 204 | 304) {
-            let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+            out.put_slice(b"Content-Length: ");
+            put_decimal(out, self.body.len());
+            out.put_slice(b"\r\n");
         }
         out.put_slice(b"\r\n");
         out.put_slice(&self.body);
     }
 }
 
-fn put_header_value(out: &mut BytesMut, value: &str) {
-    if value.contains(['\r', '\n']) {
-        for part in value.split(['\r', '\n']) {
-            out.put_slice(part.as_bytes());
+/// Appends `n` in decimal.
+fn put_decimal(out: &mut BytesMut, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
-    } else {
-        out.put_slice(value.as_bytes());
     }
+    out.put_slice(&digits[at..]);
 }
 
 /// The reason phrase for the statuses Bayou sends; "Unknown" for the rest.
@@ -194,6 +219,15 @@ mod tests {
         let expected = b"HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: aX: y\r\n\
             Content-Length: 0\r\n\r\n";
         assert_eq!(bytes(&response), expected.to_vec());
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 99, 100, 12345, usize::MAX] {
+            let mut out = BytesMut::new();
+            put_decimal(&mut out, n);
+            assert_eq!(&out[..], n.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
 
 use super::{Ack, Adopt, Cluster, Envelope, Mesh, owner};
-use crate::bayeux::json::{BodyError, Reply, parse_batch};
+use crate::bayeux::json::{BodyError, JsonArray, Reply, parse_batch};
 use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscribe};
 use crate::config::Settings;
 use crate::engine::{ConnectOutcome, Engine, Outbox};
@@ -75,16 +75,17 @@ struct HeldConnect {
 }
 
 impl HeldConnect {
-    /// The reply as sent: with the connect's advice, or a retry pause while draining.
-    fn encode(&self, node: &Node, mount: usize) -> Bytes {
-        let mut reply = self.reply.clone();
-        let advice = if node.draining.get() {
-            node.drain_advice(mount)
+    /// Writes the reply as sent: with the connect's advice, or a retry pause while draining.
+    fn write(&mut self, node: &Node, mount: usize, out: &mut Vec<u8>) {
+        let without_advice = self.reply.extra.len();
+        if node.draining.get() {
+            let advice = node.drain_advice(mount);
+            self.reply.push_raw("advice", advice.as_bytes());
         } else {
-            self.advice.clone()
-        };
-        reply.push_raw("advice", advice.as_bytes());
-        encode(&reply)
+            self.reply.push_raw("advice", self.advice.as_bytes());
+        }
+        self.reply.write(out);
+        self.reply.extra.truncate(without_advice);
     }
 }
 
@@ -521,7 +522,7 @@ impl Node {
         }
         let now = Instant::now();
         let (ack, done) = Ack::new();
-        let mut out: Vec<Vec<u8>> = Vec::with_capacity(msgs.len());
+        let mut out = JsonArray::with_capacity(REPLY_BYTES * msgs.len());
         let mut held: Vec<HeldConnect> = Vec::new();
         let s = &self.settings;
         let (timeout_ms, interval_ms) = (policy.timeout.as_millis() as u64, s.interval_ms);
@@ -572,7 +573,7 @@ impl Node {
                 Kind::Publish => Some(self.check_publish(mount, msg, peer, &ack)),
             };
             if let Some(r) = reply {
-                out.push(encode(&r).to_vec());
+                out.push_reply(&r);
             }
         }
         drop(msgs);
@@ -586,9 +587,7 @@ impl Node {
             // Everything went to the socket (a lone held connect): no frame to send now.
             return Ok(Vec::new());
         }
-        let mut body = Vec::with_capacity(out.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
-        bayeux::json::write_array(&mut body, out.iter().map(Vec::as_slice));
-        Ok(body)
+        Ok(out.finish())
     }
 
     /// A handshake: validated, admitted by the per-address limits, then a new session.
@@ -695,47 +694,55 @@ impl Node {
     }
 
     /// Runs a connect once the rest of its batch is done: its reply and the messages it
-    /// collects come last (spec 3, rule 5).
+    /// collects come last (spec 3, rule 5). The reply is encoded once: for a socket before the
+    /// engine keeps it, for HTTP straight into `out` when the connect is answered.
     async fn finish_connect(
         self: &Rc<Self>,
         mount: usize,
-        h: HeldConnect,
+        mut h: HeldConnect,
         via: &Via,
-        out: &mut Vec<Vec<u8>>,
+        out: &mut JsonArray,
     ) {
-        let socket = match via {
-            Via::Socket(o) => Some(o.clone()),
-            Via::Http => None,
-        };
         let hold = if self.draining.get() {
             Duration::ZERO
         } else {
             h.hold
         };
-        let reply = h.encode(self, mount);
         let now = Instant::now();
-        let outcome =
-            self.engine
-                .borrow_mut()
-                .connect(mount, &h.client_id, reply.clone(), hold, socket, now);
-        let (reply, msgs) = match outcome {
-            ConnectOutcome::OnSocket => return,
-            ConnectOutcome::Now(msgs) => (reply, msgs),
-            ConnectOutcome::Held(signal, id) => {
-                signal.wait().await;
-                // Encoded again: a drain may have begun during the hold.
-                (
-                    h.encode(self, mount),
-                    self.engine
-                        .borrow_mut()
-                        .finish_connect(mount, &h.client_id, id),
-                )
+        let outcome = match via {
+            // The engine writes the reply on the socket, now or when the hold ends.
+            Via::Socket(socket) => {
+                let mut reply = Vec::with_capacity(REPLY_BYTES);
+                h.write(self, mount, &mut reply);
+                let socket = Some((socket.clone(), &reply[..]));
+                let mut engine = self.engine.borrow_mut();
+                engine.connect(mount, &h.client_id, hold, socket, now)
+            }
+            Via::Http => {
+                let mut engine = self.engine.borrow_mut();
+                engine.connect(mount, &h.client_id, hold, None, now)
             }
         };
-        out.push(reply.to_vec());
-        out.extend(msgs.iter().map(|m| m.to_vec()));
+        let msgs = match outcome {
+            ConnectOutcome::OnSocket => return,
+            ConnectOutcome::Now(msgs) => msgs,
+            ConnectOutcome::Held(signal, id) => {
+                signal.wait().await;
+                let mut engine = self.engine.borrow_mut();
+                engine.finish_connect(mount, &h.client_id, id)
+            }
+        };
+        out.reserve(REPLY_BYTES * 2 + msgs.iter().map(|m| m.len() + 1).sum::<usize>());
+        // Written after the hold: a drain may have begun during it.
+        h.write(self, mount, out.next_item());
+        for msg in &msgs {
+            out.push_raw(msg);
+        }
     }
 }
+
+/// What a typical reply takes, to size a batch's reply array (it grows past this when needed).
+const REPLY_BYTES: usize = 128;
 
 /// The error of a channel name over the mount's `max_channel`.
 const CHANNEL_TOO_LONG: &str = "405::Channel name too long";
@@ -743,12 +750,6 @@ const CHANNEL_TOO_LONG: &str = "405::Channel name too long";
 /// A string field of the message's `ext`.
 fn ext_str<'v>(msg: &'v bayeux::json::Value, key: &str) -> Option<&'v str> {
     bayeux::json::field(msg, "ext").and_then(|ext| bayeux::json::str_field(ext, key))
-}
-
-fn encode(r: &Reply) -> Bytes {
-    let mut v = Vec::with_capacity(128);
-    r.write(&mut v);
-    Bytes::from(v)
 }
 
 /// The first `"clientId":"..."` value in a raw body, found without parsing it.

@@ -21,10 +21,11 @@ pub async fn respond(
 ) -> Outcome {
     let settings = &node.settings;
     let auth = &settings.policy(mount).auth;
-    if head.path.ends_with(".js") || head.path.ends_with(".map") {
+    let path = head.path();
+    if path.ends_with(".js") || path.ends_with(".map") {
         let mount_path = &settings.mounts[mount];
         let resp = settings.client_files.respond(
-            &head.path,
+            path,
             mount_path,
             head.header_str("if-none-match"),
             head.header_str("if-modified-since"),
@@ -34,14 +35,15 @@ pub async fn respond(
     if !auth.origin_ok(head.header_str("origin")) {
         return Outcome::Reply(plain(403, "Origin not allowed"));
     }
-    if head.method == "OPTIONS" || head.header_str("access-control-request-method") == Some("POST")
+    if head.method() == "OPTIONS"
+        || head.header_str("access-control-request-method") == Some("POST")
     {
         return Outcome::Reply(preflight(head));
     }
-    if head.method == "GET" && head.has_token("accept", "text/event-stream") {
-        let target = match &head.query {
-            Some(q) => format!("{}?{q}", head.path),
-            None => head.path.clone(),
+    if head.method() == "GET" && head.has_token("accept", "text/event-stream") {
+        let target = match head.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
         };
         let client_id = target.rsplit('/').next().unwrap_or_default().to_owned();
         return Outcome::EventSource { mount, client_id };
@@ -50,7 +52,7 @@ pub async fn respond(
         ip,
         bearer: auth.bearer_ok(head.header_str("authorization")),
     };
-    let reply = match head.method.as_str() {
+    let reply = match head.method() {
         "GET" => jsonp(node, mount, head, peer).await,
         "POST" => post(node, mount, head, body, peer).await,
         _ => Err(BodyError::NotJson),
@@ -92,7 +94,7 @@ fn bayeux_response(head: &Head, content_type: &'static str, body: Vec<u8>) -> Re
     if let Some(origin) = head.header_str("origin") {
         resp = resp
             .header("Access-Control-Allow-Credentials", "true")
-            .header("Access-Control-Allow-Origin", origin.to_owned());
+            .header("Access-Control-Allow-Origin", origin);
     }
     resp.body(body)
 }
@@ -122,7 +124,7 @@ async fn jsonp(
     head: &Head,
     peer: Peer,
 ) -> Result<Response, BodyError> {
-    let query = head.query.as_deref().unwrap_or_default().as_bytes();
+    let query = head.query().unwrap_or_default().as_bytes();
     let message = param(query, "message").ok_or(BodyError::NotJson)?;
     let callback = param(query, "jsonp")
         .filter(|c| !c.is_empty())

@@ -94,11 +94,11 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                 return;
             }
         };
-        let mount = node.settings.mount_for(&head.path);
+        let mount = node.settings.mount_for(head.path());
         if crate::websocket::handshake::wants_upgrade(
             head.header("connection"),
             head.header("upgrade"),
-        ) && head.method == "GET"
+        ) && head.method() == "GET"
         {
             match mount {
                 Some(mount) => {
@@ -174,7 +174,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
 }
 
 async fn write(stream: &mut TcpStream, resp: Response) -> std::io::Result<()> {
-    let mut out = BytesMut::with_capacity(256);
+    let mut out = BytesMut::new();
     resp.write_to(&mut out);
     let (res, _) = stream.write_all(out).await;
     res.map(|_| ())

@@ -93,12 +93,12 @@ impl StaticFiles {
                 });
         if not_modified {
             return Response::new(304)
-                .header("ETag", file.etag.clone())
+                .header("ETag", &file.etag)
                 .header("Last-Modified", modified);
         }
         Response::new(200)
             .header("Content-Type", file.content_type)
-            .header("ETag", file.etag.clone())
+            .header("ETag", &file.etag)
             .header("Last-Modified", modified)
             .body(file.body.clone())
     }
