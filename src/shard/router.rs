@@ -1,7 +1,7 @@
 //! A worker's node: its engine, its end of the mesh, and the request driver that runs a batch
 //! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
 
-use super::{Ack, Adopt, Cluster, Envelope, Mesh, owner};
+use super::{Ack, Adopt, Cluster, Envelope, Mesh, RequestBody, owner};
 use crate::bayeux::json::{BodyError, JsonArray, Reply, parse_batch};
 use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscribe};
 use crate::config::Settings;
@@ -485,10 +485,11 @@ impl Node {
     pub async fn process(
         self: &Rc<Self>,
         mount: usize,
-        body: Vec<u8>,
+        body: impl Into<RequestBody>,
         via: Via,
         peer: Peer,
     ) -> Result<Vec<u8>, BodyError> {
+        let body = body.into();
         if let (Via::Http, Some(to)) = (
             &via,
             first_client_id(&body).and_then(|c| self.foreign_owner(c)),
@@ -511,7 +512,7 @@ impl Node {
     async fn process_here(
         self: &Rc<Self>,
         mount: usize,
-        mut body: Vec<u8>,
+        mut body: RequestBody,
         via: Via,
         peer: Peer,
     ) -> Result<Vec<u8>, BodyError> {
