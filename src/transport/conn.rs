@@ -105,7 +105,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                 Some(mount) => {
                     // A task of its own, so an idle socket does not keep this loop's state.
                     let ip = client_ip(&node, &head).or(peer_ip);
-                    let upgrade = websocket::Upgrade::from_head(&head, ip);
+                    let upgrade = websocket::Upgrade::from_head(&node, mount, &head, ip);
                     drop(head);
                     monoio::spawn(websocket::upgrade(node, stream, mount, upgrade, buf));
                     return;
