@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
 struct HeldConnect {
     client_id: String,
     reply: Reply,
-    advice: String,
+    advice: Vec<u8>,
     hold: Duration,
 }
 
@@ -234,14 +234,16 @@ impl Cluster {
                 r
             }
             Kind::Connect => {
-                match connect::check(msg, |c| engine.exists(mount, c), timeout_ms, INTERVAL_MS) {
+                match connect::check(msg, |c| engine.exists(mount, c), timeout_ms) {
                     Err(r) => r,
                     Ok((r, c)) => {
                         assert!(engine.exists(mount, &c.client_id));
                         held.push(HeldConnect {
                             client_id: c.client_id,
                             reply: r,
-                            advice: c.advice,
+                            advice: bayeux::Advice::new(INTERVAL_MS, timeout_ms)
+                                .connect(c.eventsource)
+                                .to_vec(),
                             hold: Duration::from_millis(c.hold_ms),
                         });
                         return None;
@@ -334,7 +336,7 @@ impl Cluster {
     ) {
         let hold = if draining { Duration::ZERO } else { h.hold };
         let mut reply = h.reply.clone();
-        reply.push_raw("advice", h.advice.as_bytes());
+        reply.push_raw("advice", &h.advice);
         let reply = encode(&reply);
         let now = self.now;
         let socket = socket.map(|s| (s, &reply[..]));

@@ -11,10 +11,9 @@ pub struct Connect {
     pub client_id: String,
     /// How long to hold the reply, in milliseconds, already clamped to the server timeout.
     pub hold_ms: u64,
+    /// Which of the mount's advices the reply gets (`Advice::connect`), added when the reply
+    /// is sent (a draining server advises otherwise).
     pub eventsource: bool,
-    /// The advice of a successful reply, added when the reply is sent (a draining server
-    /// advises otherwise).
-    pub advice: String,
 }
 
 /// JavaScript's numeric coercion of `advice.timeout`, as `setTimeout` sees it (NaN is 0).
@@ -32,12 +31,11 @@ fn coerce_ms(v: &Value) -> f64 {
 
 #[allow(clippy::result_large_err)] // the reply is the product either way; it is built once
 /// Validates a connect. `exists` tells whether a clientId names a live session. On success
-/// the reply lacks only its advice (`Connect::advice`), added when the hold ends.
+/// the reply lacks only its advice (`Connect::eventsource`), added when the hold ends.
 pub fn check(
     msg: &Value,
     exists: impl Fn(&str) -> bool,
     timeout_ms: u64,
-    interval_ms: u64,
 ) -> Result<(Reply, Connect), Reply> {
     let mut reply = Reply::for_request(msg);
     let client_id = super::json::check_client(msg, &mut reply, exists);
@@ -64,11 +62,6 @@ pub fn check(
         (false, Some(v)) => (coerce_ms(v) as u64).min(timeout_ms),
         (false, None) => timeout_ms,
     };
-    let advice = if eventsource {
-        super::advice_retry(timeout_ms, 0)
-    } else {
-        super::advice_retry(interval_ms, timeout_ms)
-    };
     let client_id = client_id.unwrap_or_default().to_owned();
     Ok((
         reply,
@@ -76,7 +69,6 @@ pub fn check(
             client_id,
             hold_ms,
             eventsource,
-            advice,
         },
     ))
 }
@@ -93,9 +85,12 @@ mod tests {
             r.write(&mut o);
             String::from_utf8(o).unwrap()
         };
-        match check(&v, |_| exists, 45_000, 0) {
+        match check(&v, |_| exists, 45_000) {
             Ok((mut r, c)) => {
-                r.push_raw("advice", c.advice.as_bytes());
+                r.push_raw(
+                    "advice",
+                    super::super::Advice::new(0, 45_000).connect(c.eventsource),
+                );
                 Ok((write(&r), c.hold_ms))
             }
             Err(r) => Err(write(&r)),

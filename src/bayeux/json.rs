@@ -53,13 +53,40 @@ pub fn parse_batch(buf: &mut [u8]) -> Result<Vec<Value<'_>>, BodyError> {
     if depth_exceeds(buf, MAX_DEPTH) {
         return Err(BodyError::TooDeep);
     }
-    let value = simd_json::to_borrowed_value(buf).map_err(|_| BodyError::NotJson)?;
+    let value = with_buffers(buf.len(), |b| {
+        simd_json::to_borrowed_value_with_buffers(buf, b)
+    })
+    .map_err(|_| BodyError::NotJson)?;
     match value {
         Value::Array(items) => Ok(*items),
         Value::Object(_) => Ok(vec![value]),
         Value::Static(StaticNode::Null) => Ok(Vec::new()),
         _ => Err(BodyError::NotObjectOrArray),
     }
+}
+
+/// Largest input whose parser scratch a worker keeps between parses; a larger body gets scratch
+/// of its own, freed with it, so one big publish does not pin its size in memory for good.
+const KEEP_SCRATCH: usize = 64 * 1024;
+
+thread_local! {
+    /// This worker's simd-json scratch (input copy, structural indexes, unescaped strings,
+    /// stage-2 stack), reused so a warm parse sets none of them up; each grows to the largest
+    /// input up to `KEEP_SCRATCH` it has seen.
+    static SCRATCH: std::cell::RefCell<simd_json::Buffers> =
+        std::cell::RefCell::new(simd_json::Buffers::default());
+}
+
+/// Runs `parse` with this worker's scratch, or with fresh scratch for an input larger than
+/// `KEEP_SCRATCH` (or if the scratch is somehow in use).
+fn with_buffers<T>(len: usize, parse: impl FnOnce(&mut simd_json::Buffers) -> T) -> T {
+    if len > KEEP_SCRATCH {
+        return parse(&mut simd_json::Buffers::new(len));
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => parse(&mut buffers),
+        Err(_) => parse(&mut simd_json::Buffers::new(len)),
+    })
 }
 
 /// JavaScript truthiness, which is what Faye's `if (message.x)` checks test.
@@ -324,6 +351,35 @@ mod tests {
         assert_eq!(parse("\u{feff}[]"), Err(BodyError::NotJson));
         assert_eq!(parse(&"[".repeat(100_000)), Err(BodyError::TooDeep));
         assert_eq!(parse(&format!("[\"{}\"]", "[".repeat(1000))), Ok(1));
+    }
+
+    /// The worker's reused scratch gives the same values whatever was parsed before it: after a
+    /// failed parse, after a larger input, and around an input too large to keep scratch for.
+    #[test]
+    fn reused_scratch_parses_alike() {
+        let big = format!(
+            r#"[{{"data":"{}","k":"a\"b"}}]"#,
+            "x".repeat(KEEP_SCRATCH + 1)
+        );
+        let mid = format!(r#"[{{"data":"{}"}},{{}}]"#, "y\\n".repeat(2000));
+        for input in [
+            mid.as_str(),
+            "[ }",
+            big.as_str(),
+            r#"{"s":"\u00e9","n":[1,2]}"#,
+        ] {
+            let mut reused = input.as_bytes().to_vec();
+            let mut fresh = input.as_bytes().to_vec();
+            let expected = simd_json::to_borrowed_value(&mut fresh).map(|v| match v {
+                Value::Array(items) => *items,
+                other => vec![other],
+            });
+            match (parse_batch(&mut reused), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want),
+                (Err(e), Err(_)) => assert_eq!(e, BodyError::NotJson),
+                (got, want) => panic!("{input:.40}: {got:?} vs {want:?}"),
+            }
+        }
     }
 
     #[test]

@@ -26,6 +26,38 @@ pub fn advice_retry(interval_ms: u64, timeout_ms: u64) -> String {
     format!(r#"{{"reconnect":"retry","interval":{interval_ms},"timeout":{timeout_ms}}}"#)
 }
 
+/// A mount's success advice, written once when the worker starts: the mount's timeout and the
+/// interval are fixed from then on, so no handshake or connect formats it again.
+pub struct Advice {
+    /// A handshake's, and a long-polling or WebSocket connect's.
+    retry: Box<str>,
+    /// An EventSource connect's: the stream reconnects after `timeout`, right away.
+    eventsource: Box<str>,
+}
+
+impl Advice {
+    pub fn new(interval_ms: u64, timeout_ms: u64) -> Advice {
+        Advice {
+            retry: advice_retry(interval_ms, timeout_ms).into(),
+            eventsource: advice_retry(timeout_ms, 0).into(),
+        }
+    }
+
+    pub fn handshake(&self) -> &[u8] {
+        self.retry.as_bytes()
+    }
+
+    /// The advice of a successful connect of this kind.
+    pub fn connect(&self, eventsource: bool) -> &[u8] {
+        if eventsource {
+            &self.eventsource
+        } else {
+            &self.retry
+        }
+        .as_bytes()
+    }
+}
+
 /// What a message asks for, from its channel (spec section 4, dispatch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

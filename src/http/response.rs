@@ -10,8 +10,52 @@ pub struct Response {
     pub status: u16,
     /// The header lines added so far, each `Name: value\r\n`, as they will be sent.
     headers: Vec<u8>,
-    body: Bytes,
+    body: Body,
     length: bool,
+}
+
+/// A response body. `write_to` only copies it out, so a body built for one response (a reply
+/// array) stays the Vec it was written into: turning a Vec whose length is not its capacity
+/// into `Bytes` allocates a header for nothing.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Shared(Bytes),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Body::Shared(b) => b,
+            Body::Owned(v) => v,
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Body {
+        Body::Shared(b)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Body {
+        Body::Owned(v)
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Body {
+        Body::Owned(s.into_bytes())
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Body {
+        Body::Shared(Bytes::from_static(s.as_bytes()))
+    }
 }
 
 /// What the header lines of a typical response take, reserved by the first one.
@@ -23,7 +67,7 @@ impl Response {
         Response {
             status,
             headers: Vec::new(),
-            body: Bytes::new(),
+            body: Body::Shared(Bytes::new()),
             length: true,
         }
     }
@@ -51,7 +95,7 @@ impl Response {
     }
 
     /// Sets the body.
-    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+    pub fn body(mut self, body: impl Into<Body>) -> Self {
         self.body = body.into();
         self
     }

@@ -1,6 +1,6 @@
 //! What crosses between workers. Everything here is `Send`; nothing else is.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -22,6 +22,45 @@ impl Drop for Ack {
         if let Some(tx) = self.0.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// A request body, owned and mutable because the JSON parser works in place: a WebSocket
+/// message's Vec, or an HTTP body split off the connection's read buffer (neither is copied).
+pub enum RequestBody {
+    Vec(Vec<u8>),
+    Split(BytesMut),
+}
+
+impl std::ops::Deref for RequestBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            RequestBody::Vec(v) => v,
+            RequestBody::Split(b) => b,
+        }
+    }
+}
+
+impl std::ops::DerefMut for RequestBody {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            RequestBody::Vec(v) => v,
+            RequestBody::Split(b) => b,
+        }
+    }
+}
+
+impl From<Vec<u8>> for RequestBody {
+    fn from(v: Vec<u8>) -> RequestBody {
+        RequestBody::Vec(v)
+    }
+}
+
+impl From<BytesMut> for RequestBody {
+    fn from(b: BytesMut) -> RequestBody {
+        RequestBody::Split(b)
     }
 }
 
@@ -67,7 +106,7 @@ pub enum Envelope {
     /// A request body naming a session of the receiver: process it there, send the reply back.
     Batch {
         mount: usize,
-        body: Vec<u8>,
+        body: RequestBody,
         peer: super::Peer,
         reply: oneshot::Sender<Option<Vec<u8>>>,
     },

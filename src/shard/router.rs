@@ -1,7 +1,7 @@
 //! A worker's node: its engine, its end of the mesh, and the request driver that runs a batch
 //! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
 
-use super::{Ack, Adopt, Cluster, Envelope, Mesh, owner};
+use super::{Ack, Adopt, Cluster, Envelope, Mesh, RequestBody, owner};
 use crate::bayeux::json::{BodyError, JsonArray, Reply, parse_batch};
 use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscribe};
 use crate::config::Settings;
@@ -63,6 +63,8 @@ pub struct Node {
     unwritten_since: RefCell<Vec<Option<Instant>>>,
     /// The other processes serving these channels (`--engine redis://...`), if any.
     cluster: OnceCell<Arc<dyn Cluster>>,
+    /// Per mount: its success advice, written once.
+    advice: Vec<bayeux::Advice>,
 }
 
 /// A validated connect whose engine call waits until the rest of the batch is done.
@@ -70,7 +72,8 @@ struct HeldConnect {
     client_id: String,
     /// The reply without its advice, which is chosen when the connect is answered.
     reply: Reply,
-    advice: String,
+    /// Which of the mount's advices it gets.
+    eventsource: bool,
     hold: Duration,
 }
 
@@ -82,7 +85,8 @@ impl HeldConnect {
             let advice = node.drain_advice(mount);
             self.reply.push_raw("advice", advice.as_bytes());
         } else {
-            self.reply.push_raw("advice", self.advice.as_bytes());
+            let advice = node.advice[mount].connect(self.eventsource);
+            self.reply.push_raw("advice", advice);
         }
         self.reply.write(out);
         self.reply.extra.truncate(without_advice);
@@ -103,6 +107,9 @@ impl Node {
         for (mount, policy) in settings.policies.iter().enumerate() {
             engine.set_timeout(mount, policy.timeout);
         }
+        let advice = (settings.policies.iter())
+            .map(|p| bayeux::Advice::new(settings.interval_ms, p.timeout.as_millis() as u64))
+            .collect();
         Rc::new(Node {
             me,
             settings,
@@ -119,6 +126,7 @@ impl Node {
             draining: Cell::new(false),
             unwritten_since: RefCell::new(vec![None; mounts]),
             cluster: OnceCell::new(),
+            advice,
         })
     }
 
@@ -485,10 +493,11 @@ impl Node {
     pub async fn process(
         self: &Rc<Self>,
         mount: usize,
-        body: Vec<u8>,
+        body: impl Into<RequestBody>,
         via: Via,
         peer: Peer,
     ) -> Result<Vec<u8>, BodyError> {
+        let body = body.into();
         if let (Via::Http, Some(to)) = (
             &via,
             first_client_id(&body).and_then(|c| self.foreign_owner(c)),
@@ -511,7 +520,7 @@ impl Node {
     async fn process_here(
         self: &Rc<Self>,
         mount: usize,
-        mut body: Vec<u8>,
+        mut body: RequestBody,
         via: Via,
         peer: Peer,
     ) -> Result<Vec<u8>, BodyError> {
@@ -524,22 +533,20 @@ impl Node {
         let (ack, done) = Ack::new();
         let mut out = JsonArray::with_capacity(REPLY_BYTES * msgs.len());
         let mut held: Vec<HeldConnect> = Vec::new();
-        let s = &self.settings;
-        let (timeout_ms, interval_ms) = (policy.timeout.as_millis() as u64, s.interval_ms);
+        let timeout_ms = policy.timeout.as_millis() as u64;
         // A falsy message (null, false, 0, "") gets no reply at all (spec 3, step 3).
         for msg in msgs.iter().filter(|m| bayeux::json::truthy(m)) {
             let reply = match bayeux::classify(msg) {
                 Kind::Handshake => Some(self.handshake(mount, msg, peer, now)),
                 Kind::Connect => {
                     let engine = self.engine.borrow();
-                    match connect::check(msg, |c| engine.exists(mount, c), timeout_ms, interval_ms)
-                    {
+                    match connect::check(msg, |c| engine.exists(mount, c), timeout_ms) {
                         Err(r) => Some(r),
                         Ok((r, c)) => {
                             held.push(HeldConnect {
                                 client_id: c.client_id,
                                 reply: r,
-                                advice: c.advice,
+                                eventsource: c.eventsource,
                                 hold: Duration::from_millis(c.hold_ms),
                             });
                             None
@@ -610,9 +617,7 @@ impl Node {
         }
         let counted = peer.ip.filter(|_| policy.limiter.counts_sessions());
         let cid = self.engine.borrow_mut().handshake_from(mount, now, counted);
-        let s = &self.settings;
-        let advice = bayeux::advice_retry(s.interval_ms, policy.timeout.as_millis() as u64);
-        handshake::accept(&mut r, &cid, advice.as_bytes());
+        handshake::accept(&mut r, &cid, self.advice[mount].handshake());
         metrics::add(&self.my_stats().mounts[mount].handshakes, 1);
         r
     }

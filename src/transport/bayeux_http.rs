@@ -6,7 +6,7 @@ use crate::bayeux::json::BodyError;
 use crate::http::Head;
 use crate::http::form::{jsonp_escape, param, valid_jsonp_callback};
 use crate::http::response::{Response, bad_request, plain};
-use crate::shard::{Node, Peer, Via};
+use crate::shard::{Node, Peer, RequestBody, Via};
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -16,7 +16,7 @@ pub async fn respond(
     node: &Rc<Node>,
     mount: usize,
     head: &Head,
-    body: Vec<u8>,
+    body: RequestBody,
     ip: Option<IpAddr>,
 ) -> Outcome {
     let settings = &node.settings;
@@ -100,19 +100,20 @@ fn bayeux_response(head: &Head, content_type: &'static str, body: Vec<u8>) -> Re
 }
 
 /// Request bodies become UTF-8 the way Node decodes them: invalid sequences turn into U+FFFD.
-fn lossy(bytes: Vec<u8>) -> Vec<u8> {
-    match String::from_utf8(bytes) {
-        Ok(s) => s.into_bytes(),
-        Err(e) => String::from_utf8_lossy(e.as_bytes())
-            .into_owned()
-            .into_bytes(),
+fn lossy(body: RequestBody) -> RequestBody {
+    if std::str::from_utf8(&body).is_ok() {
+        return body;
     }
+    String::from_utf8_lossy(&body)
+        .into_owned()
+        .into_bytes()
+        .into()
 }
 
 async fn run(
     node: &Rc<Node>,
     mount: usize,
-    json: Vec<u8>,
+    json: RequestBody,
     peer: Peer,
 ) -> Result<Vec<u8>, BodyError> {
     node.process(mount, lossy(json), Via::Http, peer).await
@@ -132,7 +133,7 @@ async fn jsonp(
     if !valid_jsonp_callback(&callback) {
         return Err(BodyError::NotJson);
     }
-    let reply = run(node, mount, message.into_bytes(), peer).await?;
+    let reply = run(node, mount, message.into_bytes().into(), peer).await?;
     let reply = String::from_utf8_lossy(&reply);
     let body = format!("/**/{callback}({});", jsonp_escape(&reply));
     Ok(
@@ -152,7 +153,7 @@ async fn post(
     node: &Rc<Node>,
     mount: usize,
     head: &Head,
-    body: Vec<u8>,
+    body: RequestBody,
     peer: Peer,
 ) -> Result<Response, BodyError> {
     let json = if is_json(head) {
@@ -164,6 +165,7 @@ async fn post(
         param(&body, "message")
             .ok_or(BodyError::NotJson)?
             .into_bytes()
+            .into()
     };
     let reply = run(node, mount, json, peer).await?;
     Ok(bayeux_response(

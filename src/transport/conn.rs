@@ -5,7 +5,7 @@ use super::{bayeux_http, read_more, websocket};
 use crate::http::body::ChunkedDecoder;
 use crate::http::response::{Response, plain};
 use crate::http::{BodyKind, Head, Limits, parse_head};
-use crate::shard::Node;
+use crate::shard::{Node, RequestBody};
 use bytes::{Buf, BytesMut};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
@@ -24,7 +24,8 @@ pub enum Outcome {
 }
 
 enum Body {
-    Complete(Vec<u8>),
+    /// A Content-Length body is split off the read buffer rather than copied out of it.
+    Complete(RequestBody),
     Refused(u16),
     Closed,
 }
@@ -104,7 +105,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                 Some(mount) => {
                     // A task of its own, so an idle socket does not keep this loop's state.
                     let ip = client_ip(&node, &head).or(peer_ip);
-                    let upgrade = websocket::Upgrade::from_head(&head, ip);
+                    let upgrade = websocket::Upgrade::from_head(&node, mount, &head, ip);
                     drop(head);
                     monoio::spawn(websocket::upgrade(node, stream, mount, upgrade, buf));
                     return;
@@ -199,7 +200,7 @@ async fn read_body(
     deadline: Instant,
 ) -> Body {
     match head.body {
-        BodyKind::Empty => Body::Complete(Vec::new()),
+        BodyKind::Empty => Body::Complete(Vec::new().into()),
         BodyKind::Length(n) => {
             let Ok(n) = usize::try_from(n) else {
                 return Body::Refused(413);
@@ -215,14 +216,14 @@ async fn read_body(
                     None => return Body::Closed,
                 }
             }
-            Body::Complete(buf.split_to(n).to_vec())
+            Body::Complete(buf.split_to(n).into())
         }
         BodyKind::Chunked => {
             let mut decoder = ChunkedDecoder::new(max);
             let mut out = Vec::new();
             loop {
                 match decoder.decode(buf, &mut out) {
-                    Ok(true) => return Body::Complete(out),
+                    Ok(true) => return Body::Complete(out.into()),
                     Ok(false) => {}
                     Err(e) => return Body::Refused(e.status()),
                 }

@@ -9,7 +9,7 @@ use super::read_more;
 use crate::bayeux::json::BodyError;
 use crate::engine::{Outbox, OutboxKind, frame_for};
 use crate::http::Head;
-use crate::http::response::plain;
+use crate::http::response::{Response, plain};
 use crate::shard::router::first_client_id;
 use crate::shard::{Adopt, Envelope, Node, Peer, Via};
 use crate::websocket::frame::{CloseCode, Decoder, Message, Opcode, close_payload, encode};
@@ -21,28 +21,32 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 
-/// The headers of an upgrade request that matter.
+/// An upgrade request, answered while its head is still at hand: the origin and bearer checks
+/// and the handshake read the header values in place, so nothing is copied out of the head.
 pub struct Upgrade {
-    upgrade: Option<Vec<u8>>,
-    version: Option<Vec<u8>>,
-    key: Option<Vec<u8>>,
-    origin: Option<String>,
-    authorization: Option<String>,
-    ip: Option<IpAddr>,
+    peer: Peer,
+    /// The 101's `Sec-WebSocket-Accept` value, or the refusal to send before closing.
+    answer: Result<String, Response>,
 }
 
 impl Upgrade {
-    pub fn from_head(head: &Head, ip: Option<IpAddr>) -> Upgrade {
-        let get = |name| head.header(name).map(<[u8]>::to_vec);
-        let text = |name| head.header_str(name).map(str::to_owned);
-        Upgrade {
-            upgrade: get("upgrade"),
-            version: get("sec-websocket-version"),
-            key: get("sec-websocket-key"),
-            origin: text("origin"),
-            authorization: text("authorization"),
+    pub fn from_head(node: &Node, mount: usize, head: &Head, ip: Option<IpAddr>) -> Upgrade {
+        let auth = &node.settings.policy(mount).auth;
+        let peer = Peer {
             ip,
-        }
+            bearer: auth.bearer_ok(head.header_str("authorization")),
+        };
+        let answer = if !auth.origin_ok(head.header_str("origin")) {
+            Err(plain(403, "Origin not allowed"))
+        } else {
+            handshake::accept(
+                head.header("upgrade"),
+                head.header("sec-websocket-version"),
+                head.header("sec-websocket-key"),
+            )
+            .map_err(|refusal| plain(handshake::Refusal::STATUS, &refusal.body()))
+        };
+        Upgrade { peer, answer }
     }
 }
 
@@ -54,32 +58,12 @@ pub async fn upgrade(
     req: Upgrade,
     leftover: BytesMut,
 ) {
-    let auth = &node.settings.policy(mount).auth;
-    if !auth.origin_ok(req.origin.as_deref()) {
-        let mut out = BytesMut::new();
-        plain(403, "Origin not allowed")
-            .header("Connection", "close")
-            .write_to(&mut out);
-        let _ = stream.write_all(out).await;
-        return;
-    }
-    let peer = Peer {
-        ip: req.ip,
-        bearer: auth.bearer_ok(req.authorization.as_deref()),
-    };
-    let accepted = handshake::accept(
-        req.upgrade.as_deref(),
-        req.version.as_deref(),
-        req.key.as_deref(),
-    );
-    drop(req);
-    let bytes = match accepted {
+    let Upgrade { peer, answer } = req;
+    let bytes = match answer {
         Ok(key) => handshake::response_101(&key),
         Err(refusal) => {
             let mut out = BytesMut::new();
-            plain(handshake::Refusal::STATUS, &refusal.body())
-                .header("Connection", "close")
-                .write_to(&mut out);
+            refusal.header("Connection", "close").write_to(&mut out);
             let _ = stream.write_all(out).await;
             return;
         }
