@@ -12,8 +12,8 @@
 //!   socket stays parked, its replies going out through the outbox like any push; the socket is
 //!   promoted back into tasks only when the input needs them (a partial frame, a close, end of
 //!   input, a message for another worker's session). An active reader waiting for input is
-//!   woken. The set itself is
-//!   watched through the runtime, so it works the same on io_uring and on epoll.
+//!   woken. The set itself is watched through the runtime, so it works the same on io_uring
+//!   and on epoll.
 //! * `bell_loop`: a push to a parked socket's outbox rings the worker's doorbell; the frames
 //!   are written at once with non-blocking sends, one per socket per batch, and the socket is
 //!   promoted only when the send would block or a close is due. An outbox that went over its
@@ -59,6 +59,15 @@ pub struct Live {
     pub stop_writer: Cell<bool>,
 }
 
+/// A parked socket whose input an inline task runs (`websocket::serve_parked`).
+pub struct Parked {
+    pub key: u32,
+    pub fd: RawFd,
+    pub mount: usize,
+    pub outbox: Rc<Outbox>,
+    pub peer: Peer,
+}
+
 struct Record {
     fd: RawFd,
     mount: u32,
@@ -73,7 +82,7 @@ struct Record {
     heard: bool,
     /// Cut (slow consumer or ping timeout): the connection is being torn down.
     cut: bool,
-    /// Parked, with its input being handled by a task of its own ([`serve_parked`]).
+    /// Parked, with its input being run by a task of its own (`websocket::serve_parked`).
     inline: bool,
     /// Asked to run tasks again while `inline`: the inline task promotes it when done.
     resume: bool,
@@ -298,26 +307,33 @@ impl Parker {
 
     fn on_ready(self: &Rc<Self>, node: &Rc<Node>, tag_value: u64) {
         let key = tag_value as u32;
-        let live = match self.table.borrow().get(key as usize) {
-            Some(r) if tag(r.fd, key) == tag_value => r.live.clone(),
-            _ => return,
-        };
-        match live {
-            Some(live) => live.input.notify(),
-            None => {
-                if let Some(r) = self.table.borrow_mut().get_mut(key as usize) {
+        let parked = {
+            let mut table = self.table.borrow_mut();
+            let Some(r) = table
+                .get_mut(key as usize)
+                .filter(|r| tag(r.fd, key) == tag_value)
+            else {
+                return;
+            };
+            match &r.live {
+                Some(live) => Err(live.clone()),
+                None => {
                     r.inline = true;
+                    Ok(Parked {
+                        key,
+                        fd: r.fd,
+                        mount: r.mount as usize,
+                        outbox: r.outbox.clone(),
+                        peer: r.peer,
+                    })
                 }
-                monoio::spawn(websocket::serve_parked(node.clone(), self.clone(), key));
             }
-        }
-    }
-
-    /// What an inline task needs of a parked socket: its fd, mount, outbox and peer.
-    pub fn parked(&self, key: u32) -> Option<(RawFd, usize, Rc<Outbox>, Peer)> {
-        match self.table.borrow().get(key as usize) {
-            Some(r) if r.live.is_none() => Some((r.fd, r.mount as usize, r.outbox.clone(), r.peer)),
-            _ => None,
+        };
+        match parked {
+            Ok(parked) => {
+                monoio::spawn(websocket::serve_parked(node.clone(), self.clone(), parked));
+            }
+            Err(live) => live.input.notify(),
         }
     }
 

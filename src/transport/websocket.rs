@@ -4,7 +4,7 @@
 //! tasks end. When a message names a session of another worker, the socket moves to that
 //! worker, so a session's deliveries are always written by the worker that holds it.
 
-use super::park::{self, Live, Parker};
+use super::park::{self, Live, Parked, Parker};
 use super::read_more;
 use crate::bayeux::json::BodyError;
 use crate::engine::{Outbox, OutboxKind, frame_for};
@@ -262,33 +262,43 @@ async fn read_loop(
             }
         };
         parts.parker.heard(parts.key);
-        match msg {
-            Message::Text(text) => end = on_text(node, parts.mount, outbox, text, parts.peer).await,
-            Message::Ping(payload) => outbox.push(control(Opcode::Pong, &payload)),
-            Message::Close { code, .. } => outbox.close_after_flush(code.unwrap_or(1000)),
-            Message::Binary(_) | Message::Pong(_) => {}
-        }
+        end = on_message(node, parts.mount, outbox, msg, parts.peer).await;
     }
     (end, rd, buf)
+}
+
+/// Runs one decoded message: a text message as a Bayeux batch, a ping answered, a close
+/// answered after what is queued. `End::HandOff` when the batch belongs to another worker.
+async fn on_message(
+    node: &Rc<Node>,
+    mount: usize,
+    outbox: &Rc<Outbox>,
+    msg: Message,
+    peer: Peer,
+) -> End {
+    match msg {
+        Message::Text(text) => return on_text(node, mount, outbox, text, peer).await,
+        Message::Ping(payload) => outbox.push(control(Opcode::Pong, &payload)),
+        Message::Close { code, .. } => outbox.close_after_flush(code.unwrap_or(1000)),
+        Message::Binary(_) | Message::Pong(_) => {}
+    }
+    End::Closed
 }
 
 /// Handles the input of a parked socket without giving it tasks: the common case of whole
 /// messages that the engine answers through the outbox (which, parked, is written by the
 /// worker's table). The socket gets its tasks back when the input needs them: a partial frame,
 /// a close, a decoding error, end of input, or a message for a session of another worker.
-pub async fn serve_parked(node: Rc<Node>, parker: Rc<Parker>, key: u32) {
-    let Some((fd, mount, outbox, peer)) = parker.parked(key) else {
-        return;
-    };
+pub async fn serve_parked(node: Rc<Node>, parker: Rc<Parker>, parked: Parked) {
     let mut pending = Pending::default();
-    let promote = match recv_now(fd, &mut pending.buf) {
+    let promote = match recv_now(parked.fd, &mut pending.buf) {
         // Readiness was stale.
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
         // End of input or an error: the reader meets it and closes the socket.
         Ok(0) | Err(_) => true,
-        Ok(_) => handle_parked(&node, &parker, key, mount, &outbox, peer, &mut pending).await,
+        Ok(_) => handle_parked(&node, &parker, &parked, &mut pending).await,
     };
-    parker.handled(&node, key, promote, pending);
+    parker.handled(&node, parked.key, promote, pending);
 }
 
 /// Runs the whole messages read into `pending.buf`; true when the socket needs its tasks for
@@ -296,12 +306,10 @@ pub async fn serve_parked(node: Rc<Node>, parker: Rc<Parker>, key: u32) {
 async fn handle_parked(
     node: &Rc<Node>,
     parker: &Parker,
-    key: u32,
-    mount: usize,
-    outbox: &Rc<Outbox>,
-    peer: Peer,
+    parked: &Parked,
     pending: &mut Pending,
 ) -> bool {
+    let outbox = &parked.outbox;
     let mut decoder = Decoder::new(node.settings.max_message);
     loop {
         let msg = match decoder.decode(&mut pending.buf) {
@@ -317,21 +325,14 @@ async fn handle_parked(
                 return true;
             }
         };
-        parker.heard(key);
-        match msg {
-            Message::Text(text) => {
-                if let End::HandOff(_, text) = on_text(node, mount, outbox, text, peer).await {
-                    pending.first = Some(text);
-                    return true;
-                }
-            }
-            Message::Ping(payload) => outbox.push(control(Opcode::Pong, &payload)),
-            Message::Close { code, .. } => {
-                outbox.close_after_flush(code.unwrap_or(1000));
-                return true;
-            }
-            Message::Binary(_) | Message::Pong(_) => {}
+        parker.heard(parked.key);
+        if let End::HandOff(_, text) =
+            on_message(node, parked.mount, outbox, msg, parked.peer).await
+        {
+            pending.first = Some(text);
+            return true;
         }
+        // A close (asked for, or to answer one) is sent by the socket's writer.
         if outbox.closing().is_some() {
             return true;
         }
