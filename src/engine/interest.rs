@@ -50,11 +50,23 @@ impl WorkerSet {
         std::iter::once(self.low)
             .chain(self.high.iter().copied())
             .enumerate()
-            .flat_map(|(i, word)| {
-                (0..64)
-                    .filter(move |b| word & (1 << b) != 0)
-                    .map(move |b| i * 64 + b)
-            })
+            .flat_map(|(i, word)| Bits(word).map(move |b| i * 64 + b))
+    }
+}
+
+/// The set bits of a word, lowest first, one step per set bit.
+struct Bits(u64);
+
+impl Iterator for Bits {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let b = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(b)
     }
 }
 
