@@ -16,12 +16,31 @@ use session::{Pending, Session, Subscribers, Target};
 pub use signal::Signal;
 use slab::Slab;
 use std::cmp::Reverse;
-use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+/// The hasher of a table whose keys are already hashes (the session index's clientId hashes).
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 /// Messages kept for a client with no connection before the oldest are dropped.
 pub const SESSION_QUEUE_LIMIT: usize = 1000;
@@ -40,7 +59,7 @@ struct Mount {
     sessions: Slab<Session>,
     /// Hash of a clientId -> its session's slot. Handshakes never hand out an id whose hash is
     /// taken, and a lookup compares the whole id, so the session holds the only copy.
-    by_id: HashMap<u64, u32>,
+    by_id: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
     /// Channel or pattern -> local sessions subscribed to it (the text shared with them).
     local: HashMap<Rc<str>, Subscribers>,
     /// How many keys of `local` are patterns: a delivery looks them up only when some are.
@@ -78,7 +97,8 @@ pub struct Engine {
     /// One live entry per session (`Session::expiry_entry`), moved on when it comes due early.
     expiry: BinaryHeap<Reverse<(u64, u32, u32)>>,
     holds: BinaryHeap<Reverse<(u64, u32, u32, u64)>>,
-    ids: RandomState,
+    /// The seed of the session index's clientId hashes ([`id::hash`]).
+    ids: u64,
     /// Delivered messages dropped because a session queue was full, per mount.
     pub dropped: Vec<u64>,
     /// Messages waiting in session queues, per mount.
@@ -200,7 +220,7 @@ impl Engine {
             epoch: Instant::now(),
             expiry: BinaryHeap::new(),
             holds: BinaryHeap::new(),
-            ids: RandomState::new(),
+            ids: rand::random(),
             dropped: vec![0; mounts],
             queued: vec![0; mounts],
             pushed: 0,
@@ -238,8 +258,8 @@ impl Engine {
 
     fn slot(&self, mount: usize, client_id: &str) -> Option<usize> {
         let m = self.mounts.get(mount)?;
-        let slot = *m.by_id.get(&self.ids.hash_one(client_id))? as usize;
-        (m.sessions.get(slot)?.client_id() == client_id).then_some(slot)
+        let slot = *m.by_id.get(&id::hash(self.ids, client_id))? as usize;
+        m.sessions.get(slot)?.is(client_id).then_some(slot)
     }
 
     pub fn exists(&self, mount: usize, client_id: &str) -> bool {
@@ -272,7 +292,7 @@ impl Engine {
         let m = &mut self.mounts[mount];
         let (client_id, hash) = loop {
             let id = id::generate(self.worker, self.workers);
-            let hash = self.ids.hash_one(id.as_str());
+            let hash = id::hash(self.ids, &id);
             if !m.by_id.contains_key(&hash) {
                 break (id, hash);
             }
@@ -467,7 +487,7 @@ impl Engine {
         let m = &mut self.mounts[mount];
         let mut session = m.sessions.remove(slot);
         self.queued[mount] -= session.take_queue().len() as u64;
-        m.by_id.remove(&self.ids.hash_one(client_id));
+        m.by_id.remove(&id::hash(self.ids, client_id));
         if let Some(ip) = m.ips.remove(&(slot as u32)) {
             self.ended.push((mount, ip));
         }

@@ -103,6 +103,11 @@ impl Session {
         }
     }
 
+    /// Whether this session's clientId is `id` (a byte compare, no UTF-8 check).
+    pub fn is(&self, id: &str) -> bool {
+        self.client_id[..] == *id.as_bytes()
+    }
+
     pub fn client_id(&self) -> &str {
         std::str::from_utf8(&self.client_id).unwrap_or_default()
     }
