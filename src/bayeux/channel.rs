@@ -4,18 +4,27 @@ fn is_segment_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'!' | b'~' | b'(' | b')' | b'$' | b'@')
 }
 
-/// `/SEG(/SEG)*`: the segments of a name, or None when `s` is not one.
-fn segments(s: &str) -> Option<std::str::Split<'_, char>> {
-    let rest = s.strip_prefix('/')?;
-    let ok = rest
-        .split('/')
-        .all(|seg| !seg.is_empty() && seg.bytes().all(is_segment_byte));
-    ok.then(|| rest.split('/'))
-}
-
-/// A concrete channel name: `/SEG(/SEG)*`.
+/// A concrete channel name: `/SEG(/SEG)*`. One pass over the bytes: every `/` must be
+/// followed by a segment byte.
 pub fn is_name(s: &str) -> bool {
-    segments(s).is_some()
+    let b = s.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    let mut after_slash = false;
+    for &c in b {
+        if c == b'/' {
+            if after_slash {
+                return false;
+            }
+            after_slash = true;
+        } else if is_segment_byte(c) {
+            after_slash = false;
+        } else {
+            return false;
+        }
+    }
+    !after_slash
 }
 
 /// A subscription pattern: `(/SEG)*/*` or `(/SEG)*/**`.
@@ -33,17 +42,18 @@ pub fn is_valid(s: &str) -> bool {
 }
 
 fn first_segment(s: &str) -> Option<&str> {
-    s.strip_prefix('/')?.split('/').next()
+    let rest = s.strip_prefix('/')?;
+    Some(rest.get(..memchr::memchr(b'/', rest.as_bytes()).unwrap_or(rest.len()))?)
 }
 
 /// Valid, and the first segment is `meta` (`/meta`, `/meta/x`, `/meta/*`).
 pub fn is_meta(s: &str) -> bool {
-    is_valid(s) && first_segment(s) == Some("meta")
+    first_segment(s) == Some("meta") && is_valid(s)
 }
 
 /// Valid, and the first segment is `service`.
 pub fn is_service(s: &str) -> bool {
-    is_valid(s) && first_segment(s) == Some("service")
+    first_segment(s) == Some("service") && is_valid(s)
 }
 
 /// What a remote client may subscribe to: valid, neither meta nor service.
@@ -145,6 +155,7 @@ mod tests {
             "/fo o",
             "/a/*",
             "/a%20",
+            "/a//b",
         ] {
             assert!(!is_name(bad), "{bad}");
         }

@@ -73,14 +73,12 @@ pub enum Kind {
 
 pub fn classify(msg: &Value) -> Kind {
     match json::str_field(msg, "channel") {
-        Some(c) if channel::is_meta(c) => match c {
-            "/meta/handshake" => Kind::Handshake,
-            "/meta/connect" => Kind::Connect,
-            "/meta/subscribe" => Kind::Subscribe,
-            "/meta/unsubscribe" => Kind::Unsubscribe,
-            "/meta/disconnect" => Kind::Disconnect,
-            _ => Kind::ForbiddenMeta,
-        },
+        Some("/meta/handshake") => Kind::Handshake,
+        Some("/meta/connect") => Kind::Connect,
+        Some("/meta/subscribe") => Kind::Subscribe,
+        Some("/meta/unsubscribe") => Kind::Unsubscribe,
+        Some("/meta/disconnect") => Kind::Disconnect,
+        Some(c) if channel::is_meta(c) => Kind::ForbiddenMeta,
         _ => Kind::Publish,
     }
 }
