@@ -186,11 +186,11 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
 #[derive(Debug, Default, Clone)]
 pub struct Reply {
     /// Encoded JSON of the request's truthy `id`.
-    pub id: Option<String>,
+    pub id: Option<Encoded>,
     /// Encoded JSON of the clientId to echo.
-    pub client_id: Option<String>,
+    pub client_id: Option<Encoded>,
     /// Encoded JSON of the request's truthy `channel`.
-    pub channel: Option<String>,
+    pub channel: Option<Encoded>,
     pub successful: bool,
     /// Encoded JSON of the error (a string we made, or whatever the request carried).
     pub error: Option<String>,
@@ -198,8 +198,32 @@ pub struct Reply {
     pub extra: Vec<u8>,
 }
 
-fn encoded(v: &Value) -> String {
-    v.encode()
+/// A value's JSON text, kept inline when short: an id, a clientId or a channel name fit, so a
+/// reply copies them from the request without allocating.
+pub type Encoded = smallvec::SmallVec<[u8; 48]>;
+
+fn encoded(v: &Value) -> Encoded {
+    let mut out = Encoded::new();
+    match v {
+        Value::String(s) => {
+            let mut buf = Vec::new();
+            if s.len() + 2 <= out.inline_size() && !s.bytes().any(needs_escape) {
+                out.push(b'"');
+                out.extend_from_slice(s.as_bytes());
+                out.push(b'"');
+            } else {
+                write_str(&mut buf, s);
+                out.extend_from_slice(&buf);
+            }
+        }
+        other => out.extend_from_slice(other.encode().as_bytes()),
+    }
+    out
+}
+
+/// A byte [`write_str`] escapes.
+fn needs_escape(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
 }
 
 impl Reply {
@@ -210,7 +234,7 @@ impl Reply {
             client_id: truthy_field(msg, "clientId").map(encoded),
             channel: truthy_field(msg, "channel").map(encoded),
             successful: false,
-            error: truthy_field(msg, "error").map(encoded),
+            error: truthy_field(msg, "error").map(|v| v.encode()),
             extra: Vec::new(),
         }
     }
@@ -252,13 +276,13 @@ impl Reply {
             out.extend_from_slice(val);
         };
         if let Some(v) = &self.id {
-            put(out, "id", v.as_bytes());
+            put(out, "id", v);
         }
         if let Some(v) = &self.client_id {
-            put(out, "clientId", v.as_bytes());
+            put(out, "clientId", v);
         }
         if let Some(v) = &self.channel {
-            put(out, "channel", v.as_bytes());
+            put(out, "channel", v);
         }
         put(
             out,
@@ -332,6 +356,31 @@ impl JsonArray {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reply_for(body: &str) -> String {
+        let mut b = body.as_bytes().to_vec();
+        let msgs = parse_batch(&mut b).unwrap();
+        let mut out = Vec::new();
+        Reply::for_request(&msgs[0]).write(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn reply_copies_fields_short_long_and_escaped() {
+        assert_eq!(
+            reply_for(r#"{"id":"a\"b","clientId":"c\u0001","channel":"/x","data":1}"#),
+            r#"{"id":"a\"b","clientId":"c\u0001","channel":"/x","successful":false}"#
+        );
+        let long = "y".repeat(100);
+        assert_eq!(
+            reply_for(&format!(r#"{{"id":5,"channel":"/{long}"}}"#)),
+            format!(r#"{{"id":5,"channel":"/{long}","successful":false}}"#)
+        );
+        assert_eq!(
+            reply_for(r#"{"id":[1,{"a":null}],"channel":"/x"}"#),
+            r#"{"id":[1,{"a":null}],"channel":"/x","successful":false}"#
+        );
+    }
 
     fn parse(s: &str) -> Result<usize, BodyError> {
         let mut b = s.as_bytes().to_vec();
