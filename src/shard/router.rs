@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::rc::Weak;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 /// Where a batch came from, which decides where connect replies go.
@@ -65,6 +65,43 @@ pub struct Node {
     cluster: OnceCell<Arc<dyn Cluster>>,
     /// Per mount: its success advice, written once.
     advice: Vec<bayeux::Advice>,
+}
+
+/// A batch's completion, made only when some of its work goes to another worker: a batch done
+/// entirely here (a connect, a publish to this worker's own channel) allocates none.
+#[derive(Default)]
+struct LazyAck {
+    ack: OnceCell<Arc<Ack>>,
+    done: Cell<Option<oneshot::Receiver<()>>>,
+}
+
+impl LazyAck {
+    /// An envelope's completion, already made by the worker that sent it.
+    fn of(ack: Arc<Ack>) -> LazyAck {
+        LazyAck {
+            ack: OnceCell::from(ack),
+            done: Cell::new(None),
+        }
+    }
+
+    /// A clone to send with work that crosses to another worker.
+    fn get(&self) -> Arc<Ack> {
+        let ack = self.ack.get_or_init(|| {
+            let (ack, done) = Ack::new();
+            self.done.set(Some(done));
+            ack
+        });
+        ack.clone()
+    }
+
+    /// Waits until every clone handed out has been dropped (the work they went with is done).
+    async fn wait(self) {
+        let LazyAck { ack, done } = self;
+        drop(ack);
+        if let Some(done) = done.into_inner() {
+            let _ = done.await;
+        }
+    }
 }
 
 /// A validated connect whose engine call waits until the rest of the batch is done.
@@ -152,7 +189,7 @@ impl Node {
         channel: &str,
         worker: usize,
         on: bool,
-        ack: Option<&Arc<Ack>>,
+        ack: Option<&LazyAck>,
     ) {
         let flipped = self
             .engine
@@ -162,7 +199,7 @@ impl Node {
             && (self.me == 0 || !bayeux::channel::is_pattern(channel))
             && let Some(cluster) = self.cluster.get()
         {
-            cluster.interest(mount, channel, on, ack.cloned());
+            cluster.interest(mount, channel, on, ack.map(LazyAck::get));
         }
     }
 
@@ -370,7 +407,7 @@ impl Node {
                 msg,
                 ack,
                 at,
-            } => self.route(mount, channel, msg, ack.as_ref(), at),
+            } => self.route(mount, channel, msg, ack.map(LazyAck::of).as_ref(), at),
             Envelope::Deliver {
                 mount,
                 channel,
@@ -387,6 +424,7 @@ impl Node {
                 on,
                 ack,
             } => {
+                let ack = ack.map(LazyAck::of);
                 self.apply_interest(mount, &channel, worker, on, ack.as_ref());
             }
             Envelope::Batch {
@@ -410,7 +448,7 @@ impl Node {
     }
 
     /// Sends this worker's interest changes to the owners (channels) or everyone (patterns).
-    fn dispatch_effects(self: &Rc<Self>, ack: Option<&Arc<Ack>>) {
+    fn dispatch_effects(self: &Rc<Self>, ack: Option<&LazyAck>) {
         let effects = self.engine.borrow_mut().take_effects();
         for e in effects {
             let channel: Arc<str> = Arc::from(e.channel);
@@ -425,7 +463,7 @@ impl Node {
                     self.apply_interest(e.mount, &channel, self.me, e.on, ack);
                     continue;
                 }
-                let ack = if e.on { ack.cloned() } else { None };
+                let ack = if e.on { ack.map(LazyAck::get) } else { None };
                 let env = Envelope::Interest {
                     mount: e.mount,
                     channel: channel.clone(),
@@ -444,7 +482,7 @@ impl Node {
         mount: usize,
         channel: Arc<str>,
         msg: Bytes,
-        ack: Option<&Arc<Ack>>,
+        ack: Option<&LazyAck>,
         at: Instant,
     ) {
         let targets = self.engine.borrow().interested(mount, &channel);
@@ -456,7 +494,7 @@ impl Node {
                     mount,
                     channel: channel.clone(),
                     msg: msg.clone(),
-                    ack: ack.cloned(),
+                    ack: ack.map(LazyAck::get),
                     at,
                 };
                 self.send(w, env);
@@ -464,7 +502,7 @@ impl Node {
         }
     }
 
-    fn publish(self: &Rc<Self>, mount: usize, channel: &str, msg: Bytes, ack: &Arc<Ack>) {
+    fn publish(self: &Rc<Self>, mount: usize, channel: &str, msg: Bytes, ack: &LazyAck) {
         let channel: Arc<str> = Arc::from(channel);
         if let Some(cluster) = self.cluster.get() {
             cluster.publish(self.me, mount, &channel, &msg);
@@ -480,7 +518,7 @@ impl Node {
                     mount,
                     channel,
                     msg,
-                    ack: Some(ack.clone()),
+                    ack: Some(ack.get()),
                     at,
                 },
             );
@@ -530,9 +568,9 @@ impl Node {
             return Err(BodyError::TooMany);
         }
         let now = Instant::now();
-        let (ack, done) = Ack::new();
+        let ack = LazyAck::default();
         let mut out = JsonArray::with_capacity(REPLY_BYTES * msgs.len());
-        let mut held: Vec<HeldConnect> = Vec::new();
+        let mut held: smallvec::SmallVec<[HeldConnect; 1]> = smallvec::SmallVec::new();
         let timeout_ms = policy.timeout.as_millis() as u64;
         // A falsy message (null, false, 0, "") gets no reply at all (spec 3, step 3).
         for msg in msgs.iter().filter(|m| bayeux::json::truthy(m)) {
@@ -584,8 +622,7 @@ impl Node {
             }
         }
         drop(msgs);
-        drop(ack);
-        let _ = done.await;
+        ack.wait().await;
         let on_socket = !held.is_empty() && matches!(via, Via::Socket(_));
         for h in held {
             self.finish_connect(mount, h, &via, &mut out).await;
@@ -662,7 +699,7 @@ impl Node {
         mount: usize,
         msg: &bayeux::json::Value,
         peer: Peer,
-        ack: &Arc<Ack>,
+        ack: &LazyAck,
     ) -> Reply {
         let stats = &self.my_stats().mounts[mount];
         let policy = self.settings.policy(mount);
@@ -760,7 +797,9 @@ fn ext_str<'v>(msg: &'v bayeux::json::Value, key: &str) -> Option<&'v str> {
 /// The first `"clientId":"..."` value in a raw body, found without parsing it.
 pub fn first_client_id(body: &[u8]) -> Option<&str> {
     const KEY: &[u8] = b"\"clientId\"";
-    let at = body.windows(KEY.len()).position(|w| w == KEY)?;
+    static FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(KEY));
+    let at = FINDER.find(body)?;
     let rest = &body[at + KEY.len()..];
     let rest = rest
         .iter()
