@@ -89,8 +89,7 @@ fn preflight(head: &Head) -> Response {
 fn bayeux_response(head: &Head, content_type: &'static str, body: Vec<u8>) -> Response {
     let mut resp = Response::new(200)
         .header("Content-Type", content_type)
-        .header("Cache-Control", "no-cache, no-store")
-        .header("X-Content-Type-Options", "nosniff");
+        .raw_headers(b"Cache-Control: no-cache, no-store\r\nX-Content-Type-Options: nosniff\r\n");
     if let Some(origin) = head.header_str("origin") {
         resp = resp
             .header("Access-Control-Allow-Credentials", "true")
@@ -144,9 +143,12 @@ async fn jsonp(
 
 /// `application/json` whatever the case and spacing (Faye is stricter by accident, spec 11.13).
 fn is_json(head: &Head) -> bool {
-    head.header_str("content-type")
-        .map(|ct| ct.split(';').next().unwrap_or_default().trim())
-        .is_some_and(|ct| ct.eq_ignore_ascii_case("application/json"))
+    head.header("content-type").is_some_and(|ct| {
+        let media_type = &ct[..memchr::memchr(b';', ct).unwrap_or(ct.len())];
+        media_type
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"application/json")
+    })
 }
 
 async fn post(
