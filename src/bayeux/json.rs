@@ -20,20 +20,27 @@ pub enum BodyError {
 }
 
 /// Nesting depth of `bytes`, ignoring brackets inside strings; stops counting past `limit`.
+/// String contents are skipped with `memchr2` (a Bayeux body is mostly strings), and only
+/// the bytes between strings are looked at one by one.
 pub fn depth_exceeds(bytes: &[u8], limit: usize) -> bool {
-    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_str {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_str = false,
-                _ => {}
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip to the closing quote: past each backslash and the byte it escapes.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &bytes[i.min(bytes.len())..]) {
+                        None => return false,
+                        Some(at) if bytes[i + at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at;
+                            break;
+                        }
+                    }
+                }
             }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
@@ -43,6 +50,7 @@ pub fn depth_exceeds(bytes: &[u8], limit: usize) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     false
 }
@@ -356,6 +364,57 @@ impl JsonArray {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-at-a-time depth count `depth_exceeds` replaced, as its oracle.
+    fn depth_exceeds_bytewise(bytes: &[u8], limit: usize) -> bool {
+        let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+        for &b in bytes {
+            if in_str {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_str = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > limit {
+                        return true;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn depth_skips_strings_like_the_bytewise_count() {
+        use rand::{Rng, SeedableRng};
+        let alphabet = b"[]{}\"\\a";
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..24);
+            let body: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect();
+            for limit in [0, 1, 2, 3] {
+                assert_eq!(
+                    depth_exceeds(&body, limit),
+                    depth_exceeds_bytewise(&body, limit),
+                    "{:?} limit {limit}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+        }
+        assert!(depth_exceeds(br#"[[["]]]\""]"#, 2));
+        assert!(!depth_exceeds(br#"["[[[[\"[[["]"#, 2));
+    }
 
     fn reply_for(body: &str) -> String {
         let mut b = body.as_bytes().to_vec();
