@@ -306,24 +306,33 @@ impl Reply {
 }
 
 /// A reply array written in place: each reply, then each delivered message, is appended once
-/// to the buffer that becomes the response body.
+/// to the buffer that becomes the response body. The buffer is allocated at the first item or
+/// [`JsonArray::reserve`], so a batch whose only reply waits (a held connect) sizes it once,
+/// when it knows what the connect collected.
 #[derive(Debug)]
 pub struct JsonArray {
     out: Vec<u8>,
     items: usize,
+    /// Bytes to allocate at the first item, unless `reserve` asked for more.
+    hint: usize,
 }
 
 impl JsonArray {
-    /// An empty array with room for `bytes` of items.
+    /// An empty array that will take room for `bytes` of items once it gets one.
     pub fn with_capacity(bytes: usize) -> JsonArray {
-        let mut out = Vec::with_capacity(bytes + 2);
-        out.push(b'[');
-        JsonArray { out, items: 0 }
+        JsonArray {
+            out: Vec::new(),
+            items: 0,
+            hint: bytes,
+        }
     }
 
     /// Starts the next item: the buffer to write it into, after a comma when needed.
     pub fn next_item(&mut self) -> &mut Vec<u8> {
-        if self.items > 0 {
+        if self.items == 0 {
+            self.out.reserve(self.hint + 2);
+            self.out.push(b'[');
+        } else {
             self.out.push(b',');
         }
         self.items += 1;
@@ -342,7 +351,11 @@ impl JsonArray {
 
     /// Makes room for `bytes` more of items, so that what is known to come is copied once.
     pub fn reserve(&mut self, bytes: usize) {
-        self.out.reserve(bytes);
+        if self.items == 0 {
+            self.hint = self.hint.max(bytes);
+        } else {
+            self.out.reserve(bytes);
+        }
     }
 
     /// How many items were appended.
@@ -356,6 +369,9 @@ impl JsonArray {
 
     /// The array's text.
     pub fn finish(mut self) -> Vec<u8> {
+        if self.items == 0 {
+            return b"[]".to_vec();
+        }
         self.out.push(b']');
         self.out
     }
@@ -521,6 +537,14 @@ mod tests {
             array.finish(),
             br#"[{"successful":false},{"a":1},2]"#.to_vec()
         );
+        // Room asked for before the first item is taken in one allocation with it.
+        let mut array = JsonArray::with_capacity(4);
+        array.reserve(300);
+        array.push_raw(b"1");
+        assert!(array.out.capacity() >= 302);
+        array.reserve(10);
+        array.push_raw(b"2");
+        assert_eq!(array.finish(), b"[1,2]");
     }
 
     #[test]
