@@ -39,9 +39,9 @@ fn parse(c: &mut Criterion) {
 /// A successful connect reply with its advice, as the router encodes it.
 fn connect_reply() -> Reply {
     let mut reply = Reply {
-        id: Some(r#""7""#.into()),
-        client_id: Some(r#""x8w0akr6h2k1cw1y3gmf1jvmc0b""#.into()),
-        channel: Some(r#""/meta/connect""#.into()),
+        id: Some(r#""7""#.as_bytes().into()),
+        client_id: Some(r#""x8w0akr6h2k1cw1y3gmf1jvmc0b""#.as_bytes().into()),
+        channel: Some(r#""/meta/connect""#.as_bytes().into()),
         ..Reply::default()
     };
     reply.settle();
