@@ -178,18 +178,41 @@ fn a_socket_that_never_answers_pings_is_closed() {
 
 /// Publishes `batches` x `per_batch` messages of about 1 KB to `channel` over the HTTP ingest
 /// while `reader` (a subscriber of it) reads; asserts it got every one, in order, and gives the
-/// reader back (still connected).
-fn flood(s: &Server, channel: &str, mut reader: Ws, batches: usize, per_batch: usize) -> Ws {
+/// reader back (still connected). A batch is published only once the reader has read all but
+/// `window` of the batches before it, so what waits for the reader stays under its bound however
+/// the threads are scheduled (the other subscribers are not waited for).
+fn flood(
+    s: &Server,
+    channel: &str,
+    mut reader: Ws,
+    batches: usize,
+    per_batch: usize,
+    window: usize,
+) -> Ws {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let total = batches * per_batch;
+    let read = std::sync::Arc::new(AtomicUsize::new(0));
+    let progress = read.clone();
     let counter = std::thread::spawn(move || {
         for i in 0..total {
             let frame = reader.read_json();
             assert_eq!(frame[0]["data"]["i"].as_u64(), Some(i as u64), "in order");
+            progress.store(i + 1, Ordering::SeqCst);
         }
         reader
     });
     let pad = "x".repeat(1000);
     for b in 0..batches {
+        let needed = b.saturating_sub(window) * per_batch;
+        let waited = std::time::Instant::now();
+        while read.load(Ordering::SeqCst) < needed {
+            assert!(
+                !counter.is_finished() && waited.elapsed() < std::time::Duration::from_secs(60),
+                "the reader stopped after {} of {total} messages",
+                read.load(Ordering::SeqCst)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let batch: Vec<Value> = (0..per_batch)
             .map(|k| json!({"channel": channel, "data": {"i": b * per_batch + k, "pad": pad}}))
             .collect();
@@ -224,8 +247,9 @@ fn a_non_reading_subscriber_is_cut_while_a_reading_one_gets_everything() {
     let admin = s.admin_addr();
     let (slow_cid, slow) = subscriber(&s, "/flood");
     let (_, reader) = subscriber(&s, "/flood");
-    // About 12 MB of deliveries, far more than the slow socket's bound and kernel buffers.
-    let _reader = flood(&s, "/flood", reader, BATCHES, PER_BATCH);
+    // About 12 MB of deliveries, far more than the slow socket's bound and kernel buffers;
+    // the reader is at most 4 batches (200 KB) behind, under its bound of 1 MiB.
+    let _reader = flood(&s, "/flood", reader, BATCHES, PER_BATCH, 4);
     wait_metric(
         admin,
         r#"bayou_slow_consumer_disconnects_total{mount="/faye"}"#,
@@ -272,7 +296,9 @@ fn a_thousand_non_reading_subscribers_under_load_keep_memory_bounded() {
     let stalled: Vec<Ws> = (0..CLIENTS).map(|_| subscriber(&s, "/storm").1).collect();
     let (_, reader) = subscriber(&s, "/storm");
     // 600 KB of deliveries per client: far beyond each stalled socket's bound and buffers.
-    let _reader = flood(&s, "/storm", reader, BATCHES, PER_BATCH);
+    // The reader has read everything before each batch: one batch (50 KB) waits for it at
+    // most, under its bound of 64 KiB.
+    let _reader = flood(&s, "/storm", reader, BATCHES, PER_BATCH, 0);
     // Every publish reached every socket's outbox: written, or cut over the bound.
     wait_metric(
         admin,
