@@ -61,7 +61,7 @@ start_server() { # name -> sets SRV_PID, SRV_URL
   esac
   SRV_PID=$!
   for _ in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.1; done
-  SRV_URL="$(sed -n 's,^listening on \(http://[^ ]*\).*,\1,p' "$log" | head -1)/faye"
+  SRV_URL="$(sed -n 's,.*listening on \(http://[^ ]*\).*,\1,p' "$log" | head -1)/faye"
   [[ "$SRV_URL" == http://* ]] || { echo "$name did not start:" >&2; cat "$log" >&2; exit 1; }
 }
 

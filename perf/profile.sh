@@ -50,7 +50,7 @@ esac
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q 'listening on' "$log" && break; sleep 0.1; done
-url="$(sed -n 's,^listening on \(http://[^ ]*\).*,\1,p' "$log" | head -1)/faye"
+url="$(sed -n 's,.*listening on \(http://[^ ]*\).*,\1,p' "$log" | head -1)/faye"
 
 perf record -F "$FREQ" --call-graph fp -p "$server" -o "$OUT/$name.data" 2>"$OUT/$name.perf.log" &
 recorder=$!

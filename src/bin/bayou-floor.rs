@@ -418,7 +418,9 @@ fn main() {
             std::thread::spawn(move || {
                 worker::pin(me);
                 let res = worker::block_on(driver, |running| async move {
-                    eprintln!("floor worker {me} on {}", running.name());
+                    // One write, so the line cannot be split by the main thread's output.
+                    let line = format!("floor worker {me} on {}\n", running.name());
+                    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
                     let w = Rc::new(Worker {
                         me,
                         hub,
