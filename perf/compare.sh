@@ -11,11 +11,15 @@
 #   ONLY="conns fanout-rate ..."   run only these scenarios (names below)
 #   OUT=perf/RESULTS.md   the file to update (OUT=- prints the section instead)
 #   KEEP=dir       keep the raw JSON lines and plots in dir (default: a temporary directory)
+#   REPEAT=1       run the whole scenario list this many times, one pass after the other, and
+#                  report each figure's median over the passes (losses and errors: the worst);
+#                  on a shared machine single runs move by 10 to 20%
 # Needs: cargo, node >= 20, python3; installs tests/node/node_modules (npm ci) when missing.
 # A full run takes about 8 minutes on a 2-core VM. Every bench run is bounded by --max-secs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PCT="${PCT:-100}"
+REPEAT="${REPEAT:-1}"
 SERVERS="${SERVERS:-node bayou-uring bayou-epoll floor-uring floor-epoll}"
 OUT="${OUT:-perf/RESULTS.md}"
 ulimit -n 20000 2>/dev/null || true
@@ -75,29 +79,54 @@ commands="$raw/commands.txt"
 : >"$commands"
 started=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for pass in $(seq "$REPEAT"); do
 for entry in "${scenarios[@]}"; do
   IFS='|' read -r sc what args <<<"$entry"
   [[ -z "${ONLY:-}" || " $ONLY " == *" $sc "* ]] || continue
   for srv in $SERVERS; do
     start_server "$srv"
     a=${args//@PLOT@/$raw/$sc.$srv.svg}
-    echo "$srv $sc: $bench $a --url URL --pid PID --label $srv --max-secs 120 --json" | tee -a "$commands" >&2
+    echo "$srv $sc (pass $pass of $REPEAT): $bench $a --url URL --pid PID --label $srv --max-secs 120 --json" >&2
+    [[ $pass == 1 ]] && echo "$srv $sc: $bench $a --url URL --pid PID --label $srv --max-secs 120 --json" >>"$commands"
     # shellcheck disable=SC2086
     if ! $bench $a --url "$SRV_URL" --pid "$SRV_PID" --label "$srv" --max-secs 120 --json \
-        >"$raw/$sc.$srv.json" 2>"$raw/$sc.$srv.err"; then
-      echo "  (bench exited non-zero; see $raw/$sc.$srv.err)" >&2
+        >"$raw/$sc.$srv.pass$pass.json" 2>"$raw/$sc.$srv.pass$pass.err"; then
+      echo "  (bench exited non-zero; see $raw/$sc.$srv.pass$pass.err)" >&2
     fi
-    tail -n 1 "$raw/$sc.$srv.json" | cut -c1-160 >&2
+    tail -n 1 "$raw/$sc.$srv.pass$pass.json" | cut -c1-160 >&2
     stop_server
     sleep 1
   done
 done
+done
+# Each scenario and server's report: the median of its passes, the worst of its losses.
+python3 - "$raw" <<'EOF'
+import glob, json, os, re, statistics, sys
+raw = sys.argv[1]
+WORST = {"failed", "dropped", "lost", "duplicated", "publish_errors"}
+groups = {}
+for path in glob.glob(os.path.join(raw, "*.pass*.json")):
+    key = re.sub(r"\.pass\d+\.json$", "", os.path.basename(path))
+    lines = [l for l in open(path).read().splitlines() if l.startswith("{")]
+    if lines:
+        groups.setdefault(key, []).append(json.loads(lines[-1]))
+for key, reports in groups.items():
+    merged = dict(reports[0])
+    for k in reports[0]:
+        values = [r.get(k) for r in reports]
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
+            merged[k] = max(values) if k in WORST else statistics.median(values)
+    merged["passes"] = len(reports)
+    with open(os.path.join(raw, key + ".json"), "w") as f:
+        f.write(json.dumps(merged) + "\n")
+EOF
 elapsed=$(( $(date +%s) - started ))
 
 commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml || echo ' (with uncommitted changes)')"
 machine="$(nproc) vCPU $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), \
 $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
-section="$(python3 perf/summarize.py "$raw" "$commit" "$machine" "$load_before" "$elapsed" "PCT=$PCT")"
+section="$(python3 perf/summarize.py "$raw" "$commit" "$machine" "$load_before" "$elapsed" \
+  "PCT=$PCT, REPEAT=$REPEAT$([[ $REPEAT -gt 1 ]] && echo " (each figure is the median of $REPEAT passes over the whole scenario list; lost, duplicated and failed: the worst pass)")")"
 if [[ "$OUT" == - ]]; then
   printf '%s\n' "$section"
 else
