@@ -43,7 +43,7 @@ pub fn is_valid(s: &str) -> bool {
 
 fn first_segment(s: &str) -> Option<&str> {
     let rest = s.strip_prefix('/')?;
-    Some(rest.get(..memchr::memchr(b'/', rest.as_bytes()).unwrap_or(rest.len()))?)
+    rest.get(..memchr::memchr(b'/', rest.as_bytes()).unwrap_or(rest.len()))
 }
 
 /// Valid, and the first segment is `meta` (`/meta`, `/meta/x`, `/meta/*`).
