@@ -381,32 +381,26 @@ impl JsonArray {
 mod tests {
     use super::*;
 
-    /// The byte-at-a-time depth count `depth_exceeds` replaced, as its oracle.
-    fn depth_exceeds_bytewise(bytes: &[u8], limit: usize) -> bool {
-        let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    /// The deepest nesting of `bytes`, one byte at a time (how `depth_exceeds` used to
+    /// count), as the oracle of the test below.
+    fn max_depth_bytewise(bytes: &[u8]) -> usize {
+        let (mut depth, mut deepest, mut in_str, mut escaped) = (0usize, 0, false, false);
         for &b in bytes {
-            if in_str {
-                match (escaped, b) {
-                    (true, _) => escaped = false,
-                    (false, b'\\') => escaped = true,
-                    (false, b'"') => in_str = false,
-                    _ => {}
-                }
-                continue;
-            }
-            match b {
-                b'"' => in_str = true,
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth > limit {
-                        return true;
-                    }
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
+            if escaped {
+                escaped = false;
+            } else if in_str {
+                escaped = b == b'\\';
+                in_str = b != b'"';
+            } else if b == b'"' {
+                in_str = true;
+            } else if b == b'[' || b == b'{' {
+                depth += 1;
+                deepest = deepest.max(depth);
+            } else if b == b']' || b == b'}' {
+                depth = depth.saturating_sub(1);
             }
         }
-        false
+        deepest
     }
 
     #[test]
@@ -422,7 +416,7 @@ mod tests {
             for limit in [0, 1, 2, 3] {
                 assert_eq!(
                     depth_exceeds(&body, limit),
-                    depth_exceeds_bytewise(&body, limit),
+                    max_depth_bytewise(&body) > limit,
                     "{:?} limit {limit}",
                     String::from_utf8_lossy(&body)
                 );
