@@ -213,16 +213,15 @@ pub type Encoded = smallvec::SmallVec<[u8; 48]>;
 fn encoded(v: &Value) -> Encoded {
     let mut out = Encoded::new();
     match v {
+        Value::String(s) if s.len() + 2 <= out.inline_size() && !s.bytes().any(needs_escape) => {
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        }
         Value::String(s) => {
-            let mut buf = Vec::new();
-            if s.len() + 2 <= out.inline_size() && !s.bytes().any(needs_escape) {
-                out.push(b'"');
-                out.extend_from_slice(s.as_bytes());
-                out.push(b'"');
-            } else {
-                write_str(&mut buf, s);
-                out.extend_from_slice(&buf);
-            }
+            let mut buf = Vec::with_capacity(s.len() + 2);
+            write_str(&mut buf, s);
+            out = Encoded::from_vec(buf);
         }
         other => out.extend_from_slice(other.encode().as_bytes()),
     }
@@ -319,7 +318,7 @@ pub struct JsonArray {
 
 impl JsonArray {
     /// An empty array that will take room for `bytes` of items once it gets one.
-    pub fn with_capacity(bytes: usize) -> JsonArray {
+    pub fn expecting(bytes: usize) -> JsonArray {
         JsonArray {
             out: Vec::new(),
             items: 0,
@@ -521,8 +520,8 @@ mod tests {
 
     #[test]
     fn arrays() {
-        assert_eq!(JsonArray::with_capacity(0).finish(), b"[]");
-        let mut array = JsonArray::with_capacity(4);
+        assert_eq!(JsonArray::expecting(0).finish(), b"[]");
+        let mut array = JsonArray::expecting(4);
         array.push_reply(&Reply::default());
         array.push_raw(br#"{"a":1}"#);
         array.next_item().extend_from_slice(b"2");
@@ -532,7 +531,7 @@ mod tests {
             br#"[{"successful":false},{"a":1},2]"#.to_vec()
         );
         // Room asked for before the first item is taken in one allocation with it.
-        let mut array = JsonArray::with_capacity(4);
+        let mut array = JsonArray::expecting(4);
         array.reserve(300);
         array.push_raw(b"1");
         assert!(array.out.capacity() >= 302);

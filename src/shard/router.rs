@@ -569,7 +569,7 @@ impl Node {
         }
         let now = Instant::now();
         let ack = LazyAck::default();
-        let mut out = JsonArray::with_capacity(REPLY_BYTES * msgs.len());
+        let mut out = JsonArray::expecting(REPLY_BYTES * msgs.len());
         let mut held: smallvec::SmallVec<[HeldConnect; 1]> = smallvec::SmallVec::new();
         let timeout_ms = policy.timeout.as_millis() as u64;
         // A falsy message (null, false, 0, "") gets no reply at all (spec 3, step 3).
