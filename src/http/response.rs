@@ -94,12 +94,6 @@ impl Response {
         self
     }
 
-    /// Adds constant header lines, each ending in CRLF, as written.
-    pub fn raw_headers(mut self, lines: &'static [u8]) -> Self {
-        self.headers.extend_from_slice(lines);
-        self
-    }
-
     /// Sets the body.
     pub fn body(mut self, body: impl Into<Body>) -> Self {
         self.body = body.into();

@@ -89,7 +89,8 @@ fn preflight(head: &Head) -> Response {
 fn bayeux_response(head: &Head, content_type: &'static str, body: Vec<u8>) -> Response {
     let mut resp = Response::new(200)
         .header("Content-Type", content_type)
-        .raw_headers(b"Cache-Control: no-cache, no-store\r\nX-Content-Type-Options: nosniff\r\n");
+        .header("Cache-Control", "no-cache, no-store")
+        .header("X-Content-Type-Options", "nosniff");
     if let Some(origin) = head.header_str("origin") {
         resp = resp
             .header("Access-Control-Allow-Credentials", "true")
