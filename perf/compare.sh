@@ -31,6 +31,7 @@ if [[ " $SERVERS " == *" node "* && ! -d tests/node/node_modules/faye ]]; then
 fi
 raw="${KEEP:-$(mktemp -d)}"
 mkdir -p "$raw"
+rm -f "$raw"/*.pass*.json "$raw"/*.pass*.err  # a kept directory's earlier passes are not this run's
 bench=target/release/bayou-bench
 
 n() { echo $(( $1 * PCT / 100 > 0 ? $1 * PCT / 100 : 1 )); }
