@@ -180,7 +180,7 @@ impl Cluster {
                 .unwrap_or(default_worker)
         });
         let now = self.now;
-        let mut out = JsonArray::with_capacity(0);
+        let mut out = JsonArray::expecting(0);
         let mut held = Vec::new();
         let truthy_count = msgs.iter().filter(|m| truthy(m)).count();
         for msg in msgs.iter().filter(|m| truthy(m)) {
