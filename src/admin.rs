@@ -5,7 +5,6 @@
 use crate::http::response::plain;
 use crate::http::{Limits, parse_head};
 use crate::metrics::Stats;
-use bytes::BytesMut;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -86,7 +85,7 @@ fn readiness(stats: &Stats) -> String {
 }
 
 fn write(stream: &mut TcpStream, resp: crate::http::Response) -> std::io::Result<()> {
-    let mut out = BytesMut::new();
+    let mut out = Vec::new();
     resp.header("Connection", "close").write_to(&mut out);
     stream.write_all(&out)
 }

@@ -345,6 +345,41 @@ fn idle_keep_alive_connection_is_closed() {
     w.receives_after(&s, "after an idle connection");
 }
 
+/// The idle timeout runs from the end of the last request: a connection busy for longer than
+/// the timeout, with pauses shorter than it, stays open, then closes once it goes quiet.
+#[test]
+fn idle_timeout_runs_from_the_last_request() {
+    if skip_against_faye("Bayou's --idle-timeout") {
+        return;
+    }
+    let s = start(&["--idle-timeout", "2"]);
+    let mut conn = s.conn();
+    // Six requests half a second apart: three seconds, past the first request's deadline.
+    for i in 0..6 {
+        let channel = format!("/busy/{i}");
+        let body = publish_body(&channel);
+        conn.send(&build_request(
+            "POST",
+            M,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        ));
+        let resp = conn.read_response();
+        assert_published(&resp, &channel);
+        assert_ne!(
+            resp.header("connection"),
+            Some("close"),
+            "request {i} kept alive"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(
+        conn.read_to_eof(),
+        b"",
+        "closed without an answer once idle"
+    );
+}
+
 /// The header timeout runs from the first byte of every request head, not only the first one
 /// on a connection: a keep-alive connection that starts a second head and stalls gets 408 too,
 /// whether the partial head arrives on its own or right behind the first request.

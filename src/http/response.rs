@@ -1,13 +1,15 @@
-//! HTTP/1.1 responses: a small builder that serialises into a `BytesMut`, plus HTTP dates.
+//! HTTP/1.1 responses: a small builder that serialises into a byte buffer, plus HTTP dates.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 /// An HTTP/1.1 response under construction.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
+    /// Header lines known when the program is built, sent first.
+    fixed: Lines,
     /// The header lines added so far, each `Name: value\r\n`, as they will be sent.
     headers: Vec<u8>,
     body: Body,
@@ -61,11 +63,50 @@ impl From<&'static str> for Body {
 /// What the header lines of a typical response take, reserved by the first one.
 const HEADERS_CAPACITY: usize = 192;
 
+/// Header lines fixed when the program is built (`Name: value\r\n` each), checked then: a
+/// response whose headers are all known sends them with one copy and builds nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Lines(&'static str);
+
+impl Lines {
+    pub const NONE: Lines = Lines("");
+
+    /// Panics, at compile time in a `const`, unless `lines` is a run of `Name: value\r\n`
+    /// lines: a token name, a value without CR or LF, each line ended by CRLF.
+    pub const fn new(lines: &'static str) -> Lines {
+        assert!(well_formed(lines.as_bytes()), "not a run of header lines");
+        Lines(lines)
+    }
+}
+
+const fn well_formed(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-') {
+            i += 1;
+        }
+        if i == start || i + 1 >= b.len() || b[i] != b':' || b[i + 1] != b' ' {
+            return false;
+        }
+        i += 2;
+        while i < b.len() && b[i] != b'\r' && b[i] != b'\n' {
+            i += 1;
+        }
+        if i + 1 >= b.len() || b[i] != b'\r' || b[i + 1] != b'\n' {
+            return false;
+        }
+        i += 2;
+    }
+    true
+}
+
 impl Response {
     /// A response with no headers and an empty body; Content-Length is written by default.
     pub fn new(status: u16) -> Self {
         Response {
             status,
+            fixed: Lines::NONE,
             headers: Vec::new(),
             body: Body::Shared(Bytes::new()),
             length: true,
@@ -94,6 +135,12 @@ impl Response {
         self
     }
 
+    /// Sends `lines` before the headers added one by one.
+    pub fn fixed(mut self, lines: Lines) -> Self {
+        self.fixed = lines;
+        self
+    }
+
     /// Sets the body.
     pub fn body(mut self, body: impl Into<Body>) -> Self {
         self.body = body.into();
@@ -106,31 +153,33 @@ impl Response {
         self
     }
 
-    /// Appends "HTTP/1.1 <status> <reason>\r\n", the headers in insertion order, then
-    /// "Content-Length: <n>\r\n" (unless without_length, or status 101/204/304), "\r\n", body;
-    /// `out` grows once, to the size of all of it.
-    pub fn write_to(&self, out: &mut BytesMut) {
+    /// Appends "HTTP/1.1 <status> <reason>\r\n", the fixed header lines, the others in
+    /// insertion order, then "Content-Length: <n>\r\n" (unless without_length, or status
+    /// 101/204/304), "\r\n", body; `out` grows once, to the size of all of it.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
         let reason = reason(self.status);
+        let fixed = self.fixed.0.as_bytes();
         // Status line and Content-Length: 64 bytes with room to spare.
-        out.reserve(64 + reason.len() + self.headers.len() + self.body.len());
-        out.put_slice(b"HTTP/1.1 ");
+        out.reserve(64 + reason.len() + fixed.len() + self.headers.len() + self.body.len());
+        out.extend_from_slice(b"HTTP/1.1 ");
         put_decimal(out, usize::from(self.status));
-        out.put_u8(b' ');
-        out.put_slice(reason.as_bytes());
-        out.put_slice(b"\r\n");
-        out.put_slice(&self.headers);
+        out.push(b' ');
+        out.extend_from_slice(reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(fixed);
+        out.extend_from_slice(&self.headers);
         if self.length && !matches!(self.status, 101 | 204 | 304) {
-            out.put_slice(b"Content-Length: ");
+            out.extend_from_slice(b"Content-Length: ");
             put_decimal(out, self.body.len());
-            out.put_slice(b"\r\n");
+            out.extend_from_slice(b"\r\n");
         }
-        out.put_slice(b"\r\n");
-        out.put_slice(&self.body);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
     }
 }
 
 /// Appends `n` in decimal.
-fn put_decimal(out: &mut BytesMut, mut n: usize) {
+fn put_decimal(out: &mut Vec<u8>, mut n: usize) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -141,7 +190,7 @@ fn put_decimal(out: &mut BytesMut, mut n: usize) {
             break;
         }
     }
-    out.put_slice(&digits[at..]);
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// The reason phrase for the statuses Bayou sends; "Unknown" for the rest.
@@ -195,9 +244,9 @@ mod tests {
     use super::*;
 
     fn bytes(response: &Response) -> Vec<u8> {
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         response.write_to(&mut out);
-        out.to_vec()
+        out
     }
 
     #[test]
@@ -213,7 +262,7 @@ mod tests {
 
     #[test]
     fn appends_to_existing_bytes() {
-        let mut out = BytesMut::from(&b"previous"[..]);
+        let mut out = b"previous".to_vec();
         Response::new(404).write_to(&mut out);
         assert_eq!(
             &out[..],
@@ -266,9 +315,31 @@ mod tests {
     }
 
     #[test]
+    fn fixed_lines_come_first_and_are_checked() {
+        const LINES: Lines = Lines::new("Cache-Control: no-cache\r\nX-A: b\r\n");
+        let response = Response::new(200).fixed(LINES).header("Vary", "Origin");
+        let expected = b"HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nX-A: b\r\n\
+            Vary: Origin\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(bytes(&response), expected.to_vec());
+        assert!(well_formed(b""));
+        for bad in [
+            &b"X-A: b"[..],
+            b"X-A: b\n",
+            b"X-A: b\r",
+            b"X-A: b\rc\r\n",
+            b"X-A:b\r\n",
+            b": b\r\n",
+            b"X A: b\r\n",
+            b"X-A: b\r\n\r\n",
+        ] {
+            assert!(!well_formed(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
     fn decimals() {
         for n in [0, 7, 10, 99, 100, 12345, usize::MAX] {
-            let mut out = BytesMut::new();
+            let mut out = Vec::new();
             put_decimal(&mut out, n);
             assert_eq!(&out[..], n.to_string().as_bytes());
         }

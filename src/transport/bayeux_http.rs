@@ -5,7 +5,7 @@ use super::conn::Outcome;
 use crate::bayeux::json::BodyError;
 use crate::http::Head;
 use crate::http::form::{jsonp_escape, param, valid_jsonp_callback};
-use crate::http::response::{Response, bad_request, plain};
+use crate::http::response::{Lines, Response, bad_request, plain};
 use crate::shard::{Node, Peer, RequestBody, Via};
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -85,12 +85,22 @@ fn preflight(head: &Head) -> Response {
         .header("Access-Control-Max-Age", "86400")
 }
 
-/// The headers of every processed Bayeux response (spec 2.1).
-fn bayeux_response(head: &Head, content_type: &'static str, body: Vec<u8>) -> Response {
-    let mut resp = Response::new(200)
-        .header("Content-Type", content_type)
-        .header("Cache-Control", "no-cache, no-store")
-        .header("X-Content-Type-Options", "nosniff");
+/// The headers of every processed Bayeux response (spec 2.1), for JSON and for JSON-P.
+macro_rules! bayeux_lines {
+    ($content_type:literal) => {
+        Lines::new(concat!(
+            "Content-Type: ",
+            $content_type,
+            "\r\nCache-Control: no-cache, no-store\r\nX-Content-Type-Options: nosniff\r\n"
+        ))
+    };
+}
+const JSON_HEADERS: Lines = bayeux_lines!("application/json; charset=utf-8");
+const JSONP_HEADERS: Lines = bayeux_lines!("text/javascript; charset=utf-8");
+
+/// A processed Bayeux response (spec 2.1): `lines` is `JSON_HEADERS` or `JSONP_HEADERS`.
+fn bayeux_response(head: &Head, lines: Lines, body: Vec<u8>) -> Response {
+    let mut resp = Response::new(200).fixed(lines);
     if let Some(origin) = head.header_str("origin") {
         resp = resp
             .header("Access-Control-Allow-Credentials", "true")
@@ -136,10 +146,8 @@ async fn jsonp(
     let reply = run(node, mount, message.into_bytes().into(), peer).await?;
     let reply = String::from_utf8_lossy(&reply);
     let body = format!("/**/{callback}({});", jsonp_escape(&reply));
-    Ok(
-        bayeux_response(head, "text/javascript; charset=utf-8", body.into_bytes())
-            .header("Content-Disposition", "attachment; filename=f.txt"),
-    )
+    Ok(bayeux_response(head, JSONP_HEADERS, body.into_bytes())
+        .header("Content-Disposition", "attachment; filename=f.txt"))
 }
 
 /// `application/json` whatever the case and spacing (Faye is stricter by accident, spec 11.13).
@@ -171,9 +179,5 @@ async fn post(
             .into()
     };
     let reply = run(node, mount, json, peer).await?;
-    Ok(bayeux_response(
-        head,
-        "application/json; charset=utf-8",
-        reply,
-    ))
+    Ok(bayeux_response(head, JSON_HEADERS, reply))
 }

@@ -9,9 +9,12 @@ use crate::shard::{Node, RequestBody};
 use bytes::{Buf, BytesMut};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 /// What a request turned into.
 pub enum Outcome {
@@ -30,18 +33,42 @@ enum Body {
     Closed,
 }
 
-/// Reads more of a request, or gives up at `deadline` (None: the connection is idle between
-/// requests and may wait `idle` for the next one).
+/// A connection's one timer. It is moved, not made anew, for each read: moving it later only
+/// updates the entry (the wheel files it again when the earlier time comes), so a busy
+/// keep-alive connection does no timer-wheel work per request.
+type Timer = Pin<Box<monoio::time::Sleep>>;
+
+/// Reads more of a request, or gives up at `deadline`.
 async fn read_until(
     stream: &mut TcpStream,
     buf: BytesMut,
-    deadline: Option<Instant>,
-    idle: Duration,
+    timer: &mut Timer,
+    deadline: Instant,
 ) -> Option<BytesMut> {
-    let wait = deadline.map_or(idle, |d| d.saturating_duration_since(Instant::now()));
-    match monoio::time::timeout(wait, read_more(stream, buf)).await {
-        Ok((Ok(n), b)) if n > 0 => Some(b),
+    let deadline = monoio::time::Instant::from_std(deadline);
+    if timer.deadline() != deadline {
+        timer.as_mut().reset(deadline);
+    }
+    let read = std::pin::pin!(read_more(stream, buf));
+    match (Race { read, timer }).await {
+        Some((Ok(n), b)) if n > 0 => Some(b),
         _ => None,
+    }
+}
+
+/// The read, or None once the timer fires, whichever comes first.
+struct Race<'a, F> {
+    read: Pin<&'a mut F>,
+    timer: &'a mut Timer,
+}
+
+impl<F: Future> Future for Race<'_, F> {
+    type Output = Option<F::Output>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(out) = self.read.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        self.timer.as_mut().poll(cx).map(|()| None)
     }
 }
 
@@ -59,6 +86,8 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
     let mut buf = BytesMut::with_capacity(super::READ_CHUNK);
     // A new connection owes its first request head within the header timeout.
     let mut deadline = Some(Instant::now() + head_time);
+    let mut timer: Timer = Box::pin(monoio::time::sleep(head_time));
+    let mut out = Vec::new();
     loop {
         let head = match parse_head(&buf, &limits) {
             Ok(Some((head, used))) => {
@@ -73,7 +102,9 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                 if len > 0 && deadline.is_none() {
                     deadline = Some(Instant::now() + head_time);
                 }
-                match read_until(&mut stream, buf, deadline, idle).await {
+                // Between requests the connection may wait `idle` for the next one.
+                let until = deadline.unwrap_or_else(|| Instant::now() + idle);
+                match read_until(&mut stream, buf, &mut timer, until).await {
                     Some(b) => buf = b,
                     None => {
                         if mid_request(len, deadline) {
@@ -122,7 +153,16 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
         }
         let body_deadline = Instant::now() + head_time;
         let max_body = node.settings.max_body;
-        let body = match read_body(&mut stream, &mut buf, &head, max_body, body_deadline).await {
+        let body = match read_body(
+            &mut stream,
+            &mut buf,
+            &head,
+            max_body,
+            &mut timer,
+            body_deadline,
+        )
+        .await
+        {
             Body::Complete(b) => b,
             Body::Closed => return,
             Body::Refused(status) => {
@@ -160,7 +200,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                 if !keep_alive {
                     resp = resp.header("Connection", "close");
                 }
-                let written = write(&mut stream, resp).await;
+                let written = send(&mut stream, &mut out, resp).await;
                 node.wrote();
                 if written.is_err() || !keep_alive {
                     let _ = stream.shutdown().await;
@@ -174,11 +214,26 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
     }
 }
 
-async fn write(stream: &mut TcpStream, resp: Response) -> std::io::Result<()> {
-    let mut out = BytesMut::new();
-    resp.write_to(&mut out);
-    let (res, _) = stream.write_all(out).await;
+/// Largest reply buffer a connection keeps for its next reply.
+const KEEP_OUT: usize = 16 * 1024;
+
+/// Writes a response through `out`, the connection's reply buffer, which is kept (emptied)
+/// for the next one unless it grew past `KEEP_OUT`.
+async fn send(stream: &mut TcpStream, out: &mut Vec<u8>, resp: Response) -> std::io::Result<()> {
+    let mut buf = std::mem::take(out);
+    buf.clear();
+    resp.write_to(&mut buf);
+    let (res, mut buf) = stream.write_all(buf).await;
+    if buf.capacity() <= KEEP_OUT {
+        buf.clear();
+        *out = buf;
+    }
     res.map(|_| ())
+}
+
+/// Writes a last response, before the connection closes.
+async fn write(stream: &mut TcpStream, resp: Response) -> std::io::Result<()> {
+    send(stream, &mut Vec::new(), resp).await
 }
 
 /// The client address a trusted proxy put in the configured header (its last entry, the one the
@@ -197,6 +252,7 @@ async fn read_body(
     buf: &mut BytesMut,
     head: &Head,
     max: usize,
+    timer: &mut Timer,
     deadline: Instant,
 ) -> Body {
     match head.body {
@@ -209,8 +265,7 @@ async fn read_body(
                 return Body::Refused(413);
             }
             while buf.len() < n {
-                match read_until(stream, std::mem::take(buf), Some(deadline), Duration::ZERO).await
-                {
+                match read_until(stream, std::mem::take(buf), timer, deadline).await {
                     Some(b) => *buf = b,
                     None if Instant::now() >= deadline => return Body::Refused(408),
                     None => return Body::Closed,
@@ -227,8 +282,7 @@ async fn read_body(
                     Ok(false) => {}
                     Err(e) => return Body::Refused(e.status()),
                 }
-                match read_until(stream, std::mem::take(buf), Some(deadline), Duration::ZERO).await
-                {
+                match read_until(stream, std::mem::take(buf), timer, deadline).await {
                     Some(b) => *buf = b,
                     None if Instant::now() >= deadline => return Body::Refused(408),
                     None => return Body::Closed,

@@ -62,7 +62,7 @@ pub async fn upgrade(
     let bytes = match answer {
         Ok(key) => handshake::response_101(&key),
         Err(refusal) => {
-            let mut out = BytesMut::new();
+            let mut out = Vec::new();
             refusal.header("Connection", "close").write_to(&mut out);
             let _ = stream.write_all(out).await;
             return;
