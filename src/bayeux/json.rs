@@ -158,9 +158,16 @@ pub fn js_string(v: &Value) -> String {
 
 /// Appends `s` as a JSON string literal.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    if escape_free(bytes) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     out.push(b'"');
     let mut start = 0;
-    let bytes = s.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
@@ -213,7 +220,7 @@ pub type Encoded = smallvec::SmallVec<[u8; 48]>;
 fn encoded(v: &Value) -> Encoded {
     let mut out = Encoded::new();
     match v {
-        Value::String(s) if s.len() + 2 <= out.inline_size() && !s.bytes().any(needs_escape) => {
+        Value::String(s) if s.len() + 2 <= out.inline_size() && escape_free(s.as_bytes()) => {
             out.push(b'"');
             out.extend_from_slice(s.as_bytes());
             out.push(b'"');
@@ -231,6 +238,12 @@ fn encoded(v: &Value) -> Encoded {
 /// A byte [`write_str`] escapes.
 fn needs_escape(b: u8) -> bool {
     b == b'"' || b == b'\\' || b < 0x20
+}
+
+/// Whether no byte needs escaping. Every byte is looked at, without stopping at the first
+/// hit, so the compiler checks many at a time.
+fn escape_free(bytes: &[u8]) -> bool {
+    !bytes.iter().fold(false, |any, &b| any | needs_escape(b))
 }
 
 impl Reply {
@@ -545,5 +558,28 @@ mod tests {
         let mut out = Vec::new();
         write_str(&mut out, "a\"b\\c\n\u{1}\u{2028}");
         assert_eq!(out, "\"a\\\"b\\\\c\\n\\u0001\u{2028}\"".as_bytes());
+    }
+
+    #[test]
+    fn one_escaped_byte_anywhere_is_escaped() {
+        // Lengths across the widths the all-bytes check may run at, each escaped byte at every
+        // position: the output parses back to the input.
+        for len in 1..70 {
+            for at in 0..len {
+                for b in ['"', '\\', '\n', '\u{1f}', '\u{0}'] {
+                    let mut text: String = "a".repeat(len);
+                    text.replace_range(at..at + 1, &b.to_string());
+                    let mut out = Vec::new();
+                    write_str(&mut out, &text);
+                    let mut back = out.clone();
+                    let parsed = simd_json::to_borrowed_value(&mut back).unwrap();
+                    assert_eq!(parsed.as_str(), Some(&text[..]), "{len} {at} {b:?}");
+                    assert_eq!(
+                        out.len(),
+                        len + 2 + if b < ' ' && b != '\n' { 5 } else { 1 }
+                    );
+                }
+            }
+        }
     }
 }

@@ -240,10 +240,11 @@ async fn read_loop(
             Ok(None) => {
                 if buf.is_empty() && decoder.is_idle() {
                     // Idle: hold no read buffer while waiting.
-                    buf = BytesMut::new();
+                    lend_back(std::mem::take(&mut buf));
                     if wait_input(parts).await == Idle::Park {
                         return (End::Park, rd, buf);
                     }
+                    buf = spare_buf();
                     // Readiness can be stale (it fired for bytes already read): take what is
                     // there without waiting, and wait again if nothing is.
                     match recv_now(parts.fd, &mut buf) {
@@ -290,7 +291,10 @@ async fn on_message(
 /// worker's table). The socket gets its tasks back when the input needs them: a partial frame,
 /// a close, a decoding error, end of input, or a message for a session of another worker.
 pub async fn serve_parked(node: Rc<Node>, parker: Rc<Parker>, parked: Parked) {
-    let mut pending = Pending::default();
+    let mut pending = Pending {
+        buf: spare_buf(),
+        ..Pending::default()
+    };
     let promote = match recv_now(parked.fd, &mut pending.buf) {
         // Readiness was stale.
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
@@ -298,6 +302,9 @@ pub async fn serve_parked(node: Rc<Node>, parker: Rc<Parker>, parked: Parked) {
         Ok(0) | Err(_) => true,
         Ok(_) => handle_parked(&node, &parker, &parked, &mut pending).await,
     };
+    if pending.buf.is_empty() {
+        lend_back(std::mem::take(&mut pending.buf));
+    }
     parker.handled(&node, parked.key, promote, pending);
 }
 
@@ -339,9 +346,32 @@ async fn handle_parked(
     }
 }
 
+thread_local! {
+    /// This worker's spare read buffer. A socket with nothing left to decode lends its buffer
+    /// back before it waits, so the next read of any socket on the worker reuses it instead of
+    /// allocating `READ_CHUNK` bytes anew (idle sockets hold no buffer at all).
+    static SPARE: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
+}
+
+/// The worker's spare read buffer, or an empty one (which allocates at its first read) when
+/// another socket holds it.
+fn spare_buf() -> BytesMut {
+    SPARE.take()
+}
+
+/// Keeps an emptied read buffer as the worker's spare, unless it grew past the usual size.
+fn lend_back(buf: BytesMut) {
+    debug_assert!(buf.is_empty());
+    if buf.capacity() <= 4 * super::READ_CHUNK {
+        SPARE.set(buf);
+    }
+}
+
 /// Reads what the socket holds now, without blocking; `WouldBlock` when it holds nothing.
 fn recv_now(fd: std::os::fd::RawFd, buf: &mut BytesMut) -> std::io::Result<usize> {
-    buf.reserve(super::READ_CHUNK);
+    if buf.capacity() - buf.len() < super::READ_CHUNK / 2 {
+        buf.reserve(super::READ_CHUNK);
+    }
     let spare = buf.spare_capacity_mut();
     loop {
         // SAFETY: the kernel writes at most `spare.len()` bytes into the spare capacity.
