@@ -26,15 +26,17 @@ pub fn check(msg: &Value) -> Reply {
     match field(msg, "supportedConnectionTypes").filter(|v| truthy(v)) {
         None => reply.fail(Code::ParameterMissing.with(&["supportedConnectionTypes"])),
         Some(types) => {
-            let listed: Vec<String> = match types.as_array() {
-                Some(items) => items.iter().map(js_string).collect(),
-                None => vec![js_string(types)],
-            };
-            let common = types.as_array().is_some()
-                && listed
-                    .iter()
-                    .any(|t| CONNECTION_TYPES.contains(&t.as_str()));
+            let common = types.as_array().is_some_and(|items| {
+                items.iter().any(|t| match t.as_str() {
+                    Some(name) => CONNECTION_TYPES.contains(&name),
+                    None => CONNECTION_TYPES.contains(&js_string(t).as_str()),
+                })
+            });
             if !common {
+                let listed: Vec<String> = match types.as_array() {
+                    Some(items) => items.iter().map(js_string).collect(),
+                    None => vec![js_string(types)],
+                };
                 let args: Vec<&str> = listed.iter().map(String::as_str).collect();
                 reply.fail(Code::ConntypeMismatch.with(&args));
             }
@@ -60,8 +62,6 @@ pub fn refuse(reply: &mut Reply, error: &str, wait_ms: u64) {
 
 /// Completes a successful reply with the new clientId and the advice.
 pub fn accept(reply: &mut Reply, client_id: &str, advice: &[u8]) {
-    let mut id = Vec::with_capacity(client_id.len() + 2);
-    super::json::write_str(&mut id, client_id);
-    reply.push_raw("clientId", &id);
+    reply.push_str("clientId", client_id);
     reply.push_raw("advice", advice);
 }

@@ -213,6 +213,10 @@ pub struct Reply {
     pub extra: Vec<u8>,
 }
 
+/// Room the first extra field of a reply reserves: a successful handshake's four fields
+/// (version, connection types, clientId, advice) take about 230 bytes.
+const EXTRA_CAPACITY: usize = 256;
+
 /// A value's JSON text, kept inline when short: an id, a clientId or a channel name fit, so a
 /// reply copies them from the request without allocating.
 pub type Encoded = smallvec::SmallVec<[u8; 48]>;
@@ -249,14 +253,32 @@ fn escape_free(bytes: &[u8]) -> bool {
 impl Reply {
     /// `Server._makeResponse`: copy `id`, `clientId`, `channel` and `error` when truthy.
     pub fn for_request(msg: &Value) -> Reply {
-        Reply {
-            id: truthy_field(msg, "id").map(encoded),
-            client_id: truthy_field(msg, "clientId").map(encoded),
-            channel: truthy_field(msg, "channel").map(encoded),
-            successful: false,
-            error: truthy_field(msg, "error").map(|v| v.encode()),
-            extra: Vec::new(),
+        let mut reply = Reply::default();
+        let Some(fields) = msg.as_object() else {
+            return reply;
+        };
+        // One pass over the fields rather than a lookup each. A repeated key counts where it
+        // first appears, as `field` finds it.
+        let mut seen = [false; 4];
+        for (key, v) in fields.iter() {
+            let slot = match key.as_ref() {
+                "id" => 0,
+                "clientId" => 1,
+                "channel" => 2,
+                "error" => 3,
+                _ => continue,
+            };
+            if std::mem::replace(&mut seen[slot], true) || !truthy(v) {
+                continue;
+            }
+            match slot {
+                0 => reply.id = Some(encoded(v)),
+                1 => reply.client_id = Some(encoded(v)),
+                2 => reply.channel = Some(encoded(v)),
+                _ => reply.error = Some(v.encode()),
+            }
         }
+        reply
     }
 
     /// Sets (overwrites) the error with one of ours.
@@ -274,12 +296,40 @@ impl Reply {
 
     /// Appends `,"key":<raw json>` to the extra fields.
     pub fn push_raw(&mut self, key: &str, raw_json: &[u8]) {
-        // `,"key":` plus the value, so the field is added with one allocation at most.
-        self.extra.reserve(key.len() + raw_json.len() + 4);
+        self.push_key(key, raw_json.len());
+        self.extra.extend_from_slice(raw_json);
+    }
+
+    /// Appends `,"key":<value as JSON>` to the extra fields.
+    pub fn push_value(&mut self, key: &str, value: &Value) {
+        match value {
+            Value::String(s) => self.push_str(key, s),
+            _ => {
+                self.push_key(key, 0);
+                write_value(&mut self.extra, value);
+            }
+        }
+    }
+
+    /// Appends `,"key":"<value>"` to the extra fields.
+    pub fn push_str(&mut self, key: &str, value: &str) {
+        self.push_key(key, value.len() + 2);
+        write_str(&mut self.extra, value);
+    }
+
+    /// Appends `,"key":` with room for a value of about `value_len` bytes. The first field
+    /// takes room for a few more, so a reply with several (a handshake's) allocates once.
+    fn push_key(&mut self, key: &str, value_len: usize) {
+        // `,"key":` plus the value.
+        let needed = key.len() + value_len + 4;
+        if self.extra.capacity() == 0 {
+            self.extra.reserve(needed.max(EXTRA_CAPACITY));
+        } else {
+            self.extra.reserve(needed);
+        }
         self.extra.push(b',');
         write_str(&mut self.extra, key);
         self.extra.push(b':');
-        self.extra.extend_from_slice(raw_json);
     }
 
     pub fn write(&self, out: &mut Vec<u8>) {
@@ -510,6 +560,24 @@ mod tests {
                 (got, want) => panic!("{input:.40}: {got:?} vs {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn reply_takes_a_repeated_field_where_it_first_appears() {
+        let mut body =
+            br#"{"id":"1","channel":"/a","id":"2","channel":"/b","clientId":0,"clientId":"c"}"#
+                .to_vec();
+        let msg = simd_json::to_borrowed_value(&mut body).unwrap();
+        let reply = Reply::for_request(&msg);
+        assert_eq!(
+            field(&msg, "id").and_then(|v| v.as_str()),
+            Some("1"),
+            "as field finds it"
+        );
+        assert_eq!(reply.id.as_deref(), Some(&br#""1""#[..]));
+        assert_eq!(reply.channel.as_deref(), Some(&br#""/a""#[..]));
+        // The first clientId is falsy, so none is echoed.
+        assert_eq!(reply.client_id, None);
     }
 
     #[test]

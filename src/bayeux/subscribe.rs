@@ -2,7 +2,7 @@
 
 use super::Code;
 use super::channel;
-use super::json::{Reply, js_string, truthy_field, write_value};
+use super::json::{Reply, js_string, truthy_field};
 use simd_json::BorrowedValue as Value;
 
 /// Validates a (un)subscribe. Returns the reply and the channels to apply: those before the
@@ -24,15 +24,10 @@ pub fn check_with(
     if subscription.is_none() {
         reply.fail(Code::ParameterMissing.with(&["subscription"]));
     }
-    let mut echo = Vec::new();
-    match subscription {
-        Some(v) => write_value(&mut echo, v),
-        None => echo.extend_from_slice(b"[]"),
-    }
-    let wanted: Vec<&Value> = match subscription {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(v) => vec![v],
-        None => Vec::new(),
+    let wanted: &[Value] = match subscription {
+        Some(Value::Array(items)) => items,
+        Some(v) => std::slice::from_ref(v),
+        None => &[],
     };
     let mut apply = Vec::new();
     for item in wanted {
@@ -57,7 +52,10 @@ pub fn check_with(
         }
     }
     reply.settle();
-    reply.push_raw("subscription", &echo);
+    match subscription {
+        Some(v) => reply.push_value("subscription", v),
+        None => reply.push_raw("subscription", b"[]"),
+    }
     (reply, apply)
 }
 
