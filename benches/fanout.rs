@@ -7,12 +7,12 @@
 
 mod common;
 
+use bayou::bayeux::json::Value;
 use bayou::bayeux::publish;
 use bayou::engine::{Engine, Outbox, OutboxKind};
 use bayou::websocket::frame;
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use simd_json::BorrowedValue as Value;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -55,7 +55,7 @@ fn drain_all(outboxes: &[Rc<Outbox>], frames: &mut Vec<Bytes>) -> usize {
 }
 
 /// The baseline's frame: the delivered message encoded afresh, then framed as `[msg]`.
-fn encode_for_one(msg: &Value) -> Bytes {
+fn encode_for_one(msg: Value) -> Bytes {
     let json = publish::delivered(msg, publish::Strip::default());
     let mut out = BytesMut::with_capacity(json.len() + 12);
     frame::text_header(json.len() + 2, &mut out);
@@ -67,20 +67,21 @@ fn encode_for_one(msg: &Value) -> Bytes {
 
 fn fanout(c: &mut Criterion) {
     let mut body = br#"{"channel":"/chat/room-42","data":{"user":"ada","text":"hello, world","at":1718000000},"clientId":"x8w0akr6h2k1cw1y3gmf1jvmc0b","id":"9"}"#.to_vec();
-    let msg = simd_json::to_borrowed_value(&mut body).unwrap();
+    let tape = simd_json::to_tape(&mut body).unwrap();
+    let msg = tape.as_value();
     let (mut engine, outboxes) = engine();
     let mut frames = Vec::new();
 
-    let delivered = Bytes::from(publish::delivered(&msg, publish::Strip::default()));
+    let delivered = Bytes::from(publish::delivered(msg, publish::Strip::default()));
     assert_eq!(engine.deliver(0, CHANNEL, &delivered), SUBSCRIBERS);
     let ours = drain_all(&outboxes, &mut frames);
-    assert_eq!(ours, SUBSCRIBERS * encode_for_one(&msg).len());
+    assert_eq!(ours, SUBSCRIBERS * encode_for_one(msg).len());
 
     let mut g = c.benchmark_group("fanout_1000");
     g.throughput(Throughput::Elements(SUBSCRIBERS as u64));
     g.bench_function("bayou_engine_deliver", |b| {
         b.iter(|| {
-            let delivered = Bytes::from(publish::delivered(&msg, publish::Strip::default()));
+            let delivered = Bytes::from(publish::delivered(msg, publish::Strip::default()));
             engine.deliver(0, CHANNEL, &delivered);
             drain_all(&outboxes, &mut frames)
         })
@@ -88,7 +89,7 @@ fn fanout(c: &mut Criterion) {
     g.bench_function("baseline_encode_per_subscriber", |b| {
         b.iter(|| {
             for out in &outboxes {
-                out.push(encode_for_one(&msg));
+                out.push(encode_for_one(msg));
             }
             drain_all(&outboxes, &mut frames)
         })

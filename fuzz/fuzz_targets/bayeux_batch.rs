@@ -31,7 +31,9 @@ use bayou::policy::{Auth, CREDENTIAL_KEYS, ChannelSet, Credentials, Secret, Stri
 use bayou::shard::owner;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use simd_json::BorrowedValue as Value;
+use bayou::bayeux::json::Value;
+use simd_json::BorrowedValue;
+use simd_json::prelude::*;
 use std::borrow::Cow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -170,10 +172,10 @@ impl Cluster {
         default_worker: usize,
         draining: bool,
     ) -> Option<usize> {
-        let Ok(mut msgs) = parse_batch(&mut body) else {
+        body = self.resolve_aliases(body);
+        let Ok(msgs) = parse_batch(&mut body) else {
             return None;
         };
-        self.resolve_aliases(&mut msgs);
         let w = socket.unwrap_or_else(|| {
             first_client_id(&msgs)
                 .and_then(|c| id::worker_of(c, WORKERS))
@@ -182,8 +184,8 @@ impl Cluster {
         let now = self.now;
         let mut out = JsonArray::expecting(0);
         let mut held = Vec::new();
-        let truthy_count = msgs.iter().filter(|m| truthy(m)).count();
-        for msg in msgs.iter().filter(|m| truthy(m)) {
+        let truthy_count = msgs.iter().filter(|m| truthy(*m)).count();
+        for msg in msgs.iter().filter(|m| truthy(*m)) {
             if let Some(reply) = self.handle(w, mount, msg, now, &mut held) {
                 out.push_reply(&reply);
             }
@@ -212,7 +214,7 @@ impl Cluster {
         &mut self,
         w: usize,
         mount: usize,
-        msg: &Value,
+        msg: Value,
         now: Instant,
         held: &mut Vec<HeldConnect>,
     ) -> Option<Reply> {
@@ -441,33 +443,43 @@ impl Cluster {
         }
     }
 
-    /// Replaces each one-digit clientId with the client it stands for.
-    fn resolve_aliases(&self, msgs: &mut [Value]) {
-        if self.clients.is_empty() {
-            return;
+    /// Replaces each one-digit clientId with the client it stands for, in a body re-encoded
+    /// from a tree parse (the batch parse's tape cannot be changed).
+    fn resolve_aliases(&self, body: Vec<u8>) -> Vec<u8> {
+        if self.clients.is_empty() || json::depth_exceeds(&body, json::MAX_DEPTH) {
+            return body;
         }
+        let mut copy = body.clone();
+        let Ok(mut tree) = simd_json::to_borrowed_value(&mut copy) else {
+            return body;
+        };
+        let msgs = match &mut tree {
+            BorrowedValue::Array(items) => &mut items[..],
+            other => std::slice::from_mut(other),
+        };
         for msg in msgs {
-            let Value::Object(fields) = msg else {
+            let BorrowedValue::Object(fields) = msg else {
                 continue;
             };
             let Some(value) = fields.get_mut("clientId") else {
                 continue;
             };
             let digit = match value {
-                Value::String(s) if s.len() == 1 => s.as_bytes()[0].wrapping_sub(b'0'),
+                BorrowedValue::String(s) if s.len() == 1 => s.as_bytes()[0].wrapping_sub(b'0'),
                 _ => continue,
             };
             if digit < 10 {
                 let newest = self.clients.len() - 1;
                 let client = &self.clients[newest - usize::from(digit) % self.clients.len()];
-                *value = Value::String(Cow::Owned(client.clone()));
+                *value = BorrowedValue::String(Cow::Owned(client.clone()));
             }
         }
+        tree.encode().into_bytes()
     }
 }
 
 /// The clientId `router::first_client_id` would find, as the parsed batch has it.
-fn first_client_id<'v>(msgs: &'v [Value]) -> Option<&'v str> {
+fn first_client_id<'i>(msgs: &json::Batch<'i>) -> Option<&'i str> {
     msgs.iter().find_map(|m| json::str_field(m, "clientId"))
 }
 

@@ -1,9 +1,9 @@
 //! `/meta/connect` (spec 4.2), with the hold time rules of spec 11.3.
 
+use super::json::Value;
 use super::json::{Reply, field, truthy_field};
 use super::{CONNECTION_TYPES, Code};
 use simd_json::prelude::*;
-use simd_json::{BorrowedValue as Value, StaticNode};
 
 /// A connect that passed validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,13 +17,15 @@ pub struct Connect {
 }
 
 /// JavaScript's numeric coercion of `advice.timeout`, as `setTimeout` sees it (NaN is 0).
-fn coerce_ms(v: &Value) -> f64 {
-    let n = match v {
-        Value::Static(StaticNode::I64(n)) => *n as f64,
-        Value::Static(StaticNode::U64(n)) => *n as f64,
-        Value::Static(StaticNode::F64(f)) => *f,
-        Value::Static(StaticNode::Bool(b)) => f64::from(u8::from(*b)),
-        Value::String(s) => s.trim().parse::<f64>().unwrap_or(0.0),
+fn coerce_ms(v: Value) -> f64 {
+    let n = match v.value_type() {
+        ValueType::I64 => v.as_i64().map_or(0.0, |n| n as f64),
+        ValueType::U64 => v.as_u64().map_or(0.0, |n| n as f64),
+        ValueType::F64 => v.as_f64().unwrap_or(0.0),
+        ValueType::Bool => f64::from(u8::from(v.as_bool() == Some(true))),
+        ValueType::String => v
+            .as_str()
+            .map_or(0.0, |s| s.trim().parse::<f64>().unwrap_or(0.0)),
         _ => 0.0,
     };
     if n.is_finite() && n > 0.0 { n } else { 0.0 }
@@ -33,14 +35,14 @@ fn coerce_ms(v: &Value) -> f64 {
 /// Validates a connect. `exists` tells whether a clientId names a live session. On success
 /// the reply lacks only its advice (`Connect::eventsource`), added when the hold ends.
 pub fn check(
-    msg: &Value,
+    msg: Value,
     exists: impl Fn(&str) -> bool,
     timeout_ms: u64,
 ) -> Result<(Reply, Connect), Reply> {
     let mut reply = Reply::for_request(msg);
     let client_id = super::json::check_client(msg, &mut reply, exists);
     let conn_type = field(msg, "connectionType");
-    let type_str = conn_type.and_then(|v| v.as_str());
+    let type_str = conn_type.and_then(|v| v.into_string());
     if !type_str.is_some_and(|t| CONNECTION_TYPES.contains(&t)) {
         let shown = conn_type.map(super::json::js_string).unwrap_or_default();
         reply.fail(Code::ConntypeMismatch.with(&[&shown]));
@@ -79,13 +81,14 @@ mod tests {
 
     fn run(json: &str, exists: bool) -> Result<(String, u64), String> {
         let mut b = json.as_bytes().to_vec();
-        let v = simd_json::to_borrowed_value(&mut b).unwrap();
+        let tape = simd_json::to_tape(&mut b).unwrap();
+        let v = tape.as_value();
         let write = |r: &Reply| {
             let mut o = Vec::new();
             r.write(&mut o);
             String::from_utf8(o).unwrap()
         };
-        match check(&v, |_| exists, 45_000) {
+        match check(v, |_| exists, 45_000) {
             Ok((mut r, c)) => {
                 r.push_raw(
                     "advice",

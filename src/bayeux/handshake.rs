@@ -1,8 +1,8 @@
 //! `/meta/handshake` (spec 4.1).
 
 use super::Code;
+use super::json::Value;
 use super::json::{Reply, field, js_string, truthy, truthy_field};
-use simd_json::BorrowedValue as Value;
 use simd_json::prelude::*;
 
 /// Every connection type Faye lists, in its order; always sent in full (spec 11.14).
@@ -18,12 +18,12 @@ const TYPES_JSON: &[u8] = br#"["long-polling","cross-origin-long-polling","callb
 
 /// Validates a handshake. The reply carries `version` and the type list; when it is
 /// successful the caller creates the client and calls [`accept`].
-pub fn check(msg: &Value) -> Reply {
+pub fn check(msg: Value) -> Reply {
     let mut reply = Reply::for_request(msg);
     if truthy_field(msg, "version").is_none() {
         reply.fail(Code::ParameterMissing.with(&["version"]));
     }
-    match field(msg, "supportedConnectionTypes").filter(|v| truthy(v)) {
+    match field(msg, "supportedConnectionTypes").filter(|v| truthy(*v)) {
         None => reply.fail(Code::ParameterMissing.with(&["supportedConnectionTypes"])),
         Some(types) => {
             let common = types.as_array().is_some_and(|items| {

@@ -1,9 +1,9 @@
 //! JSON in and out: parsing a request body into a batch of messages (spec section 3), JS-style
 //! truthiness for the fields Faye tests with `if (x)`, and the hand-ordered reply writer.
 
-pub use simd_json::BorrowedValue as Value;
-use simd_json::StaticNode;
 use simd_json::prelude::*;
+use simd_json::tape::Tape;
+pub use simd_json::tape::Value;
 
 /// Deepest nesting accepted in a request body; deeper input is refused before parsing, so that
 /// neither the parser nor the drop of a value can exhaust the stack.
@@ -55,22 +55,90 @@ pub fn depth_exceeds(bytes: &[u8], limit: usize) -> bool {
     false
 }
 
+/// A parsed request body: simd-json's tape (one flat list of nodes, no tree of maps to build
+/// or to drop) and which of its shapes the batch has.
+pub struct Batch<'i> {
+    tape: Tape<'i>,
+    shape: Shape,
+}
+
+#[derive(Clone, Copy)]
+enum Shape {
+    /// `null`: no messages.
+    Empty,
+    /// An object: a batch of one.
+    One,
+    /// An array of messages.
+    Many,
+}
+
+impl<'i> Batch<'i> {
+    /// How many messages (an array's items, whatever they are).
+    pub fn len(&self) -> usize {
+        match self.shape {
+            Shape::Empty => 0,
+            Shape::One => 1,
+            Shape::Many => self.tape.as_value().as_array().map_or(0, |a| a.len()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The messages, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Value<'_, 'i>> {
+        let root = self.tape.as_value();
+        let (one, many) = match self.shape {
+            Shape::Empty => (None, None),
+            Shape::One => (Some(root), None),
+            Shape::Many => (None, root.as_array()),
+        };
+        one.into_iter()
+            .chain(many.into_iter().flat_map(|a| a.iter()))
+    }
+}
+
+impl Drop for Batch<'_> {
+    /// Keeps the tape's allocation for the worker's next parse.
+    fn drop(&mut self) {
+        let tape = std::mem::replace(&mut self.tape, Tape(Vec::new()));
+        if tape.0.capacity() <= KEEP_TAPE {
+            SPARE_TAPE.with(|spare| spare.set(tape.reset()));
+        }
+    }
+}
+
 /// Parses `buf` (mutated in place by simd-json) into the list of messages: an object is a batch
 /// of one, an array is used as is, `null` is an empty batch; anything else is refused.
-pub fn parse_batch(buf: &mut [u8]) -> Result<Vec<Value<'_>>, BodyError> {
+pub fn parse_batch(buf: &mut [u8]) -> Result<Batch<'_>, BodyError> {
     if depth_exceeds(buf, MAX_DEPTH) {
         return Err(BodyError::TooDeep);
     }
-    let value = with_buffers(buf.len(), |b| {
-        simd_json::to_borrowed_value_with_buffers(buf, b)
-    })
-    .map_err(|_| BodyError::NotJson)?;
-    match value {
-        Value::Array(items) => Ok(*items),
-        Value::Object(_) => Ok(vec![value]),
-        Value::Static(StaticNode::Null) => Ok(Vec::new()),
-        _ => Err(BodyError::NotObjectOrArray),
-    }
+    let mut tape = SPARE_TAPE
+        .with(|spare| spare.replace(Tape(Vec::new())))
+        .reset();
+    with_buffers(buf.len(), |b| simd_json::fill_tape(buf, b, &mut tape))
+        .map_err(|_| BodyError::NotJson)?;
+    let root = tape.as_value();
+    let shape = if root.is_array() {
+        Shape::Many
+    } else if root.is_object() {
+        Shape::One
+    } else if root.is_null() {
+        Shape::Empty
+    } else {
+        return Err(BodyError::NotObjectOrArray);
+    };
+    Ok(Batch { tape, shape })
+}
+
+/// Largest tape (in nodes of 24 bytes) a worker keeps for its next parse.
+const KEEP_TAPE: usize = 4096;
+
+thread_local! {
+    /// The tape of this worker's last parse, emptied, so the next one does not allocate it.
+    static SPARE_TAPE: std::cell::Cell<Tape<'static>> = const { std::cell::Cell::new(Tape(Vec::new())) };
 }
 
 /// Largest input whose parser scratch a worker keeps between parses; a larger body gets scratch
@@ -98,41 +166,42 @@ fn with_buffers<T>(len: usize, parse: impl FnOnce(&mut simd_json::Buffers) -> T)
 }
 
 /// JavaScript truthiness, which is what Faye's `if (message.x)` checks test.
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Static(StaticNode::Null) => false,
-        Value::Static(StaticNode::Bool(b)) => *b,
-        Value::Static(StaticNode::I64(n)) => *n != 0,
-        Value::Static(StaticNode::U64(n)) => *n != 0,
-        Value::Static(StaticNode::F64(f)) => *f != 0.0 && !f.is_nan(),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
+pub fn truthy(v: Value) -> bool {
+    match v.value_type() {
+        ValueType::Null => false,
+        ValueType::Bool => v.as_bool() == Some(true),
+        ValueType::I64 => v.as_i64() != Some(0),
+        ValueType::U64 => v.as_u64() != Some(0),
+        ValueType::F64 => v.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        ValueType::String => v.as_str().is_some_and(|s| !s.is_empty()),
+        _ => true,
     }
 }
 
-/// A field of a message, when the message is an object and the field is present.
-pub fn field<'v, 'a>(msg: &'v Value<'a>, key: &str) -> Option<&'v Value<'a>> {
+/// A field of a message, when the message is an object and the field is present (where it
+/// first appears, if repeated).
+pub fn field<'t, 'i>(msg: Value<'t, 'i>, key: &str) -> Option<Value<'t, 'i>> {
     msg.as_object().and_then(|o| o.get(key))
 }
 
 /// A field that is present and truthy.
-pub fn truthy_field<'v, 'a>(msg: &'v Value<'a>, key: &str) -> Option<&'v Value<'a>> {
-    field(msg, key).filter(|v| truthy(v))
+pub fn truthy_field<'t, 'i>(msg: Value<'t, 'i>, key: &str) -> Option<Value<'t, 'i>> {
+    field(msg, key).filter(|v| truthy(*v))
 }
 
 /// A string field (present, a string).
-pub fn str_field<'v>(msg: &'v Value, key: &str) -> Option<&'v str> {
-    field(msg, key).and_then(|v| v.as_str())
+pub fn str_field<'i>(msg: Value<'_, 'i>, key: &str) -> Option<&'i str> {
+    field(msg, key).and_then(|v| v.into_string())
 }
 
 /// The clientId checks of connect, (un)subscribe and disconnect: `401:<id>:Unknown client`
 /// unless `exists` knows it, then `402:clientId:...` when it is missing (the later check
 /// overwrites the earlier, as in Faye). Returns the clientId when it is a non-empty string.
-pub fn check_client<'v>(
-    msg: &'v Value,
+pub fn check_client<'i>(
+    msg: Value<'_, 'i>,
     reply: &mut Reply,
     exists: impl Fn(&str) -> bool,
-) -> Option<&'v str> {
+) -> Option<&'i str> {
     let client_id = str_field(msg, "clientId").filter(|s| !s.is_empty());
     let value = truthy_field(msg, "clientId");
     if !client_id.is_some_and(exists) {
@@ -146,13 +215,17 @@ pub fn check_client<'v>(
 }
 
 /// How JavaScript's `String(v)` would print a scalar, for error arguments.
-pub fn js_string(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.to_string(),
-        Value::Static(StaticNode::Null) => "null".into(),
-        Value::Array(items) => items.iter().map(js_string).collect::<Vec<_>>().join(","),
-        Value::Object(_) => "[object Object]".into(),
-        other => other.encode(),
+pub fn js_string(v: Value) -> String {
+    if let Some(s) = v.as_str() {
+        return s.to_owned();
+    }
+    if let Some(items) = v.as_array() {
+        return items.iter().map(js_string).collect::<Vec<_>>().join(",");
+    }
+    match v.value_type() {
+        ValueType::Null => "null".into(),
+        ValueType::Object => "[object Object]".into(),
+        _ => v.encode(),
     }
 }
 
@@ -192,7 +265,10 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends any value as JSON.
-pub fn write_value(out: &mut Vec<u8>, v: &Value) {
+pub fn write_value(out: &mut Vec<u8>, v: Value) {
+    if let Some(s) = v.as_str() {
+        return write_str(out, s);
+    }
     let _ = v.write(out);
 }
 
@@ -221,20 +297,20 @@ const EXTRA_CAPACITY: usize = 256;
 /// reply copies them from the request without allocating.
 pub type Encoded = smallvec::SmallVec<[u8; 48]>;
 
-fn encoded(v: &Value) -> Encoded {
+fn encoded(v: Value) -> Encoded {
     let mut out = Encoded::new();
-    match v {
-        Value::String(s) if s.len() + 2 <= out.inline_size() && escape_free(s.as_bytes()) => {
+    match v.as_str() {
+        Some(s) if s.len() + 2 <= out.inline_size() && escape_free(s.as_bytes()) => {
             out.push(b'"');
             out.extend_from_slice(s.as_bytes());
             out.push(b'"');
         }
-        Value::String(s) => {
+        Some(s) => {
             let mut buf = Vec::with_capacity(s.len() + 2);
             write_str(&mut buf, s);
             out = Encoded::from_vec(buf);
         }
-        other => out.extend_from_slice(other.encode().as_bytes()),
+        None => out.extend_from_slice(v.encode().as_bytes()),
     }
     out
 }
@@ -252,7 +328,7 @@ fn escape_free(bytes: &[u8]) -> bool {
 
 impl Reply {
     /// `Server._makeResponse`: copy `id`, `clientId`, `channel` and `error` when truthy.
-    pub fn for_request(msg: &Value) -> Reply {
+    pub fn for_request(msg: Value) -> Reply {
         let mut reply = Reply::default();
         let Some(fields) = msg.as_object() else {
             return reply;
@@ -301,14 +377,9 @@ impl Reply {
     }
 
     /// Appends `,"key":<value as JSON>` to the extra fields.
-    pub fn push_value(&mut self, key: &str, value: &Value) {
-        match value {
-            Value::String(s) => self.push_str(key, s),
-            _ => {
-                self.push_key(key, 0);
-                write_value(&mut self.extra, value);
-            }
-        }
+    pub fn push_value(&mut self, key: &str, value: Value) {
+        self.push_key(key, value.as_str().map_or(0, str::len));
+        write_value(&mut self.extra, value);
     }
 
     /// Appends `,"key":"<value>"` to the extra fields.
@@ -492,7 +563,7 @@ mod tests {
         let mut b = body.as_bytes().to_vec();
         let msgs = parse_batch(&mut b).unwrap();
         let mut out = Vec::new();
-        Reply::for_request(&msgs[0]).write(&mut out);
+        Reply::for_request(msgs.iter().next().unwrap()).write(&mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -551,10 +622,14 @@ mod tests {
             let mut reused = input.as_bytes().to_vec();
             let mut fresh = input.as_bytes().to_vec();
             let expected = simd_json::to_borrowed_value(&mut fresh).map(|v| match v {
-                Value::Array(items) => *items,
-                other => vec![other],
+                simd_json::BorrowedValue::Array(items) => {
+                    items.iter().map(|v| v.encode()).collect()
+                }
+                other => vec![other.encode()],
             });
-            match (parse_batch(&mut reused), expected) {
+            let got =
+                parse_batch(&mut reused).map(|b| b.iter().map(|v| v.encode()).collect::<Vec<_>>());
+            match (got, expected) {
                 (Ok(got), Ok(want)) => assert_eq!(got, want),
                 (Err(e), Err(_)) => assert_eq!(e, BodyError::NotJson),
                 (got, want) => panic!("{input:.40}: {got:?} vs {want:?}"),
@@ -567,10 +642,11 @@ mod tests {
         let mut body =
             br#"{"id":"1","channel":"/a","id":"2","channel":"/b","clientId":0,"clientId":"c"}"#
                 .to_vec();
-        let msg = simd_json::to_borrowed_value(&mut body).unwrap();
-        let reply = Reply::for_request(&msg);
+        let tape = simd_json::to_tape(&mut body).unwrap();
+        let msg = tape.as_value();
+        let reply = Reply::for_request(msg);
         assert_eq!(
-            field(&msg, "id").and_then(|v| v.as_str()),
+            field(msg, "id").and_then(|v| v.into_string()),
             Some("1"),
             "as field finds it"
         );
@@ -583,8 +659,9 @@ mod tests {
     #[test]
     fn reply_order_and_truthiness() {
         let mut b = br#"{"id":0,"clientId":"c","channel":"/a","error":""}"#.to_vec();
-        let v = simd_json::to_borrowed_value(&mut b).unwrap();
-        let mut r = Reply::for_request(&v);
+        let tape = simd_json::to_tape(&mut b).unwrap();
+        let v = tape.as_value();
+        let mut r = Reply::for_request(v);
         r.settle();
         let mut out = Vec::new();
         r.write(&mut out);
@@ -640,7 +717,8 @@ mod tests {
                     let mut out = Vec::new();
                     write_str(&mut out, &text);
                     let mut back = out.clone();
-                    let parsed = simd_json::to_borrowed_value(&mut back).unwrap();
+                    let tape = simd_json::to_tape(&mut back).unwrap();
+                    let parsed = tape.as_value();
                     assert_eq!(parsed.as_str(), Some(&text[..]), "{len} {at} {b:?}");
                     assert_eq!(
                         out.len(),

@@ -16,7 +16,7 @@ pub use error::Code;
 pub use handshake::CONNECTION_TYPES;
 pub use json::Reply;
 
-use simd_json::BorrowedValue as Value;
+use json::Value;
 
 /// Advice on every failed handshake or connect.
 pub const ADVICE_HANDSHAKE: &[u8] = br#"{"reconnect":"handshake"}"#;
@@ -71,7 +71,7 @@ pub enum Kind {
     Publish,
 }
 
-pub fn classify(msg: &Value) -> Kind {
+pub fn classify(msg: Value) -> Kind {
     match json::str_field(msg, "channel") {
         Some("/meta/handshake") => Kind::Handshake,
         Some("/meta/connect") => Kind::Connect,
@@ -84,7 +84,7 @@ pub fn classify(msg: &Value) -> Kind {
 }
 
 /// The reply to a message on an unknown meta channel.
-pub fn forbidden_meta(msg: &Value) -> Reply {
+pub fn forbidden_meta(msg: Value) -> Reply {
     let mut reply = Reply::for_request(msg);
     let name = json::str_field(msg, "channel").unwrap_or_default();
     reply.fail(Code::ChannelForbidden.with(&[name]));

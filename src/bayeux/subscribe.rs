@@ -2,19 +2,20 @@
 
 use super::Code;
 use super::channel;
+use super::json::Value;
 use super::json::{Reply, js_string, truthy_field};
-use simd_json::BorrowedValue as Value;
+use simd_json::prelude::*;
 
 /// Validates a (un)subscribe. Returns the reply and the channels to apply: those before the
 /// first failing one (Faye keeps them, spec 11.6), so a failed reply may still change state.
-pub fn check(msg: &Value, exists: impl Fn(&str) -> bool) -> (Reply, Vec<String>) {
+pub fn check(msg: Value, exists: impl Fn(&str) -> bool) -> (Reply, Vec<String>) {
     check_with(msg, exists, |_, _| Ok(()))
 }
 
 /// [`check`], with `admit(channel, index)` asked about each valid channel in turn (limits and
 /// authorisation); its error fails the reply at that channel, as an invalid name would.
 pub fn check_with(
-    msg: &Value,
+    msg: Value,
     exists: impl Fn(&str) -> bool,
     mut admit: impl FnMut(&str, usize) -> Result<(), String>,
 ) -> (Reply, Vec<String>) {
@@ -24,18 +25,21 @@ pub fn check_with(
     if subscription.is_none() {
         reply.fail(Code::ParameterMissing.with(&["subscription"]));
     }
-    let wanted: &[Value] = match subscription {
-        Some(Value::Array(items)) => items,
-        Some(v) => std::slice::from_ref(v),
-        None => &[],
+    let (one, many) = match subscription.map(|v| (v, v.as_array())) {
+        Some((_, Some(items))) => (None, Some(items)),
+        Some((v, None)) => (Some(v), None),
+        None => (None, None),
     };
+    let wanted = one
+        .into_iter()
+        .chain(many.into_iter().flat_map(|a| a.iter()));
     let mut apply = Vec::new();
     for item in wanted {
         if reply.error.is_some() {
             break;
         }
         let name = js_string(item);
-        let is_str = matches!(item, Value::String(_));
+        let is_str = item.as_str().is_some();
         if !(is_str && channel::is_subscribable(&name)) {
             reply.fail(Code::ChannelForbidden.with(&[&name]));
         }
@@ -65,8 +69,9 @@ mod tests {
 
     fn run(json: &str) -> (String, Vec<String>) {
         let mut b = json.as_bytes().to_vec();
-        let v = simd_json::to_borrowed_value(&mut b).unwrap();
-        let (r, apply) = check(&v, |_| true);
+        let tape = simd_json::to_tape(&mut b).unwrap();
+        let v = tape.as_value();
+        let (r, apply) = check(v, |_| true);
         let mut o = Vec::new();
         r.write(&mut o);
         (String::from_utf8(o).unwrap(), apply)

@@ -573,7 +573,7 @@ impl Node {
         let mut held: smallvec::SmallVec<[HeldConnect; 1]> = smallvec::SmallVec::new();
         let timeout_ms = policy.timeout.as_millis() as u64;
         // A falsy message (null, false, 0, "") gets no reply at all (spec 3, step 3).
-        for msg in msgs.iter().filter(|m| bayeux::json::truthy(m)) {
+        for msg in msgs.iter().filter(|m| bayeux::json::truthy(*m)) {
             let reply = match bayeux::classify(msg) {
                 Kind::Handshake => Some(self.handshake(mount, msg, peer, now)),
                 Kind::Connect => {
@@ -635,13 +635,7 @@ impl Node {
     }
 
     /// A handshake: validated, admitted by the per-address limits, then a new session.
-    fn handshake(
-        &self,
-        mount: usize,
-        msg: &bayeux::json::Value,
-        peer: Peer,
-        now: Instant,
-    ) -> Reply {
+    fn handshake(&self, mount: usize, msg: bayeux::json::Value, peer: Peer, now: Instant) -> Reply {
         let mut r = handshake::check(msg);
         if !r.successful {
             return r;
@@ -668,7 +662,7 @@ impl Node {
     }
 
     /// Validates a (un)subscribe with the mount's limits and subscribe tokens.
-    fn check_subscription(&self, mount: usize, msg: &bayeux::json::Value) -> (Reply, Vec<String>) {
+    fn check_subscription(&self, mount: usize, msg: bayeux::json::Value) -> (Reply, Vec<String>) {
         let policy = self.settings.policy(mount);
         let limits = &policy.limits;
         let engine = self.engine.borrow();
@@ -697,7 +691,7 @@ impl Node {
     fn check_publish(
         self: &Rc<Self>,
         mount: usize,
-        msg: &bayeux::json::Value,
+        msg: bayeux::json::Value,
         peer: Peer,
         ack: &LazyAck,
     ) -> Reply {
@@ -790,7 +784,7 @@ const REPLY_BYTES: usize = 128;
 const CHANNEL_TOO_LONG: &str = "405::Channel name too long";
 
 /// A string field of the message's `ext`.
-fn ext_str<'v>(msg: &'v bayeux::json::Value, key: &str) -> Option<&'v str> {
+fn ext_str<'i>(msg: bayeux::json::Value<'_, 'i>, key: &str) -> Option<&'i str> {
     bayeux::json::field(msg, "ext").and_then(|ext| bayeux::json::str_field(ext, key))
 }
 
