@@ -2,7 +2,7 @@
 
 use super::Code;
 use super::json::Value;
-use super::json::{Reply, field, js_string, truthy, truthy_field};
+use super::json::{Reply, field, items_or_itself, js_string, truthy, truthy_field};
 use simd_json::prelude::*;
 
 /// Every connection type Faye lists, in its order; always sent in full (spec 11.14).
@@ -33,10 +33,7 @@ pub fn check(msg: Value) -> Reply {
                 })
             });
             if !common {
-                let listed: Vec<String> = match types.as_array() {
-                    Some(items) => items.iter().map(js_string).collect(),
-                    None => vec![js_string(types)],
-                };
+                let listed: Vec<String> = items_or_itself(types).map(js_string).collect();
                 let args: Vec<&str> = listed.iter().map(String::as_str).collect();
                 reply.fail(Code::ConntypeMismatch.with(&args));
             }

@@ -56,29 +56,18 @@ pub fn depth_exceeds(bytes: &[u8], limit: usize) -> bool {
 }
 
 /// A parsed request body: simd-json's tape (one flat list of nodes, no tree of maps to build
-/// or to drop) and which of its shapes the batch has.
+/// or to drop), whose root `parse_batch` checked is an array, an object or `null`.
 pub struct Batch<'i> {
     tape: Tape<'i>,
-    shape: Shape,
-}
-
-#[derive(Clone, Copy)]
-enum Shape {
-    /// `null`: no messages.
-    Empty,
-    /// An object: a batch of one.
-    One,
-    /// An array of messages.
-    Many,
 }
 
 impl<'i> Batch<'i> {
     /// How many messages (an array's items, whatever they are).
     pub fn len(&self) -> usize {
-        match self.shape {
-            Shape::Empty => 0,
-            Shape::One => 1,
-            Shape::Many => self.tape.as_value().as_array().map_or(0, |a| a.len()),
+        let root = self.tape.as_value();
+        match root.as_array() {
+            Some(items) => items.len(),
+            None => usize::from(!root.is_null()),
         }
     }
 
@@ -86,17 +75,24 @@ impl<'i> Batch<'i> {
         self.len() == 0
     }
 
-    /// The messages, in order.
+    /// The messages, in order: an array's items, an object alone, none for `null`.
     pub fn iter(&self) -> impl Iterator<Item = Value<'_, 'i>> {
         let root = self.tape.as_value();
-        let (one, many) = match self.shape {
-            Shape::Empty => (None, None),
-            Shape::One => (Some(root), None),
-            Shape::Many => (None, root.as_array()),
-        };
-        one.into_iter()
-            .chain(many.into_iter().flat_map(|a| a.iter()))
+        (!root.is_null())
+            .then_some(root)
+            .into_iter()
+            .flat_map(items_or_itself)
     }
+}
+
+/// An array's items, or any other value alone: the shape of a batch, a subscription and a
+/// handshake's connection types.
+pub fn items_or_itself<'t, 'i>(v: Value<'t, 'i>) -> impl Iterator<Item = Value<'t, 'i>> {
+    let items = v.as_array();
+    let alone = items.is_none().then_some(v);
+    alone
+        .into_iter()
+        .chain(items.into_iter().flat_map(|a| a.iter()))
 }
 
 impl Drop for Batch<'_> {
@@ -121,16 +117,10 @@ pub fn parse_batch(buf: &mut [u8]) -> Result<Batch<'_>, BodyError> {
     with_buffers(buf.len(), |b| simd_json::fill_tape(buf, b, &mut tape))
         .map_err(|_| BodyError::NotJson)?;
     let root = tape.as_value();
-    let shape = if root.is_array() {
-        Shape::Many
-    } else if root.is_object() {
-        Shape::One
-    } else if root.is_null() {
-        Shape::Empty
-    } else {
+    if !(root.is_array() || root.is_object() || root.is_null()) {
         return Err(BodyError::NotObjectOrArray);
-    };
-    Ok(Batch { tape, shape })
+    }
+    Ok(Batch { tape })
 }
 
 /// Largest tape (in nodes of 24 bytes) a worker keeps for its next parse.

@@ -3,7 +3,7 @@
 use super::Code;
 use super::channel;
 use super::json::Value;
-use super::json::{Reply, js_string, truthy_field};
+use super::json::{Reply, items_or_itself, js_string, truthy_field};
 use simd_json::prelude::*;
 
 /// Validates a (un)subscribe. Returns the reply and the channels to apply: those before the
@@ -25,14 +25,7 @@ pub fn check_with(
     if subscription.is_none() {
         reply.fail(Code::ParameterMissing.with(&["subscription"]));
     }
-    let (one, many) = match subscription.map(|v| (v, v.as_array())) {
-        Some((_, Some(items))) => (None, Some(items)),
-        Some((v, None)) => (Some(v), None),
-        None => (None, None),
-    };
-    let wanted = one
-        .into_iter()
-        .chain(many.into_iter().flat_map(|a| a.iter()));
+    let wanted = subscription.into_iter().flat_map(items_or_itself);
     let mut apply = Vec::new();
     for item in wanted {
         if reply.error.is_some() {

@@ -7,13 +7,12 @@ use crate::http::response::{Response, plain};
 use crate::http::{BodyKind, Head, Limits, parse_head};
 use crate::shard::{Node, RequestBody};
 use bytes::{Buf, BytesMut};
+use futures::future::Either;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// What a request turned into.
@@ -50,25 +49,9 @@ async fn read_until(
         timer.as_mut().reset(deadline);
     }
     let read = std::pin::pin!(read_more(stream, buf));
-    match (Race { read, timer }).await {
-        Some((Ok(n), b)) if n > 0 => Some(b),
+    match futures::future::select(read, timer.as_mut()).await {
+        Either::Left(((Ok(n), b), _)) if n > 0 => Some(b),
         _ => None,
-    }
-}
-
-/// The read, or None once the timer fires, whichever comes first.
-struct Race<'a, F> {
-    read: Pin<&'a mut F>,
-    timer: &'a mut Timer,
-}
-
-impl<F: Future> Future for Race<'_, F> {
-    type Output = Option<F::Output>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(out) = self.read.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        self.timer.as_mut().poll(cx).map(|()| None)
     }
 }
 
@@ -217,11 +200,10 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
 /// Largest reply buffer a connection keeps for its next reply.
 const KEEP_OUT: usize = 16 * 1024;
 
-/// Writes a response through `out`, the connection's reply buffer, which is kept (emptied)
-/// for the next one unless it grew past `KEEP_OUT`.
+/// Writes a response through `out`, the connection's reply buffer (empty between replies),
+/// which is kept for the next one unless it grew past `KEEP_OUT`.
 async fn send(stream: &mut TcpStream, out: &mut Vec<u8>, resp: Response) -> std::io::Result<()> {
     let mut buf = std::mem::take(out);
-    buf.clear();
     resp.write_to(&mut buf);
     let (res, mut buf) = stream.write_all(buf).await;
     if buf.capacity() <= KEEP_OUT {

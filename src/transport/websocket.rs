@@ -359,10 +359,11 @@ fn spare_buf() -> BytesMut {
     SPARE.take()
 }
 
-/// Keeps an emptied read buffer as the worker's spare, unless it grew past the usual size.
+/// Keeps an emptied read buffer as the worker's spare, unless it has no room for a read (it
+/// would take the place of a spare that has) or grew past the usual size.
 fn lend_back(buf: BytesMut) {
     debug_assert!(buf.is_empty());
-    if buf.capacity() <= 4 * super::READ_CHUNK {
+    if (super::READ_CHUNK / 2..=4 * super::READ_CHUNK).contains(&buf.capacity()) {
         SPARE.set(buf);
     }
 }
