@@ -46,7 +46,7 @@ pub(crate) struct Context {
     /// Waker sender cache
     #[cfg(feature = "sync")]
     pub(crate) waker_sender_cache:
-        std::cell::RefCell<fxhash::FxHashMap<usize, flume::Sender<std::task::Waker>>>,
+        std::cell::RefCell<fxhash::FxHashMap<usize, crate::driver::thread::WakerQueue>>,
 
     /// Time Handle
     pub(crate) time_handle: Option<TimeHandle>,
@@ -104,13 +104,13 @@ impl Context {
     pub(crate) fn send_waker(&self, id: usize, w: std::task::Waker) {
         use crate::driver::thread::get_waker_sender;
         if let Some(sender) = self.waker_sender_cache.borrow().get(&id) {
-            let _ = sender.send(w);
+            sender.push(w);
             return;
         }
 
         if let Some(s) = get_waker_sender(id) {
             // Write back to local cache
-            let _ = s.send(w);
+            s.push(w);
             self.waker_sender_cache.borrow_mut().insert(id, s);
         }
     }

@@ -2,18 +2,33 @@
 use std::sync::LazyLock;
 use std::{sync::Mutex, task::Waker};
 
-use flume::Sender;
 use fxhash::FxHashMap;
 #[cfg(not(feature = "unstable"))]
 use once_cell::sync::Lazy as LazyLock;
 
 use crate::driver::UnparkHandle;
 
+/// Wakes sent to a thread's runtime from other threads. Lock-free, so the runtime's check for
+/// them on every park costs two loads when there are none (a channel took and released a lock).
+pub(crate) type WakerQueue = std::sync::Arc<crossbeam_queue::SegQueue<Waker>>;
+
+/// Wakes every waker in `queue`; whether there was any. Checks emptiness first, which is two
+/// plain loads, where a pop from an empty queue also takes a fence.
+pub(crate) fn wake_all(queue: &WakerQueue) -> bool {
+    let mut any = false;
+    while !queue.is_empty() {
+        let Some(waker) = queue.pop() else { break };
+        waker.wake();
+        any = true;
+    }
+    any
+}
+
 static UNPARK: LazyLock<Mutex<FxHashMap<usize, UnparkHandle>>> =
     LazyLock::new(|| Mutex::new(FxHashMap::default()));
 
 // Global waker sender map
-static WAKER_SENDER: LazyLock<Mutex<FxHashMap<usize, Sender<Waker>>>> =
+static WAKER_SENDER: LazyLock<Mutex<FxHashMap<usize, WakerQueue>>> =
     LazyLock::new(|| Mutex::new(FxHashMap::default()));
 
 macro_rules! lock {
@@ -35,7 +50,7 @@ pub(crate) fn get_unpark_handle(id: usize) -> Option<UnparkHandle> {
     lock!(UNPARK).get(&id).cloned()
 }
 
-pub(crate) fn register_waker_sender(id: usize, sender: Sender<Waker>) {
+pub(crate) fn register_waker_sender(id: usize, sender: WakerQueue) {
     lock!(WAKER_SENDER).insert(id, sender);
 }
 
@@ -43,6 +58,6 @@ pub(crate) fn unregister_waker_sender(id: usize) {
     lock!(WAKER_SENDER).remove(&id);
 }
 
-pub(crate) fn get_waker_sender(id: usize) -> Option<Sender<Waker>> {
+pub(crate) fn get_waker_sender(id: usize) -> Option<WakerQueue> {
     lock!(WAKER_SENDER).get(&id).cloned()
 }

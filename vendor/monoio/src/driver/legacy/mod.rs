@@ -41,7 +41,7 @@ pub(crate) struct LegacyInner {
 
     // Waker receiver
     #[cfg(feature = "sync")]
-    waker_receiver: flume::Receiver<std::task::Waker>,
+    waker_receiver: super::thread::WakerQueue,
 }
 
 /// Driver with Poll-like syscall.
@@ -82,7 +82,10 @@ impl LegacyDriver {
             TOKEN_WAKEUP,
         )?));
         #[cfg(feature = "sync")]
-        let (waker_sender, waker_receiver) = flume::unbounded::<std::task::Waker>();
+        let (waker_sender, waker_receiver) = {
+            let queue = super::thread::WakerQueue::default();
+            (queue.clone(), queue)
+        };
         #[cfg(feature = "sync")]
         let thread_id = crate::builder::BUILD_THREAD_ID.with(|id| *id);
 
@@ -126,8 +129,7 @@ impl LegacyDriver {
         #[cfg(feature = "sync")]
         {
             // Process foreign wakers
-            while let Ok(w) = inner.waker_receiver.try_recv() {
-                w.wake();
+            if super::thread::wake_all(&inner.waker_receiver) {
                 need_wait = false;
             }
 
@@ -137,11 +139,13 @@ impl LegacyDriver {
                     .shared_waker
                     .awake
                     .store(false, std::sync::atomic::Ordering::Release);
+                // Pairs with the fence in `EventWaker::wake`: either the drain below sees a
+                // waker pushed before it, or that waker's thread sees `awake == false`.
+                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             }
 
             // Process foreign wakers left
-            while let Ok(w) = inner.waker_receiver.try_recv() {
-                w.wake();
+            if super::thread::wake_all(&inner.waker_receiver) {
                 need_wait = false;
             }
         }
@@ -165,9 +169,7 @@ impl LegacyDriver {
                 .awake
                 .store(true, std::sync::atomic::Ordering::Release);
             // Wakes that arrived while waiting run now, not after one more poll
-            while let Ok(w) = inner.waker_receiver.try_recv() {
-                w.wake();
-            }
+            super::thread::wake_all(&inner.waker_receiver);
         }
         #[cfg(unix)]
         let iter = events.iter();

@@ -78,7 +78,7 @@ pub(crate) struct UringInner {
 
     // Waker receiver
     #[cfg(feature = "sync")]
-    waker_receiver: flume::Receiver<std::task::Waker>,
+    waker_receiver: super::thread::WakerQueue,
 
     // Uring support ext_arg
     ext_arg: bool,
@@ -136,7 +136,10 @@ impl IoUringDriver {
             }
         };
 
-        let (waker_sender, waker_receiver) = flume::unbounded::<std::task::Waker>();
+        let (waker_sender, waker_receiver) = {
+            let queue = super::thread::WakerQueue::default();
+            (queue.clone(), queue)
+        };
 
         let inner = Rc::new(UnsafeCell::new(UringInner {
             #[cfg(feature = "poll-io")]
@@ -226,8 +229,7 @@ impl IoUringDriver {
         #[cfg(feature = "sync")]
         {
             // Process foreign wakers
-            while let Ok(w) = inner.waker_receiver.try_recv() {
-                w.wake();
+            if super::thread::wake_all(&inner.waker_receiver) {
                 need_wait = false;
             }
 
@@ -237,11 +239,13 @@ impl IoUringDriver {
                     .shared_waker
                     .awake
                     .store(false, std::sync::atomic::Ordering::Release);
+                // Pairs with the fence in `EventWaker::wake`: either the drain below sees a
+                // waker pushed before it, or that waker's thread sees `awake == false`.
+                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             }
 
             // Process foreign wakers left
-            while let Ok(w) = inner.waker_receiver.try_recv() {
-                w.wake();
+            if super::thread::wake_all(&inner.waker_receiver) {
                 need_wait = false;
             }
         }
@@ -320,9 +324,7 @@ impl IoUringDriver {
 
         // Wakes that arrived while waiting run now, not after one more submit
         #[cfg(feature = "sync")]
-        while let Ok(w) = inner.waker_receiver.try_recv() {
-            w.wake();
-        }
+        super::thread::wake_all(&inner.waker_receiver);
 
         Ok(())
     }

@@ -23,6 +23,8 @@ impl EventWaker {
     }
 
     pub(crate) fn wake(&self) -> std::io::Result<()> {
+        // The waker was pushed to the queue before this; pairs with the sleeper's fence
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         // Skip wake if already awake
         if self.awake.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(());
