@@ -166,7 +166,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
             None => Outcome::Reply(Response::new(404)),
             Some(mount) => {
                 let ip = client_ip(&node, &head).or(peer_ip);
-                Box::pin(bayeux_http::respond(&node, mount, &head, body, ip)).await
+                bayeux_http::respond(&node, mount, &head, body, ip).await
             }
         };
         match outcome {
