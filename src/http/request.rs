@@ -45,7 +45,7 @@ pub enum BodyKind {
 pub struct Head {
     /// The head as sent, request line to blank line.
     raw: Box<[u8]>,
-    method: Span,
+    method: Method,
     /// The request-target up to (not including) '?'.
     path: Span,
     /// The part after '?'.
@@ -57,6 +57,25 @@ pub struct Head {
     pub body: BodyKind,
     /// HTTP/1.1: unless `Connection: close`; HTTP/1.0: only with `Connection: keep-alive`.
     pub keep_alive: bool,
+}
+
+/// The request method: the ones Bayeux uses are kept as they are, so reading them takes no
+/// UTF-8 check; any other is read from the head.
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    Known(&'static str),
+    Other(Span),
+}
+
+impl Method {
+    const KNOWN: [&'static str; 3] = ["GET", "POST", "OPTIONS"];
+
+    fn new(method: &str, span: Span) -> Method {
+        match Method::KNOWN.iter().find(|&&m| m == method) {
+            Some(m) => Method::Known(m),
+            None => Method::Other(span),
+        }
+    }
 }
 
 /// Where a part of the head lies in `Head::raw`.
@@ -101,7 +120,7 @@ impl Head {
         };
         let mut head = Head {
             raw: window.get(..n).unwrap_or_default().into(),
-            method: at(method.as_bytes()),
+            method: Method::new(method, at(method.as_bytes())),
             path,
             query,
             headers: (req.headers.iter())
@@ -118,7 +137,10 @@ impl Head {
 
     /// The method, as sent.
     pub fn method(&self) -> &str {
-        self.method.str(&self.raw)
+        match self.method {
+            Method::Known(m) => m,
+            Method::Other(span) => span.str(&self.raw),
+        }
     }
 
     /// The request-target up to (not including) '?', as sent.
@@ -349,6 +371,18 @@ mod tests {
         assert_eq!(head.body, BodyKind::Empty);
         assert!(head.keep_alive);
         assert_eq!(head.header("host"), Some(&b"x"[..]));
+    }
+
+    #[test]
+    fn every_method_reads_as_sent() {
+        for method in [
+            "GET", "POST", "OPTIONS", "PUT", "PATCH", "get", "Post", "GETX", "M-SEARCH",
+        ] {
+            let input = format!("{method} /faye HTTP/1.1\r\nHost: x\r\n\r\n");
+            let (head, _) = complete(input.as_bytes());
+            assert_eq!(head.method(), method);
+            assert_eq!(head.path(), "/faye");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub async fn respond(
 ) -> Outcome {
     let settings = &node.settings;
     let auth = &settings.policy(mount).auth;
-    let path = head.path();
+    let (method, path) = (head.method(), head.path());
     if path.ends_with(".js") || path.ends_with(".map") {
         let mount_path = &settings.mounts[mount];
         let resp = settings.client_files.respond(
@@ -35,12 +35,10 @@ pub async fn respond(
     if !auth.origin_ok(head.header_str("origin")) {
         return Outcome::Reply(plain(403, "Origin not allowed"));
     }
-    if head.method() == "OPTIONS"
-        || head.header_str("access-control-request-method") == Some("POST")
-    {
+    if method == "OPTIONS" || head.header_str("access-control-request-method") == Some("POST") {
         return Outcome::Reply(preflight(head));
     }
-    if head.method() == "GET" && head.has_token("accept", "text/event-stream") {
+    if method == "GET" && head.has_token("accept", "text/event-stream") {
         let target = match head.query() {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
@@ -52,7 +50,7 @@ pub async fn respond(
         ip,
         bearer: auth.bearer_ok(head.header_str("authorization")),
     };
-    let reply = match head.method() {
+    let reply = match method {
         "GET" => jsonp(node, mount, head, peer).await,
         "POST" => post(node, mount, head, body, peer).await,
         _ => Err(BodyError::NotJson),
