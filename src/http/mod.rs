@@ -5,5 +5,5 @@ pub mod form;
 pub mod request;
 pub mod response;
 
-pub use request::{BodyKind, Head, HeadError, Limits, parse_head};
+pub use request::{BodyKind, Head, HeadError, Limits, parse_head, parse_head_into};
 pub use response::Response;

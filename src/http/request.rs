@@ -44,7 +44,7 @@ pub enum BodyKind {
 #[derive(Clone)]
 pub struct Head {
     /// The head as sent, request line to blank line.
-    raw: Box<[u8]>,
+    raw: Vec<u8>,
     method: Method,
     /// The request-target up to (not including) '?'.
     path: Span,
@@ -105,10 +105,36 @@ impl Span {
     }
 }
 
+impl Default for Head {
+    /// An empty head, to be filled by [`parse_head_into`].
+    fn default() -> Head {
+        let nothing = Span { start: 0, end: 0 };
+        Head {
+            raw: Vec::new(),
+            method: Method::Other(nothing),
+            path: nothing,
+            query: None,
+            headers: Vec::new(),
+            minor_version: 1,
+            body: BodyKind::Empty,
+            keep_alive: false,
+        }
+    }
+}
+
+/// Largest head copy a connection keeps for its next request.
+const KEEP_HEAD: usize = 4 * 1024;
+
 impl Head {
-    /// Copies the first `n` bytes of `window` (the head httparse parsed into `req`) and
-    /// notes where each part lies in them, then works out the body framing.
-    fn new(window: &[u8], n: usize, req: &httparse::Request<'_, '_>) -> Result<Head, HeadError> {
+    /// Copies the first `n` bytes of `window` (the head httparse parsed into `req`) over this
+    /// head's, reusing its buffers, notes where each part lies in them, then works out the body
+    /// framing.
+    fn fill(
+        &mut self,
+        window: &[u8],
+        n: usize,
+        req: &httparse::Request<'_, '_>,
+    ) -> Result<(), HeadError> {
         let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
         else {
             return Err(HeadError::Malformed);
@@ -118,21 +144,24 @@ impl Head {
             Some((p, q)) => (at(p.as_bytes()), Some(at(q.as_bytes()))),
             None => (at(target.as_bytes()), None),
         };
-        let mut head = Head {
-            raw: window.get(..n).unwrap_or_default().into(),
-            method: Method::new(method, at(method.as_bytes())),
-            path,
-            query,
-            headers: (req.headers.iter())
-                .map(|h| (at(h.name.as_bytes()), at(h.value)))
-                .collect(),
-            minor_version,
-            body: BodyKind::Empty,
-            keep_alive: false,
-        };
-        head.body = body_kind(&head)?;
-        head.keep_alive = keep_alive(&head);
-        Ok(head)
+        if self.raw.capacity() > KEEP_HEAD {
+            self.raw = Vec::new();
+            self.headers = Vec::new();
+        }
+        self.raw.clear();
+        self.raw
+            .extend_from_slice(window.get(..n).unwrap_or_default());
+        self.headers.clear();
+        (self.headers).extend(
+            req.headers
+                .iter()
+                .map(|h| (at(h.name.as_bytes()), at(h.value))),
+        );
+        self.method = Method::new(method, at(method.as_bytes()));
+        (self.path, self.query, self.minor_version) = (path, query, minor_version);
+        self.body = body_kind(self)?;
+        self.keep_alive = keep_alive(self);
+        Ok(())
     }
 
     /// The method, as sent.
@@ -249,6 +278,18 @@ impl std::error::Error for HeadError {}
 /// Content-Length values that differ, or a non-numeric one -> BadLength; Transfer-Encoding whose
 /// final coding is not `chunked` -> UnsupportedTransferEncoding; otherwise httparse errors -> Malformed.
 pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HeadError> {
+    let mut head = Head::default();
+    Ok(parse_head_into(buf, limits, &mut head)?.map(|n| (head, n)))
+}
+
+/// [`parse_head`] into a head a connection keeps, so its buffers are reused: Ok(Some(n)) when
+/// `head` now holds a complete head of n bytes. After any other answer `head` holds nothing
+/// meaningful.
+pub fn parse_head_into(
+    buf: &[u8],
+    limits: &Limits,
+    head: &mut Head,
+) -> Result<Option<usize>, HeadError> {
     // Only the first max_head bytes are ever looked at, so a head that completes within them
     // is within the limit, and one that does not is too large once more bytes have arrived.
     let window = buf.get(..limits.max_head).unwrap_or(buf);
@@ -272,7 +313,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, 
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
         Err(_) => return Err(HeadError::Malformed),
     };
-    Head::new(window, n, &req).map(|head| Some((head, n)))
+    head.fill(window, n, &req).map(|()| Some(n))
 }
 
 /// Header slots [`parse_head`] keeps on the stack: enough for [`DEFAULT_MAX_HEADERS`].
@@ -371,6 +412,24 @@ mod tests {
         assert_eq!(head.body, BodyKind::Empty);
         assert!(head.keep_alive);
         assert_eq!(head.header("host"), Some(&b"x"[..]));
+    }
+
+    #[test]
+    fn a_reused_head_keeps_nothing_of_the_last_request() {
+        let first = b"POST /faye?x=1 HTTP/1.1\r\nHost: a\r\nOrigin: o\r\nContent-Length: 5\r\n\r\n";
+        let second = b"GET /other HTTP/1.0\r\nHost: b\r\n\r\n";
+        let mut head = Head::default();
+        let n = parse_head_into(first, &Limits::default(), &mut head);
+        assert_eq!(n, Ok(Some(first.len())));
+        assert_eq!(head.header_str("origin"), Some("o"));
+        let n = parse_head_into(second, &Limits::default(), &mut head);
+        assert_eq!(n, Ok(Some(second.len())));
+        let (fresh, _) = complete(second);
+        assert_eq!(format!("{head:?}"), format!("{fresh:?}"));
+        assert_eq!(head.header_str("origin"), None);
+        assert_eq!(head.query(), None);
+        assert_eq!(head.body, BodyKind::Empty);
+        assert!(!head.keep_alive);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::{bayeux_http, read_more, websocket};
 use crate::http::body::ChunkedDecoder;
 use crate::http::response::{Response, plain};
-use crate::http::{BodyKind, Head, Limits, parse_head};
+use crate::http::{BodyKind, Head, Limits, parse_head_into};
 use crate::shard::{Node, RequestBody};
 use bytes::{Buf, BytesMut};
 use futures::future::Either;
@@ -71,12 +71,13 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
     let mut deadline = Some(Instant::now() + head_time);
     let mut timer: Timer = Box::pin(monoio::time::sleep(head_time));
     let mut out = Vec::new();
+    // One head for all the connection's requests, so each parse reuses its buffers.
+    let mut head = Head::default();
     loop {
-        let head = match parse_head(&buf, &limits) {
-            Ok(Some((head, used))) => {
+        match parse_head_into(&buf, &limits, &mut head) {
+            Ok(Some(used)) => {
                 buf.advance(used);
                 deadline = None;
-                head
             }
             Ok(None) => {
                 let len = buf.len();
@@ -108,7 +109,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                 .await;
                 return;
             }
-        };
+        }
         let mount = node.settings.mount_for(head.path());
         if crate::websocket::handshake::wants_upgrade(
             head.header("connection"),
