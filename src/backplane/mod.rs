@@ -42,7 +42,7 @@ struct Change {
     mount: usize,
     key: Box<str>,
     on: bool,
-    ack: Option<Arc<Ack>>,
+    ack: Option<Ack>,
 }
 
 /// The part shared by the workers and the link thread.
@@ -65,7 +65,7 @@ impl Cluster for Backplane {
         self.outbound.push(item);
     }
 
-    fn interest(&self, mount: usize, key: &str, on: bool, ack: Option<Arc<Ack>>) {
+    fn interest(&self, mount: usize, key: &str, on: bool, ack: Option<Ack>) {
         let change = Change {
             mount,
             key: key.into(),

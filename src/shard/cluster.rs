@@ -15,5 +15,5 @@ pub trait Cluster: Send + Sync {
     /// This process's interest in an exact channel (reported by its owner worker) or a pattern
     /// (reported by worker 0) turned on or off. `ack`, when given, is dropped once the other
     /// processes will route matching publishes here, or at once when they cannot be reached.
-    fn interest(&self, mount: usize, key: &str, on: bool, ack: Option<Arc<Ack>>);
+    fn interest(&self, mount: usize, key: &str, on: bool, ack: Option<Ack>);
 }

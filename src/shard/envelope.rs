@@ -2,26 +2,68 @@
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
+use futures::task::AtomicWaker;
+use std::future::Future;
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Completion of a batch's cross-worker work: every envelope carries a clone, and when the
 /// last clone is dropped (the work is done, or the envelope was discarded) the waiter wakes.
-pub struct Ack(Option<oneshot::Sender<()>>);
+/// The clones and the waiter share one allocation, with a count of the clones alive.
+pub struct Ack(Arc<AckState>);
+
+struct AckState {
+    clones: AtomicUsize,
+    waiter: AtomicWaker,
+}
+
+/// Waits until every [`Ack`] made with it has been dropped.
+pub struct AckDone(Arc<AckState>);
 
 impl Ack {
-    pub fn new() -> (Arc<Ack>, oneshot::Receiver<()>) {
-        let (tx, rx) = oneshot::channel();
-        (Arc::new(Ack(Some(tx))), rx)
+    pub fn new() -> (Ack, AckDone) {
+        let state = Arc::new(AckState {
+            clones: AtomicUsize::new(1),
+            waiter: AtomicWaker::new(),
+        });
+        (Ack(state.clone()), AckDone(state))
+    }
+}
+
+impl Clone for Ack {
+    fn clone(&self) -> Ack {
+        self.0.clones.fetch_add(1, Ordering::Relaxed);
+        Ack(self.0.clone())
     }
 }
 
 impl Drop for Ack {
     fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
+        // AcqRel: the work done under each clone happens before the waiter's return.
+        if self.0.clones.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.waiter.wake();
         }
+    }
+}
+
+impl Future for AckDone {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let state = &self.0;
+        if state.clones.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(());
+        }
+        state.waiter.register(cx.waker());
+        // Checked again after registering: a last drop in between woke no one.
+        if state.clones.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(());
+        }
+        Poll::Pending
     }
 }
 
@@ -83,7 +125,7 @@ pub enum Envelope {
         mount: usize,
         channel: Arc<str>,
         msg: Bytes,
-        ack: Option<Arc<Ack>>,
+        ack: Option<Ack>,
         /// When the publish was accepted (for the publish-to-write latency).
         at: Instant,
     },
@@ -92,7 +134,7 @@ pub enum Envelope {
         mount: usize,
         channel: Arc<str>,
         msg: Bytes,
-        ack: Option<Arc<Ack>>,
+        ack: Option<Ack>,
         at: Instant,
     },
     /// A worker's interest in a channel (to its owner) or a pattern (to all) turned on or off.
@@ -101,7 +143,7 @@ pub enum Envelope {
         channel: Arc<str>,
         worker: usize,
         on: bool,
-        ack: Option<Arc<Ack>>,
+        ack: Option<Ack>,
     },
     /// A request body naming a session of the receiver: process it there, send the reply back.
     Batch {
@@ -116,4 +158,64 @@ pub enum Envelope {
         mount: usize,
         kind: Adopt,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ack;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_waiter_wakes_once_the_last_clone_is_dropped_on_any_thread() {
+        let (ack, done) = Ack::new();
+        let clones: Vec<Ack> = (0..8).map(|_| ack.clone()).collect();
+        drop(ack);
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut done = pin!(done);
+        assert_eq!(done.as_mut().poll(&mut cx), Poll::Pending);
+        let mut clones = clones.into_iter();
+        let last = clones.next();
+        std::thread::scope(|s| {
+            for c in clones {
+                s.spawn(move || drop(c));
+            }
+        });
+        assert!(
+            !flag.0.load(Ordering::SeqCst),
+            "woken with a clone still alive"
+        );
+        assert_eq!(done.as_mut().poll(&mut cx), Poll::Pending);
+        std::thread::spawn(move || drop(last)).join().unwrap();
+        assert!(
+            flag.0.load(Ordering::SeqCst),
+            "the last drop did not wake the waiter"
+        );
+        assert_eq!(done.as_mut().poll(&mut cx), Poll::Ready(()));
+    }
+
+    #[test]
+    fn a_waiter_polled_after_every_drop_is_ready_at_once() {
+        let (ack, done) = Ack::new();
+        drop(ack.clone());
+        drop(ack);
+        let waker = Waker::noop();
+        assert_eq!(
+            pin!(done).poll(&mut Context::from_waker(waker)),
+            Poll::Ready(())
+        );
+    }
 }

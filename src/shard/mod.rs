@@ -9,7 +9,7 @@ pub mod router;
 pub mod worker;
 
 pub use cluster::Cluster;
-pub use envelope::{Ack, Adopt, Envelope, RequestBody};
+pub use envelope::{Ack, AckDone, Adopt, Envelope, RequestBody};
 pub use mesh::Mesh;
 pub use router::{Node, Peer, Via};
 

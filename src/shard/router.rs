@@ -1,7 +1,7 @@
 //! A worker's node: its engine, its end of the mesh, and the request driver that runs a batch
 //! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
 
-use super::{Ack, Adopt, Cluster, Envelope, Mesh, RequestBody, owner};
+use super::{Ack, AckDone, Adopt, Cluster, Envelope, Mesh, RequestBody, owner};
 use crate::bayeux::json::{BodyError, JsonArray, Reply, parse_batch};
 use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscribe};
 use crate::config::Settings;
@@ -71,13 +71,13 @@ pub struct Node {
 /// entirely here (a connect, a publish to this worker's own channel) allocates none.
 #[derive(Default)]
 struct LazyAck {
-    ack: OnceCell<Arc<Ack>>,
-    done: Cell<Option<oneshot::Receiver<()>>>,
+    ack: OnceCell<Ack>,
+    done: Cell<Option<AckDone>>,
 }
 
 impl LazyAck {
     /// An envelope's completion, already made by the worker that sent it.
-    fn of(ack: Arc<Ack>) -> LazyAck {
+    fn of(ack: Ack) -> LazyAck {
         LazyAck {
             ack: OnceCell::from(ack),
             done: Cell::new(None),
@@ -85,7 +85,7 @@ impl LazyAck {
     }
 
     /// A clone to send with work that crosses to another worker.
-    fn get(&self) -> Arc<Ack> {
+    fn get(&self) -> Ack {
         let ack = self.ack.get_or_init(|| {
             let (ack, done) = Ack::new();
             self.done.set(Some(done));
@@ -99,7 +99,7 @@ impl LazyAck {
         let LazyAck { ack, done } = self;
         drop(ack);
         if let Some(done) = done.into_inner() {
-            let _ = done.await;
+            done.await;
         }
     }
 }

@@ -64,7 +64,7 @@ struct Link {
     shown: String,
     interest: RefCell<Interest>,
     /// Subscribe replies waiting for the commands being sent.
-    acks: RefCell<Vec<Arc<Ack>>>,
+    acks: RefCell<Vec<Ack>>,
     /// The batch being published, with its sequence numbers. A batch not confirmed when the
     /// connection fails is sent again first: receivers drop the ones they already have.
     unsent: RefCell<Vec<(u64, Item)>>,
