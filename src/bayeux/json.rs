@@ -393,7 +393,25 @@ impl Reply {
         self.extra.push(b':');
     }
 
+    /// Appends the reply's JSON object to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
+        self.write_fields(out);
+        out.push(b'}');
+    }
+
+    /// Appends the reply with one more field last, `,"key":<raw json>`, leaving the reply as
+    /// it is (a held connect's advice, chosen when it is answered).
+    pub fn write_with(&self, out: &mut Vec<u8>, key: &str, raw_json: &[u8]) {
+        self.write_fields(out);
+        out.push(b',');
+        write_str(out, key);
+        out.push(b':');
+        out.extend_from_slice(raw_json);
+        out.push(b'}');
+    }
+
+    /// The object without its closing brace.
+    fn write_fields(&self, out: &mut Vec<u8>) {
         out.push(b'{');
         let mut first = true;
         let mut put = |out: &mut Vec<u8>, key: &str, val: &[u8]| {
@@ -424,7 +442,6 @@ impl Reply {
             put(out, "error", v.as_bytes());
         }
         out.extend_from_slice(&self.extra);
-        out.push(b'}');
     }
 }
 
@@ -503,6 +520,33 @@ impl JsonArray {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_written_with_a_field_is_the_reply_with_it_pushed() {
+        let mut reply = Reply {
+            id: Some(Encoded::from_slice(b"\"7\"")),
+            client_id: None,
+            channel: Some(Encoded::from_slice(b"\"/meta/connect\"")),
+            successful: true,
+            error: None,
+            extra: Vec::new(),
+        };
+        for extra in [false, true] {
+            if extra {
+                reply.push_str("x", "y");
+            }
+            let mut with = Vec::new();
+            reply.write_with(&mut with, "advice", br#"{"timeout":0}"#);
+            let mut pushed = reply.clone();
+            pushed.push_raw("advice", br#"{"timeout":0}"#);
+            let mut expected = Vec::new();
+            pushed.write(&mut expected);
+            assert_eq!(
+                String::from_utf8(with).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
 
     /// The deepest nesting of `bytes`, one byte at a time (how `depth_exceeds` used to
     /// count), as the oracle of the test below.

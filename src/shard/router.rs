@@ -116,17 +116,14 @@ struct HeldConnect {
 
 impl HeldConnect {
     /// Writes the reply as sent: with the connect's advice, or a retry pause while draining.
-    fn write(&mut self, node: &Node, mount: usize, out: &mut Vec<u8>) {
-        let without_advice = self.reply.extra.len();
+    fn write(&self, node: &Node, mount: usize, out: &mut Vec<u8>) {
         if node.draining.get() {
             let advice = node.drain_advice(mount);
-            self.reply.push_raw("advice", advice.as_bytes());
+            self.reply.write_with(out, "advice", advice.as_bytes());
         } else {
             let advice = node.advice[mount].connect(self.eventsource);
-            self.reply.push_raw("advice", advice);
+            self.reply.write_with(out, "advice", advice);
         }
-        self.reply.write(out);
-        self.reply.extra.truncate(without_advice);
     }
 }
 
