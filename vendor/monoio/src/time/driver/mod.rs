@@ -208,18 +208,26 @@ where
         }
 
         // Process pending timers after waking up
-        self.handle.process();
+        self.handle.process_after_park(next_wake);
 
         Ok(())
     }
 }
 
 impl Handle {
-    /// Runs timer related logic, and returns the next wakeup time
-    pub(self) fn process(&self) {
+    /// `process`, after a park that found `next_wake` to be the wheel's next expiration. No
+    /// task ran during the park, so the wheel is as it was: when nothing is due yet, walking
+    /// it (twice, in `process_at_time`) would only move its clock to `now` and find the same
+    /// next expiration again.
+    pub(self) fn process_after_park(&self, next_wake: Option<u64>) {
         let now = self.time_source().now();
-
-        self.process_at_time(now)
+        if next_wake.is_some_and(|when| when <= now) {
+            return self.process_at_time(now);
+        }
+        let mut state = self.get().state.borrow_mut();
+        if now > state.wheel.elapsed() {
+            state.wheel.set_elapsed(now);
+        }
     }
 
     pub(self) fn process_at_time(&self, mut now: u64) {

@@ -261,7 +261,7 @@ impl Wheel {
         }
     }
 
-    fn set_elapsed(&mut self, when: u64) {
+    pub(crate) fn set_elapsed(&mut self, when: u64) {
         assert!(
             self.elapsed <= when,
             "elapsed={:?}; when={:?}",
