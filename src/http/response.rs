@@ -161,11 +161,16 @@ impl Response {
         let fixed = self.fixed.0.as_bytes();
         // Status line and Content-Length: 64 bytes with room to spare.
         out.reserve(64 + reason.len() + fixed.len() + self.headers.len() + self.body.len());
-        out.extend_from_slice(b"HTTP/1.1 ");
-        put_decimal(out, usize::from(self.status));
-        out.push(b' ');
-        out.extend_from_slice(reason.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        if self.status == 200 {
+            // Nearly every response: its status line is one constant.
+            out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        } else {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            put_decimal(out, usize::from(self.status));
+            out.push(b' ');
+            out.extend_from_slice(reason.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
         out.extend_from_slice(fixed);
         out.extend_from_slice(&self.headers);
         if self.length && !matches!(self.status, 101 | 204 | 304) {

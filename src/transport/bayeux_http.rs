@@ -151,6 +151,9 @@ async fn jsonp(
 /// `application/json` whatever the case and spacing (Faye is stricter by accident, spec 11.13).
 fn is_json(head: &Head) -> bool {
     head.header("content-type").is_some_and(|ct| {
+        if ct == b"application/json" {
+            return true; // what the Faye clients send, checked without case folding
+        }
         let media_type = &ct[..memchr::memchr(b';', ct).unwrap_or(ct.len())];
         media_type
             .trim_ascii()
