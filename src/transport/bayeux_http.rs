@@ -12,16 +12,18 @@ use std::rc::Rc;
 
 const JSONP_DEFAULT: &str = "jsonpcallback";
 
+/// Answers one request to `mount`; `path` is `head.path()`, already read.
 pub async fn respond(
     node: &Rc<Node>,
     mount: usize,
     head: &Head,
+    path: &str,
     body: RequestBody,
     ip: Option<IpAddr>,
 ) -> Outcome {
     let settings = &node.settings;
     let auth = &settings.policy(mount).auth;
-    let (method, path) = (head.method(), head.path());
+    let method = head.method();
     if path.ends_with(".js") || path.ends_with(".map") {
         let mount_path = &settings.mounts[mount];
         let resp = settings.client_files.respond(

@@ -110,7 +110,8 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                 return;
             }
         }
-        let mount = node.settings.mount_for(head.path());
+        let path = head.path();
+        let mount = node.settings.mount_for(path);
         if crate::websocket::handshake::wants_upgrade(
             head.header("connection"),
             head.header("upgrade"),
@@ -167,7 +168,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
             None => Outcome::Reply(Response::new(404)),
             Some(mount) => {
                 let ip = client_ip(&node, &head).or(peer_ip);
-                bayeux_http::respond(&node, mount, &head, body, ip).await
+                bayeux_http::respond(&node, mount, &head, path, body, ip).await
             }
         };
         match outcome {
