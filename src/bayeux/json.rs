@@ -285,24 +285,39 @@ const EXTRA_CAPACITY: usize = 256;
 
 /// A value's JSON text, kept inline when short: an id, a clientId or a channel name fit, so a
 /// reply copies them from the request without allocating.
-pub type Encoded = smallvec::SmallVec<[u8; 48]>;
+pub type Encoded = smallvec::SmallVec<[u8; ENCODED_INLINE]>;
+
+/// The bytes an [`Encoded`] keeps inline.
+const ENCODED_INLINE: usize = 48;
 
 fn encoded(v: Value) -> Encoded {
-    let mut out = Encoded::new();
     match v.as_str() {
-        Some(s) if s.len() + 2 <= out.inline_size() && escape_free(s.as_bytes()) => {
-            out.push(b'"');
-            out.extend_from_slice(s.as_bytes());
-            out.push(b'"');
+        Some(s) if escape_free(s.as_bytes()) => {
+            // Quoted in a stack buffer, which becomes the inline value whole: pushing byte by
+            // byte checks the capacity at each step.
+            let mut buf = [0u8; ENCODED_INLINE];
+            let len = s.len() + 2;
+            match buf.get_mut(..len) {
+                Some(quoted) => {
+                    quoted[0] = b'"';
+                    quoted[1..len - 1].copy_from_slice(s.as_bytes());
+                    quoted[len - 1] = b'"';
+                    Encoded::from_buf_and_len(buf, len)
+                }
+                None => {
+                    let mut out = Vec::with_capacity(len);
+                    write_str(&mut out, s);
+                    Encoded::from_vec(out)
+                }
+            }
         }
         Some(s) => {
-            let mut buf = Vec::with_capacity(s.len() + 2);
-            write_str(&mut buf, s);
-            out = Encoded::from_vec(buf);
+            let mut out = Vec::with_capacity(s.len() + 8);
+            write_str(&mut out, s);
+            Encoded::from_vec(out)
         }
-        None => out.extend_from_slice(v.encode().as_bytes()),
+        None => Encoded::from_slice(v.encode().as_bytes()),
     }
-    out
 }
 
 /// A byte [`write_str`] escapes.
@@ -520,6 +535,24 @@ impl JsonArray {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encoded_value_is_its_json_inline_or_not() {
+        for len in 0..60 {
+            for text in ["x".repeat(len), format!("{}\"", "y".repeat(len))] {
+                let mut json = Vec::new();
+                write_str(&mut json, &text);
+                let mut input = json.clone();
+                let tape = simd_json::to_tape(&mut input).unwrap();
+                assert_eq!(&encoded(tape.as_value())[..], &json[..], "{text:?}");
+            }
+        }
+        for json in ["12", "null", "true", r#"{"a":[1,"b"]}"#] {
+            let mut input = json.as_bytes().to_vec();
+            let tape = simd_json::to_tape(&mut input).unwrap();
+            assert_eq!(&encoded(tape.as_value())[..], json.as_bytes());
+        }
+    }
 
     #[test]
     fn a_reply_written_with_a_field_is_the_reply_with_it_pushed() {
