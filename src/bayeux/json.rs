@@ -23,6 +23,15 @@ pub enum BodyError {
 /// String contents are skipped with `memchr2` (a Bayeux body is mostly strings), and only
 /// the bytes between strings are looked at one by one.
 pub fn depth_exceeds(bytes: &[u8], limit: usize) -> bool {
+    // Nesting needs an opening bracket per level: a body with no more than `limit` of them in
+    // all (in strings too) is within it, which a vectorised count tells without the walk.
+    if memchr::memchr2_iter(b'[', b'{', bytes)
+        .take(limit + 1)
+        .count()
+        <= limit
+    {
+        return false;
+    }
     let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
