@@ -46,8 +46,8 @@ fn digit(c: u8) -> Option<usize> {
 }
 
 /// The worker a clientId belongs to, when it is one of ours for this worker count.
-pub fn worker_of(id: &str, workers: usize) -> Option<usize> {
-    let b = id.as_bytes();
+pub fn worker_of(id: impl AsRef<[u8]>, workers: usize) -> Option<usize> {
+    let b = id.as_ref();
     if b.len() != LEN {
         return None;
     }

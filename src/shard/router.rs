@@ -324,7 +324,7 @@ impl Node {
     }
 
     /// The worker owning the session a clientId names, when it is another one.
-    pub fn foreign_owner(&self, client_id: &str) -> Option<usize> {
+    pub fn foreign_owner(&self, client_id: &[u8]) -> Option<usize> {
         bayeux::id::worker_of(client_id, self.workers()).filter(|&w| w != self.me)
     }
 
@@ -785,8 +785,9 @@ fn ext_str<'i>(msg: bayeux::json::Value<'_, 'i>, key: &str) -> Option<&'i str> {
     bayeux::json::field(msg, "ext").and_then(|ext| bayeux::json::str_field(ext, key))
 }
 
-/// The first `"clientId":"..."` value in a raw body, found without parsing it.
-pub fn first_client_id(body: &[u8]) -> Option<&str> {
+/// The first `"clientId":"..."` value in a raw body, found without parsing it (as bytes: it
+/// only picks a worker, which `id::worker_of` reads from them).
+pub fn first_client_id(body: &[u8]) -> Option<&[u8]> {
     const KEY: &[u8] = b"\"clientId\"";
     static FINDER: LazyLock<memchr::memmem::Finder<'static>> =
         LazyLock::new(|| memchr::memmem::Finder::new(KEY));
@@ -803,7 +804,7 @@ pub fn first_client_id(body: &[u8]) -> Option<&str> {
         .map(|i| &rest[i..])?;
     let rest = rest.strip_prefix(b"\"")?;
     let end = rest.iter().position(|&b| b == b'"')?;
-    std::str::from_utf8(&rest[..end]).ok()
+    rest.get(..end)
 }
 
 /// Gives other tasks on this worker a turn.
@@ -827,7 +828,7 @@ mod tests {
     fn finds_client_id_without_parsing() {
         assert_eq!(
             super::first_client_id(br#"[{"channel":"/meta/connect", "clientId" : "abc","x":1}]"#),
-            Some("abc")
+            Some(&b"abc"[..])
         );
         assert_eq!(
             super::first_client_id(br#"[{"channel":"/a","data":1}]"#),

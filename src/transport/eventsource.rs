@@ -16,7 +16,7 @@ const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCach
 
 /// Starts a stream, first moving the socket to the worker of the session if it is another one.
 pub async fn start(node: Rc<Node>, stream: TcpStream, mount: usize, client_id: String) {
-    if let Some(to) = node.foreign_owner(&client_id) {
+    if let Some(to) = node.foreign_owner(client_id.as_bytes()) {
         let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
         node.send(
             to,

@@ -433,8 +433,9 @@ async fn on_text(
     peer: Peer,
 ) -> End {
     let foreign = first_client_id(&text).and_then(|c| {
+        let here = |c| node.engine.borrow().exists(mount, c);
         node.foreign_owner(c)
-            .filter(|_| !node.engine.borrow().exists(mount, c))
+            .filter(|_| !std::str::from_utf8(c).is_ok_and(here))
     });
     if let Some(to) = foreign
         && !node.engine.borrow().is_bound(outbox)
