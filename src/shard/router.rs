@@ -732,7 +732,7 @@ impl Node {
     async fn finish_connect(
         self: &Rc<Self>,
         mount: usize,
-        mut h: HeldConnect,
+        h: HeldConnect,
         via: &Via,
         out: &mut JsonArray,
     ) {
