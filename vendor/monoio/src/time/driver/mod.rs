@@ -228,6 +228,8 @@ impl Handle {
         if now > state.wheel.elapsed() {
             state.wheel.set_elapsed(now);
         }
+        // As `process_at_time` leaves it, so its clamp for a clock going backwards reads the same
+        state.elapsed = state.wheel.elapsed();
     }
 
     pub(self) fn process_at_time(&self, mut now: u64) {
