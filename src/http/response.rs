@@ -161,15 +161,15 @@ impl Response {
         let fixed = self.fixed.0.as_bytes();
         // Status line and Content-Length: 64 bytes with room to spare.
         out.reserve(64 + reason.len() + fixed.len() + self.headers.len() + self.body.len());
-        if self.status == 200 {
-            // Nearly every response: its status line is one constant.
-            out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
-        } else {
-            out.extend_from_slice(b"HTTP/1.1 ");
-            put_decimal(out, usize::from(self.status));
-            out.push(b' ');
-            out.extend_from_slice(reason.as_bytes());
-            out.extend_from_slice(b"\r\n");
+        match status_line(self.status) {
+            Some(line) => out.extend_from_slice(line.as_bytes()),
+            None => {
+                out.extend_from_slice(b"HTTP/1.1 ");
+                put_decimal(out, usize::from(self.status));
+                out.push(b' ');
+                out.extend_from_slice(reason.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
         }
         out.extend_from_slice(fixed);
         out.extend_from_slice(&self.headers);
@@ -198,24 +198,42 @@ fn put_decimal(out: &mut Vec<u8>, mut n: usize) {
     out.extend_from_slice(&digits[at..]);
 }
 
-/// The reason phrase for the statuses Bayou sends; "Unknown" for the rest.
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        101 => "Switching Protocols",
-        200 => "OK",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Payload Too Large",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
+/// The statuses Bayou sends: each one's reason phrase, and its whole status line as one
+/// constant, so writing a response's first line is one copy.
+macro_rules! statuses {
+    ($($code:literal => $reason:literal,)*) => {
+        /// The reason phrase for the statuses Bayou sends; "Unknown" for the rest.
+        pub fn reason(status: u16) -> &'static str {
+            match status {
+                $($code => $reason,)*
+                _ => "Unknown",
+            }
+        }
+
+        /// "HTTP/1.1 <status> <reason>\r\n" for the statuses Bayou sends.
+        fn status_line(status: u16) -> Option<&'static str> {
+            match status {
+                $($code => Some(concat!("HTTP/1.1 ", $code, " ", $reason, "\r\n")),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+statuses! {
+    101 => "Switching Protocols",
+    200 => "OK",
+    304 => "Not Modified",
+    400 => "Bad Request",
+    404 => "Not Found",
+    405 => "Method Not Allowed",
+    408 => "Request Timeout",
+    413 => "Payload Too Large",
+    429 => "Too Many Requests",
+    431 => "Request Header Fields Too Large",
+    500 => "Internal Server Error",
+    501 => "Not Implemented",
+    503 => "Service Unavailable",
 }
 
 /// The Faye 400: status 400, `Content-Type: text/plain; charset=utf-8`, body "Bad request".
@@ -355,6 +373,17 @@ mod tests {
         assert_eq!(reason(413), "Payload Too Large");
         assert_eq!(reason(503), "Service Unavailable");
         assert_eq!(reason(418), "Unknown");
+    }
+
+    #[test]
+    fn every_status_line_is_status_and_reason() {
+        for status in 100..600 {
+            let mut out = Vec::new();
+            Response::new(status).without_length().write_to(&mut out);
+            let line = format!("HTTP/1.1 {status} {}\r\n\r\n", reason(status));
+            assert_eq!(String::from_utf8(out).unwrap(), line);
+            assert_eq!(status_line(status).is_some(), reason(status) != "Unknown");
+        }
     }
 
     #[test]
