@@ -6,47 +6,38 @@ use futures::task::AtomicWaker;
 use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{Ordering, fence};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Completion of a batch's cross-worker work: every envelope carries a clone, and when the
 /// last clone is dropped (the work is done, or the envelope was discarded) the waiter wakes.
-/// The clones and the waiter share one allocation, with a count of the clones alive.
+/// The clones share one `Arc`, whose count is the count of clones; the waiter holds it weakly,
+/// so the state is dropped, and wakes it, with the last clone.
+#[derive(Clone)]
 pub struct Ack(Arc<AckState>);
 
 struct AckState {
-    clones: AtomicUsize,
     waiter: AtomicWaker,
 }
 
+impl Drop for AckState {
+    fn drop(&mut self) {
+        self.waiter.wake();
+    }
+}
+
 /// Waits until every [`Ack`] made with it has been dropped.
-pub struct AckDone(Arc<AckState>);
+pub struct AckDone(Weak<AckState>);
 
 impl Ack {
     pub fn new() -> (Ack, AckDone) {
         let state = Arc::new(AckState {
-            clones: AtomicUsize::new(1),
             waiter: AtomicWaker::new(),
         });
-        (Ack(state.clone()), AckDone(state))
-    }
-}
-
-impl Clone for Ack {
-    fn clone(&self) -> Ack {
-        self.0.clones.fetch_add(1, Ordering::Relaxed);
-        Ack(self.0.clone())
-    }
-}
-
-impl Drop for Ack {
-    fn drop(&mut self) {
-        // AcqRel: the work done under each clone happens before the waiter's return.
-        if self.0.clones.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.waiter.wake();
-        }
+        let done = AckDone(Arc::downgrade(&state));
+        (Ack(state), done)
     }
 }
 
@@ -54,15 +45,14 @@ impl Future for AckDone {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let state = &self.0;
-        if state.clones.load(Ordering::Acquire) == 0 {
+        let Some(state) = self.0.upgrade() else {
+            // Every clone is gone: what was done under them happens before this return.
+            fence(Ordering::Acquire);
             return Poll::Ready(());
-        }
+        };
         state.waiter.register(cx.waker());
-        // Checked again after registering: a last drop in between woke no one.
-        if state.clones.load(Ordering::Acquire) == 0 {
-            return Poll::Ready(());
-        }
+        // If this was the last reference, its drop wakes this task, which then finds none.
+        drop(state);
         Poll::Pending
     }
 }
