@@ -300,32 +300,25 @@ pub type Encoded = smallvec::SmallVec<[u8; ENCODED_INLINE]>;
 const ENCODED_INLINE: usize = 48;
 
 fn encoded(v: Value) -> Encoded {
-    match v.as_str() {
-        Some(s) if escape_free(s.as_bytes()) => {
-            // Quoted in a stack buffer, which becomes the inline value whole: pushing byte by
-            // byte checks the capacity at each step.
-            let mut buf = [0u8; ENCODED_INLINE];
-            let len = s.len() + 2;
-            match buf.get_mut(..len) {
-                Some(quoted) => {
-                    quoted[0] = b'"';
-                    quoted[1..len - 1].copy_from_slice(s.as_bytes());
-                    quoted[len - 1] = b'"';
-                    Encoded::from_buf_and_len(buf, len)
-                }
-                None => {
-                    let mut out = Vec::with_capacity(len);
-                    write_str(&mut out, s);
-                    Encoded::from_vec(out)
-                }
-            }
+    let Some(s) = v.as_str() else {
+        return Encoded::from_slice(v.encode().as_bytes());
+    };
+    // A short string with nothing to escape is quoted in a stack buffer that becomes the
+    // inline value whole (pushing byte by byte checks the capacity at each step).
+    let len = s.len() + 2;
+    let mut buf = [0u8; ENCODED_INLINE];
+    match buf.get_mut(..len).filter(|_| escape_free(s.as_bytes())) {
+        Some(quoted) => {
+            quoted[0] = b'"';
+            quoted[1..len - 1].copy_from_slice(s.as_bytes());
+            quoted[len - 1] = b'"';
+            Encoded::from_buf_and_len(buf, len)
         }
-        Some(s) => {
-            let mut out = Vec::with_capacity(s.len() + 8);
+        None => {
+            let mut out = Vec::with_capacity(len);
             write_str(&mut out, s);
             Encoded::from_vec(out)
         }
-        None => Encoded::from_slice(v.encode().as_bytes()),
     }
 }
 
