@@ -1,8 +1,8 @@
 //! Which workers have local subscribers: a small bit set of worker indices, and the table of
 //! patterns that a publish's channel name is looked up in without building any text.
 
+use super::ChannelMap;
 use crate::bayeux::channel::{self, Pattern, Wildcard};
-use std::collections::HashMap;
 
 /// Workers 0 to 63 live in `low`, inline; larger indices spill into `high`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,13 +76,13 @@ impl Iterator for Bits {
 #[derive(Debug, Default)]
 pub struct PatternTable {
     /// `parent/*`.
-    one: HashMap<Box<str>, WorkerSet>,
+    one: ChannelMap<Box<str>, WorkerSet>,
     /// `parent/**`.
-    many: HashMap<Box<str>, WorkerSet>,
+    many: ChannelMap<Box<str>, WorkerSet>,
 }
 
 impl PatternTable {
-    fn table(&mut self, wildcard: Wildcard) -> &mut HashMap<Box<str>, WorkerSet> {
+    fn table(&mut self, wildcard: Wildcard) -> &mut ChannelMap<Box<str>, WorkerSet> {
         match wildcard {
             Wildcard::One => &mut self.one,
             Wildcard::Many => &mut self.many,

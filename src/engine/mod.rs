@@ -22,6 +22,10 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+/// A table keyed by channel names, which clients choose: hashed with per-process random keys
+/// (so colliding names cannot be precomputed), cheaper than std's SipHash on short names.
+pub(crate) type ChannelMap<K, V> = HashMap<K, V, ahash::RandomState>;
+
 /// The hasher of a table whose keys are already hashes (the session index's clientId hashes).
 #[derive(Default)]
 struct Prehashed(u64);
@@ -61,11 +65,11 @@ struct Mount {
     /// taken, and a lookup compares the whole id, so the session holds the only copy.
     by_id: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
     /// Channel or pattern -> local sessions subscribed to it (the text shared with them).
-    local: HashMap<Rc<str>, Subscribers>,
+    local: ChannelMap<Rc<str>, Subscribers>,
     /// How many keys of `local` are patterns: a delivery looks them up only when some are.
     local_patterns: usize,
     /// Exact channels owned by this worker -> workers with local subscribers.
-    owned: HashMap<Box<str>, WorkerSet>,
+    owned: ChannelMap<Box<str>, WorkerSet>,
     /// Patterns -> workers with local subscribers (replicated on every worker).
     patterns: PatternTable,
     /// Slot -> client address, for sessions the per-address count includes (kept beside the

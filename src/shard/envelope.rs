@@ -16,7 +16,13 @@ use std::time::Instant;
 /// The clones share one `Arc`, whose count is the count of clones; the waiter holds it weakly,
 /// so the state is dropped, and wakes it, with the last clone.
 #[derive(Clone)]
-pub struct Ack(Arc<AckState>);
+pub struct Ack(
+    #[expect(
+        dead_code,
+        reason = "never read: the clones exist to be counted and dropped"
+    )]
+    Arc<AckState>,
+);
 
 struct AckState {
     waiter: AtomicWaker,
