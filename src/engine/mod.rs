@@ -9,7 +9,7 @@ pub mod signal;
 
 use crate::bayeux::channel::{self, Pattern};
 use crate::bayeux::id;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 pub use interest::{PatternTable, WorkerSet};
 pub use outbox::{Doorbell, Kind as OutboxKind, Outbox};
 use session::{Pending, Session, Subscribers, Target};
@@ -117,20 +117,30 @@ pub struct Engine {
 }
 
 fn ws_frame(msg: &Bytes) -> Bytes {
-    let mut out = BytesMut::with_capacity(msg.len() + 12);
-    crate::websocket::frame::text_header(msg.len() + 2, &mut out);
-    out.put_u8(b'[');
+    let payload = msg.len() + 2;
+    let mut out = Vec::with_capacity(crate::websocket::frame::header_len(payload) + payload);
+    crate::websocket::frame::text_header(payload, &mut out);
+    out.push(b'[');
     out.extend_from_slice(msg);
-    out.put_u8(b']');
-    out.freeze()
+    out.push(b']');
+    exact(out)
 }
 
 fn es_frame(msg: &Bytes) -> Bytes {
-    let mut out = BytesMut::with_capacity(msg.len() + 12);
-    out.extend_from_slice(b"data: [");
+    const OPEN: &[u8] = b"data: [";
+    const CLOSE: &[u8] = b"]\r\n\r\n";
+    let mut out = Vec::with_capacity(OPEN.len() + msg.len() + CLOSE.len());
+    out.extend_from_slice(OPEN);
     out.extend_from_slice(msg);
-    out.extend_from_slice(b"]\r\n\r\n");
-    out.freeze()
+    out.extend_from_slice(CLOSE);
+    exact(out)
+}
+
+/// A frame built in a buffer of exactly its size, which `Bytes` takes without allocating a
+/// shared header (it makes one only if the frame is cloned).
+fn exact(frame: Vec<u8>) -> Bytes {
+    debug_assert_eq!(frame.len(), frame.capacity());
+    Bytes::from(frame)
 }
 
 /// One publish being delivered on this worker: the frames made for it so far and its counts.
@@ -140,6 +150,10 @@ struct Delivery<'m> {
     /// The frame for WebSockets and for EventSource streams, each made once, when first needed.
     ws: Option<Bytes>,
     es: Option<Bytes>,
+    /// The socket of each kind whose push waits for the next one, so that the last push moves
+    /// the frame instead of cloning it: a frame with a single subscriber is never shared.
+    ws_last: Option<Rc<Outbox>>,
+    es_last: Option<Rc<Outbox>>,
     count: usize,
     pushed: usize,
     dropped: u64,
@@ -159,11 +173,19 @@ impl Delivery<'_> {
             session.last_seq = self.seq;
             self.count += 1;
             if let Some(out) = &session.socket {
-                let frame = match out.kind {
-                    OutboxKind::WebSocket => self.ws.get_or_insert_with(|| ws_frame(self.msg)),
-                    OutboxKind::EventSource => self.es.get_or_insert_with(|| es_frame(self.msg)),
+                let (frame, last) = match out.kind {
+                    OutboxKind::WebSocket => (
+                        self.ws.get_or_insert_with(|| ws_frame(self.msg)),
+                        &mut self.ws_last,
+                    ),
+                    OutboxKind::EventSource => (
+                        self.es.get_or_insert_with(|| es_frame(self.msg)),
+                        &mut self.es_last,
+                    ),
                 };
-                out.push(frame.clone());
+                if let Some(earlier) = last.replace(out.clone()) {
+                    earlier.push(frame.clone());
+                }
                 self.pushed += 1;
                 return;
             }
@@ -181,6 +203,16 @@ impl Delivery<'_> {
                 self.pushed += 1;
             }
         });
+    }
+
+    /// Makes the pushes held back for the last socket of each kind.
+    fn finish(&mut self) {
+        if let (Some(out), Some(frame)) = (self.ws_last.take(), self.ws.take()) {
+            out.push(frame);
+        }
+        if let (Some(out), Some(frame)) = (self.es_last.take(), self.es.take()) {
+            out.push(frame);
+        }
     }
 }
 
@@ -570,6 +602,8 @@ impl Engine {
             msg,
             ws: None,
             es: None,
+            ws_last: None,
+            es_last: None,
             count: 0,
             pushed: 0,
             dropped: 0,
@@ -586,6 +620,7 @@ impl Engine {
                 }
             }
         }
+        run.finish();
         self.dropped[mount] += run.dropped;
         self.queued[mount] += run.queued;
         self.pushed = run.pushed;

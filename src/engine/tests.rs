@@ -165,3 +165,41 @@ fn pattern_keys_are_counted_for_delivery() {
     assert_eq!(e.deliver(0, "/x/y", &msg), 1);
     assert_eq!(e.deliver(0, "/x/z", &msg), 0);
 }
+
+#[test]
+fn every_socket_of_a_delivery_gets_its_frame_once() {
+    let mut e = engine();
+    let now = Instant::now();
+    let msg = Bytes::from_static(br#"{"channel":"/x/y","data":1}"#);
+    let sockets: Vec<Rc<Outbox>> = [
+        OutboxKind::WebSocket,
+        OutboxKind::EventSource,
+        OutboxKind::WebSocket,
+        OutboxKind::WebSocket,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, kind)| {
+        let c = e.handshake(0, now);
+        // Exact and pattern keys, so one delivery visits some sessions twice.
+        e.subscribe(0, &c, &["/x/y".into(), "/x/*".into()]);
+        let out = Rc::new(Outbox::new(i as u64, kind));
+        let _ = e.connect(0, &c, Duration::ZERO, Some((out.clone(), REPLY)), now);
+        let mut reply = Vec::new();
+        out.drain(&mut reply);
+        out
+    })
+    .collect();
+    assert_eq!(e.deliver(0, "/x/y", &msg), 4);
+    let ws = frame_for(OutboxKind::WebSocket, &single(&msg));
+    let es = frame_for(OutboxKind::EventSource, &single(&msg));
+    for out in &sockets {
+        let mut frames = Vec::new();
+        out.drain(&mut frames);
+        let want = match out.kind {
+            OutboxKind::WebSocket => &ws,
+            OutboxKind::EventSource => &es,
+        };
+        assert_eq!(frames, vec![want.clone()], "socket {}", out.id);
+    }
+}

@@ -464,15 +464,17 @@ impl Parker {
 /// Writes as much of `frames` as the socket takes without blocking, leaving the rest in
 /// `frames` (the first one shortened if it went out in part).
 fn send_now(fd: RawFd, frames: &mut Vec<Bytes>) -> std::io::Result<()> {
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_IOV];
     while !frames.is_empty() {
-        let iov: Vec<libc::iovec> = frames
-            .iter()
-            .take(MAX_IOV)
-            .map(|f| libc::iovec {
-                iov_base: f.as_ptr() as *mut libc::c_void,
-                iov_len: f.len(),
-            })
-            .collect();
+        let count = frames.len().min(MAX_IOV);
+        for (v, f) in iov.iter_mut().zip(&frames[..count]) {
+            v.iov_base = f.as_ptr() as *mut libc::c_void;
+            v.iov_len = f.len();
+        }
+        let iov = &iov[..count];
         // SAFETY: a zeroed msghdr is valid; it points at `iov`, alive for the call.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_ptr() as *mut libc::iovec;

@@ -320,11 +320,20 @@ pub fn encode(out: &mut BytesMut, opcode: Opcode, payload: &[u8]) {
 }
 
 /// The header (only) of an unmasked FIN text frame whose payload is `len` bytes.
-pub fn text_header(len: usize, out: &mut BytesMut) {
+pub fn text_header(len: usize, out: &mut impl BufMut) {
     write_header(out, Opcode::Text, len);
 }
 
-fn write_header(out: &mut BytesMut, opcode: Opcode, len: usize) {
+/// How many bytes [`text_header`] writes for a payload of `len` bytes.
+pub fn header_len(len: usize) -> usize {
+    match len {
+        0..126 => 2,
+        126..=0xFFFF => 4,
+        _ => 10,
+    }
+}
+
+fn write_header(out: &mut impl BufMut, opcode: Opcode, len: usize) {
     out.put_u8(FIN | opcode.bits());
     match (u8::try_from(len), u16::try_from(len)) {
         (Ok(short), _) if short < LEN_16 => out.put_u8(short),
@@ -355,6 +364,15 @@ pub fn close_payload(code: CloseCode, reason: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_len_is_what_text_header_writes() {
+        for len in [0, 1, 125, 126, 127, 0xFFFF, 0x1_0000, 1 << 20] {
+            let mut out = Vec::new();
+            text_header(len, &mut out);
+            assert_eq!(header_len(len), out.len(), "payload of {len} bytes");
+        }
+    }
 
     const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
