@@ -564,7 +564,6 @@ impl Node {
         if msgs.len() > policy.limits.max_batch {
             return Err(BodyError::TooMany);
         }
-        let now = Instant::now();
         let ack = LazyAck::default();
         let mut out = JsonArray::expecting(REPLY_BYTES * msgs.len());
         let mut held: smallvec::SmallVec<[HeldConnect; 1]> = smallvec::SmallVec::new();
@@ -572,7 +571,7 @@ impl Node {
         // A falsy message (null, false, 0, "") gets no reply at all (spec 3, step 3).
         for msg in msgs.iter().filter(|m| bayeux::json::truthy(*m)) {
             let reply = match bayeux::classify(msg) {
-                Kind::Handshake => Some(self.handshake(mount, msg, peer, now)),
+                Kind::Handshake => Some(self.handshake(mount, msg, peer, Instant::now())),
                 Kind::Connect => {
                     let engine = self.engine.borrow();
                     match connect::check(msg, |c| engine.exists(mount, c), timeout_ms) {

@@ -13,7 +13,7 @@ use monoio::net::TcpStream;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a request turned into.
 pub enum Outcome {
@@ -98,7 +98,8 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                         return;
                     }
                 }
-                deadline = deadline.or_else(|| Some(Instant::now() + head_time));
+                // A head that this read left incomplete gets its deadline above, on the next
+                // turn, so a head read whole takes no time reading.
                 continue;
             }
             Err(e) => {
@@ -136,7 +137,6 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                 }
             }
         }
-        let body_deadline = Instant::now() + head_time;
         let max_body = node.settings.max_body;
         let body = match read_body(
             &mut stream,
@@ -144,7 +144,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
             &head,
             max_body,
             &mut timer,
-            body_deadline,
+            head_time,
         )
         .await
         {
@@ -231,14 +231,18 @@ pub fn client_ip(node: &Node, head: &Head) -> Option<IpAddr> {
         .or_else(|| last.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
+/// Reads the body the head announced; the part not already read must come within `time`.
 async fn read_body(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     head: &Head,
     max: usize,
     timer: &mut Timer,
-    deadline: Instant,
+    time: Duration,
 ) -> Body {
+    // Taken at the first read, so a body that came with its head takes no time reading.
+    let mut deadline = None;
+    let mut deadline = || *deadline.get_or_insert_with(|| Instant::now() + time);
     match head.body {
         BodyKind::Empty => Body::Complete(Vec::new().into()),
         BodyKind::Length(n) => {
@@ -249,6 +253,7 @@ async fn read_body(
                 return Body::Refused(413);
             }
             while buf.len() < n {
+                let deadline = deadline();
                 match read_until(stream, std::mem::take(buf), timer, deadline).await {
                     Some(b) => *buf = b,
                     None if Instant::now() >= deadline => return Body::Refused(408),
@@ -266,6 +271,7 @@ async fn read_body(
                     Ok(false) => {}
                     Err(e) => return Body::Refused(e.status()),
                 }
+                let deadline = deadline();
                 match read_until(stream, std::mem::take(buf), timer, deadline).await {
                     Some(b) => *buf = b,
                     None if Instant::now() >= deadline => return Body::Refused(408),
