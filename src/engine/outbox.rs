@@ -32,6 +32,84 @@ const ABORTED: u8 = 4;
 /// The socket may park: it rings this worker's doorbell.
 const RINGS: u8 = 8;
 
+/// The frames waiting for the writer. A socket mostly holds one at a time (a parked socket
+/// between a push and its doorbell round), which needs no buffer: only a frame queued behind
+/// another allocates one.
+#[derive(Default)]
+enum Queue {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(VecDeque<Bytes>),
+}
+
+impl Queue {
+    fn push_back(&mut self, frame: Bytes) {
+        match self {
+            Queue::Empty => *self = Queue::One(frame),
+            Queue::Many(q) => q.push_back(frame),
+            Queue::One(_) => {
+                let Queue::One(first) = std::mem::take(self) else {
+                    unreachable!()
+                };
+                let mut q = VecDeque::with_capacity(4);
+                q.push_back(first);
+                q.push_back(frame);
+                *self = Queue::Many(q);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Queue::Empty => true,
+            Queue::One(_) => false,
+            Queue::Many(q) => q.is_empty(),
+        }
+    }
+
+    /// Bytes of buffer held beyond the outbox itself.
+    fn capacity(&self) -> usize {
+        match self {
+            Queue::Many(q) => q.capacity(),
+            _ => 0,
+        }
+    }
+
+    /// Moves every frame to `into`, oldest first; keeps a buffer of at most `keep` frames.
+    fn drain_into(&mut self, into: &mut Vec<Bytes>, keep: usize) {
+        match self {
+            Queue::Empty => {}
+            Queue::One(_) => {
+                let Queue::One(frame) = std::mem::take(self) else {
+                    unreachable!()
+                };
+                into.push(frame);
+            }
+            Queue::Many(q) => {
+                into.extend(q.drain(..));
+                if q.capacity() > keep {
+                    *self = Queue::Empty;
+                }
+            }
+        }
+    }
+
+    /// Puts `frames` ahead of what is queued, in order.
+    fn push_front(&mut self, frames: Vec<Bytes>) {
+        if frames.is_empty() {
+            return;
+        }
+        let mut q = VecDeque::from(frames);
+        match std::mem::take(self) {
+            Queue::Empty => {}
+            Queue::One(frame) => q.push_back(frame),
+            Queue::Many(rest) => q.extend(rest),
+        }
+        *self = Queue::Many(q);
+    }
+}
+
 /// The outboxes of one worker that need their owner's attention: parked sockets with
 /// something to write or close, and aborted sockets. Keys are the sockets' table slots.
 #[derive(Default)]
@@ -69,7 +147,7 @@ pub struct Outbox {
     pub key: u32,
     flags: Cell<u8>,
     close: Cell<Option<u16>>,
-    queue: RefCell<VecDeque<Bytes>>,
+    queue: RefCell<Queue>,
     /// Bytes charged for the frames queued (lengths plus overhead).
     queued_bytes: Cell<u32>,
     /// Bytes charged for the frames drained by the writer and not yet reported written.
@@ -96,7 +174,7 @@ impl Outbox {
             key,
             flags: Cell::new(if bell { RINGS } else { 0 }),
             close: Cell::new(None),
-            queue: RefCell::new(VecDeque::new()),
+            queue: RefCell::new(Queue::Empty),
             queued_bytes: Cell::new(0),
             writing: Cell::new(0),
             limit: u32::try_from(limit).unwrap_or(u32::MAX),
@@ -145,16 +223,11 @@ impl Outbox {
     /// Takes everything queued, oldest first; the bytes count as being written until
     /// [`Outbox::written`].
     pub fn drain(&self, into: &mut Vec<Bytes>) {
-        let mut q = self.queue.borrow_mut();
-        into.extend(q.drain(..));
+        // A parked socket keeps no queue buffer between pushes; an active one keeps a small one.
+        let keep = if self.has(PARKED) { 0 } else { 16 };
+        self.queue.borrow_mut().drain_into(into, keep);
         let drained = self.queued_bytes.replace(0);
         self.writing.set(self.writing.get().saturating_add(drained));
-        if self.has(PARKED) {
-            // A parked socket keeps no queue buffer between pushes.
-            *q = VecDeque::new();
-        } else if q.capacity() > 16 {
-            q.shrink_to_fit();
-        }
     }
 
     /// What was drained has been written (or given up on).
@@ -167,13 +240,12 @@ impl Outbox {
         if self.has(ABORTED) {
             return;
         }
-        let mut q = self.queue.borrow_mut();
-        for f in frames.into_iter().rev() {
+        for f in &frames {
             let len = u32::try_from(f.len() + FRAME_OVERHEAD).unwrap_or(u32::MAX);
             self.queued_bytes
                 .set(self.queued_bytes.get().saturating_add(len));
-            q.push_front(f);
         }
+        self.queue.borrow_mut().push_front(frames);
     }
 
     pub fn queued_bytes(&self) -> usize {
@@ -212,7 +284,7 @@ impl Outbox {
         }
         self.close.set(Some(code));
         self.flags.set(self.flags.get() | ABORTED);
-        *self.queue.borrow_mut() = VecDeque::new();
+        *self.queue.borrow_mut() = Queue::Empty;
         self.queued_bytes.set(0);
         self.signal.notify();
     }
@@ -227,7 +299,7 @@ impl Outbox {
         let mut q = self.queue.borrow_mut();
         if q.is_empty() && q.capacity() > 0 {
             // An idle socket keeps no queue buffer.
-            *q = VecDeque::new();
+            *q = Queue::Empty;
         }
         drop(q);
         if !self.is_idle() || self.aborted() {

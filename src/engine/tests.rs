@@ -140,12 +140,13 @@ fn disconnect_closes_the_bound_socket() {
 
 #[test]
 fn idle_client_records_stay_small() {
-    // An idle client is mostly these; see perf/RESULTS.md before letting them grow.
+    // An idle client is mostly these; see perf/RESULTS.md before letting them grow. The outbox
+    // is allocated in an `Rc` (16 bytes more), and glibc's chunk for 121 to 136 bytes is 144.
     let sizes = (
         std::mem::size_of::<Session>(),
         std::mem::size_of::<Outbox>(),
     );
-    assert!(sizes.0 <= 128 && sizes.1 <= 112, "{sizes:?}");
+    assert!(sizes.0 <= 128 && sizes.1 <= 120, "{sizes:?}");
 }
 
 #[test]
