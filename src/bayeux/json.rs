@@ -247,6 +247,8 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
             0..=0x1f => {
                 out.extend_from_slice(&bytes[start..i]);
                 out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
@@ -772,6 +774,20 @@ mod tests {
         let mut out = Vec::new();
         write_str(&mut out, "a\"b\\c\n\u{1}\u{2028}");
         assert_eq!(out, "\"a\\\"b\\\\c\\n\\u0001\u{2028}\"".as_bytes());
+    }
+
+    #[test]
+    fn control_characters_are_escaped_as_json_stringify_does() {
+        // node -e 'let s="";for(let i=0;i<32;i++)s+=String.fromCharCode(i);console.log(JSON.stringify(s))'
+        let node = concat!(
+            r#""\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\t\n\u000b\f\r"#,
+            r#"\u000e\u000f\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018"#,
+            r#"\u0019\u001a\u001b\u001c\u001d\u001e\u001f""#,
+        );
+        let all: String = (0u8..32).map(char::from).collect();
+        let mut out = Vec::new();
+        write_str(&mut out, &all);
+        assert_eq!(String::from_utf8(out).unwrap(), node);
     }
 
     #[test]
