@@ -55,3 +55,28 @@ where
         .build()?;
     Ok(rt.block_on(make(Running::Epoll)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// The timer driver reads the clock its own way (`vendor/monoio/PATCHES.md`, change 5):
+    /// a sleep must still never end before its deadline, on either driver, at any offset from
+    /// a millisecond boundary.
+    #[test]
+    fn a_sleep_never_ends_early() {
+        for driver in [Driver::Epoll, Driver::Uring] {
+            let late = block_on(driver, |_| async {
+                for i in 0..200u64 {
+                    let want = Duration::from_micros(300 + i * 37 % 1000);
+                    let start = Instant::now();
+                    monoio::time::sleep(want).await;
+                    let took = start.elapsed();
+                    assert!(took >= want, "slept {took:?} of {want:?}");
+                }
+            });
+            late.unwrap_or_else(|e| panic!("{driver:?} runtime: {e}"));
+        }
+    }
+}

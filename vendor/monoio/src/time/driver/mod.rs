@@ -93,14 +93,39 @@ pub struct TimeDriver<D: 'static> {
 /// A structure which handles conversion from Instants to u64 timestamps.
 #[derive(Debug, Clone)]
 struct ClockTime {
+    // Read only where `now` goes through an `Instant` (not Linux).
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     clock: super::clock::Clock,
     start_time: Instant,
+    /// `CLOCK_MONOTONIC` (the clock of `std::time::Instant` on Linux) in nanoseconds, read just
+    /// after `start_time` was taken: ticks counted from it are never ahead of those counted
+    /// from `start_time`, so a timer never fires early.
+    start_ns: u64,
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds.
+#[cfg(target_os = "linux")]
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(not(target_os = "linux"))]
+fn monotonic_ns() -> u64 {
+    0
 }
 
 impl ClockTime {
     pub(self) fn new(clock: Clock) -> Self {
+        let start_time = clock.now();
         Self {
-            start_time: clock.now(),
+            start_time,
+            start_ns: monotonic_ns(),
             clock,
         }
     }
@@ -124,6 +149,14 @@ impl ClockTime {
         Duration::from_millis(t)
     }
 
+    /// The current tick: as `instant_to_tick(clock.now())`, with integer arithmetic on the
+    /// clock's nanoseconds instead of an `Instant`'s checked subtraction and `u128` division.
+    #[cfg(target_os = "linux")]
+    pub(self) fn now(&self) -> u64 {
+        monotonic_ns().saturating_sub(self.start_ns) / 1_000_000
+    }
+
+    #[cfg(not(target_os = "linux"))]
     pub(self) fn now(&self) -> u64 {
         self.instant_to_tick(self.clock.now())
     }
