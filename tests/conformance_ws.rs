@@ -60,6 +60,25 @@ fn i1_upgrade_accepted_without_protocol_or_extensions() {
 }
 
 #[test]
+fn a_message_sent_with_the_upgrade_request_is_answered() {
+    // The client does not wait for the 101: the frame is already read with the request, so
+    // the socket is not parked but served with it.
+    let s = server();
+    let key = ws::random_key();
+    let mut bytes = ws::upgrade_request(M, &key, &[]);
+    bytes.extend(ws::frame(
+        ws::FIN | 0x1,
+        json!([handshake_msg("1")]).encode().as_bytes(),
+        true,
+    ));
+    let mut ws = Ws::upgraded_with(&s, &bytes, &key);
+    let reply = ws.read_json();
+    assert_eq!(reply[0]["successful"], json!(true), "{reply}");
+    ws.send_json(&json!([]));
+    assert_json_eq(&ws.read_json(), &json!([]));
+}
+
+#[test]
 fn i2_unsupported_version_400() {
     let s = server();
     let request = ws::upgrade_request(M, &ws::random_key(), &[]);

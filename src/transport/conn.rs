@@ -120,11 +120,12 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
         {
             match mount {
                 Some(mount) => {
-                    // A task of its own, so an idle socket does not keep this loop's state.
+                    // The socket leaves this loop (parked, or in a task of its own), so an
+                    // idle socket keeps none of its state.
                     let ip = client_ip(&node, &head).or(peer_ip);
                     let upgrade = websocket::Upgrade::from_head(&node, mount, &head, ip);
                     drop(head);
-                    monoio::spawn(websocket::upgrade(node, stream, mount, upgrade, buf));
+                    websocket::upgrade(node, stream, mount, upgrade, buf);
                     return;
                 }
                 None => {

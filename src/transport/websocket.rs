@@ -50,28 +50,68 @@ impl Upgrade {
     }
 }
 
-/// Answers an upgrade request and runs the socket.
-pub async fn upgrade(
-    node: Rc<Node>,
-    mut stream: TcpStream,
-    mount: usize,
-    req: Upgrade,
-    leftover: BytesMut,
-) {
+/// Answers an upgrade request and runs the socket. Most sockets need no task for it: the 101
+/// goes out in one non-blocking send (a new connection's send buffer is empty) and a socket
+/// with nothing sent behind its request parks at once. A refusal, a send that took only part
+/// of the 101 and input already waiting go on in a task.
+pub fn upgrade(node: Rc<Node>, stream: TcpStream, mount: usize, req: Upgrade, leftover: BytesMut) {
     let Upgrade { peer, answer } = req;
-    let bytes = match answer {
-        Ok(key) => handshake::response_101(&key),
+    let key = match answer {
+        Ok(key) => key,
         Err(refusal) => {
-            let mut out = Vec::new();
-            refusal.header("Connection", "close").write_to(&mut out);
-            let _ = stream.write_all(out).await;
+            monoio::spawn(refuse(stream, refusal));
             return;
         }
     };
-    if stream.write_all(bytes).await.0.is_err() {
+    let mut reply = handshake::response_101(&key);
+    // SAFETY: `reply` is valid for its length; the descriptor is the stream's, open.
+    let sent = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            reply.as_ptr().cast(),
+            reply.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    let sent = match usize::try_from(sent) {
+        Ok(n) => n,
+        Err(_) if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock => 0,
+        // The connection is gone: dropping the stream closes it.
+        Err(_) => return,
+    };
+    if sent == reply.len() && leftover.is_empty() {
+        park_new(&node, stream, mount, peer);
         return;
     }
-    run(node, stream, mount, leftover, None, peer).await;
+    reply.drain(..sent);
+    monoio::spawn(async move {
+        let mut stream = stream;
+        if !reply.is_empty() && stream.write_all(reply).await.0.is_err() {
+            return;
+        }
+        run(node, stream, mount, leftover, None, peer).await;
+    });
+}
+
+/// Sends an upgrade's refusal, then closes.
+async fn refuse(mut stream: TcpStream, refusal: Response) {
+    let mut out = Vec::new();
+    refusal.header("Connection", "close").write_to(&mut out);
+    let _ = stream.write_all(out).await;
+}
+
+/// Parks a new socket that has nothing to run yet (its client waits for the 101 before it
+/// sends).
+fn park_new(node: &Rc<Node>, stream: TcpStream, mount: usize, peer: Peer) {
+    let parker = park::get();
+    let fd = stream.as_raw_fd();
+    match parker.insert(node, fd, mount, peer, |key| park::outbox(node, key)) {
+        Ok(outbox) => {
+            let fd = stream.into_raw_fd();
+            parker.park(node, outbox.key, fd, &Live::default());
+        }
+        Err(e) => tracing::warn!(worker = node.me, error = %e, "could not watch a WebSocket"),
+    }
 }
 
 /// Why the reader stopped.
@@ -116,6 +156,10 @@ pub async fn run(
     first: Option<Vec<u8>>,
     peer: Peer,
 ) {
+    if buf.is_empty() && first.is_none() {
+        park_new(&node, stream, mount, peer);
+        return;
+    }
     let parker = park::get();
     let fd = stream.as_raw_fd();
     let outbox = match parker.insert(&node, fd, mount, peer, |key| park::outbox(&node, key)) {
@@ -125,12 +169,6 @@ pub async fn run(
             return;
         }
     };
-    if buf.is_empty() && first.is_none() {
-        // Nothing to run yet (the client waits for the 101 before it sends): park at once.
-        let fd = stream.into_raw_fd();
-        parker.park(&node, outbox.key, fd, &Live::default());
-        return;
-    }
     let live = Rc::new(Live::default());
     parker.activate(&node, outbox.key, live.clone());
     let parts = Parts {

@@ -80,8 +80,20 @@ impl Ws {
     /// Upgrades with extra headers; returns the 101 response head and the socket.
     pub fn connect_with(server: &Server, path: &str, extra: &[(&str, &str)]) -> (Response, Ws) {
         let key = random_key();
+        Ws::upgrade(server, &upgrade_request(path, &key, extra), &key)
+    }
+
+    /// Sends `bytes` (an upgrade request with `key`, and whatever follows it) in one write and
+    /// asserts a correct 101.
+    pub fn upgraded_with(server: &Server, bytes: &[u8], key: &str) -> Ws {
+        Ws::upgrade(server, bytes, key).1
+    }
+
+    fn upgrade(server: &Server, bytes: &[u8], key: &str) -> (Response, Ws) {
+        let path = String::from_utf8_lossy(bytes);
+        let path = path.split(' ').nth(1).unwrap_or_default().to_owned();
         let mut conn = server.conn();
-        conn.send(&upgrade_request(path, &key, extra));
+        conn.send(bytes);
         let head = conn.read_head_response();
         assert_eq!(head.status, 101, "upgrade of {path} refused: {head:?}");
         assert_eq!(
