@@ -45,19 +45,18 @@ enum Queue {
 
 impl Queue {
     fn push_back(&mut self, frame: Bytes) {
-        match self {
-            Queue::Empty => *self = Queue::One(frame),
-            Queue::Many(q) => q.push_back(frame),
-            Queue::One(_) => {
-                let Queue::One(first) = std::mem::take(self) else {
-                    unreachable!()
-                };
+        *self = match std::mem::take(self) {
+            Queue::Empty => Queue::One(frame),
+            Queue::One(first) => {
                 let mut q = VecDeque::with_capacity(4);
-                q.push_back(first);
-                q.push_back(frame);
-                *self = Queue::Many(q);
+                q.extend([first, frame]);
+                Queue::Many(q)
             }
-        }
+            Queue::Many(mut q) => {
+                q.push_back(frame);
+                Queue::Many(q)
+            }
+        };
     }
 
     fn is_empty(&self) -> bool {
@@ -78,18 +77,13 @@ impl Queue {
 
     /// Moves every frame to `into`, oldest first; keeps a buffer of at most `keep` frames.
     fn drain_into(&mut self, into: &mut Vec<Bytes>, keep: usize) {
-        match self {
+        match std::mem::take(self) {
             Queue::Empty => {}
-            Queue::One(_) => {
-                let Queue::One(frame) = std::mem::take(self) else {
-                    unreachable!()
-                };
-                into.push(frame);
-            }
-            Queue::Many(q) => {
+            Queue::One(frame) => into.push(frame),
+            Queue::Many(mut q) => {
                 into.extend(q.drain(..));
-                if q.capacity() > keep {
-                    *self = Queue::Empty;
+                if q.capacity() <= keep {
+                    *self = Queue::Many(q);
                 }
             }
         }
