@@ -463,7 +463,7 @@ impl Parker {
 
 /// Writes as much of `frames` as the socket takes without blocking, leaving the rest in
 /// `frames` (the first one shortened if it went out in part).
-fn send_now(fd: RawFd, frames: &mut Vec<Bytes>) -> std::io::Result<()> {
+pub(super) fn send_now(fd: RawFd, frames: &mut Vec<Bytes>) -> std::io::Result<()> {
     let mut iov = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,

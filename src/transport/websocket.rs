@@ -63,30 +63,20 @@ pub fn upgrade(node: Rc<Node>, stream: TcpStream, mount: usize, req: Upgrade, le
             return;
         }
     };
-    let mut reply = handshake::response_101(&key);
-    // SAFETY: `reply` is valid for its length; the descriptor is the stream's, open.
-    let sent = unsafe {
-        libc::send(
-            stream.as_raw_fd(),
-            reply.as_ptr().cast(),
-            reply.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    let sent = match usize::try_from(sent) {
-        Ok(n) => n,
-        Err(_) if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock => 0,
+    let mut reply = vec![Bytes::from(handshake::response_101(&key))];
+    if park::send_now(stream.as_raw_fd(), &mut reply).is_err() {
         // The connection is gone: dropping the stream closes it.
-        Err(_) => return,
-    };
-    if sent == reply.len() && leftover.is_empty() {
+        return;
+    }
+    if reply.is_empty() && leftover.is_empty() {
         park_new(&node, stream, mount, peer);
         return;
     }
-    reply.drain(..sent);
     monoio::spawn(async move {
         let mut stream = stream;
-        if !reply.is_empty() && stream.write_all(reply).await.0.is_err() {
+        if let Some(rest) = reply.pop()
+            && stream.write_all(rest).await.0.is_err()
+        {
             return;
         }
         run(node, stream, mount, leftover, None, peer).await;

@@ -65,15 +65,18 @@ pub fn accept(
 }
 
 /// The 101 response. Never includes Sec-WebSocket-Protocol or Sec-WebSocket-Extensions: Faye
-/// declines both.
+/// declines both. Built at its exact size, so `Bytes` can take it without a shared header.
 pub fn response_101(accept: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 101 Switching Protocols\r\n\
-         Upgrade: websocket\r\n\
-         Connection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    )
-    .into_bytes()
+    const HEAD: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\n\
+        Upgrade: websocket\r\n\
+        Connection: Upgrade\r\n\
+        Sec-WebSocket-Accept: ";
+    const END: &[u8] = b"\r\n\r\n";
+    let mut out = Vec::with_capacity(HEAD.len() + accept.len() + END.len());
+    out.extend_from_slice(HEAD);
+    out.extend_from_slice(accept.as_bytes());
+    out.extend_from_slice(END);
+    out
 }
 
 #[cfg(test)]
