@@ -478,7 +478,7 @@ impl Cluster {
     }
 }
 
-/// The clientId `router::first_client_id` would find, as the parsed batch has it.
+/// The clientId `bayeux::scan::first_client_id` finds on the raw body, as the parsed batch has it.
 fn first_client_id<'i>(msgs: &json::Batch<'i>) -> Option<&'i str> {
     msgs.iter().find_map(|m| json::str_field(m, "clientId"))
 }

@@ -213,7 +213,9 @@ pub fn check_client<'i>(
     client_id
 }
 
-/// How JavaScript's `String(v)` would print a scalar, for error arguments.
+/// How a value prints as an error argument: Faye joins its arguments with
+/// `Array.prototype.join`, which is `String(v)` except that `null` prints as nothing
+/// (`405::Invalid channel` for `"channel": null`).
 pub fn js_string(v: Value) -> String {
     if let Some(s) = v.as_str() {
         return s.to_owned();
@@ -222,7 +224,7 @@ pub fn js_string(v: Value) -> String {
         return items.iter().map(js_string).collect::<Vec<_>>().join(",");
     }
     match v.value_type() {
-        ValueType::Null => "null".into(),
+        ValueType::Null => String::new(),
         ValueType::Object => "[object Object]".into(),
         _ => v.encode(),
     }

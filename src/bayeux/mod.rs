@@ -10,6 +10,7 @@ pub mod handshake;
 pub mod id;
 pub mod json;
 pub mod publish;
+pub mod scan;
 pub mod subscribe;
 
 pub use error::Code;

@@ -146,7 +146,8 @@ pub enum Envelope {
         mount: usize,
         body: RequestBody,
         peer: super::Peer,
-        reply: oneshot::Sender<Option<Vec<u8>>>,
+        /// The reply, or why the body was refused (the same refusal on every worker).
+        reply: oneshot::Sender<Result<Vec<u8>, crate::bayeux::json::BodyError>>,
     },
     /// A socket whose session lives on the receiver.
     Adopt {

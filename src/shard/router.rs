@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::rc::Weak;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where a batch came from, which decides where connect replies go.
@@ -432,7 +432,7 @@ impl Node {
             } => {
                 let node = self.clone();
                 monoio::spawn(async move {
-                    let out = node.process_here(mount, body, Via::Http, peer).await.ok();
+                    let out = node.process_here(mount, body, Via::Http, peer).await;
                     let _ = reply.send(out);
                 });
             }
@@ -523,8 +523,10 @@ impl Node {
     }
 
     /// Processes a request body (a JSON batch) and returns the reply array, or nothing when
-    /// a socket batch's only reply will be written to the socket later. A body whose first
-    /// clientId belongs to another worker is processed there (one hop each way).
+    /// a socket batch's only reply will be written to the socket later. Each message runs on
+    /// the worker of its own top-level clientId, as if it had come alone: a body whose
+    /// messages all name one other worker's sessions is processed there (one hop each way),
+    /// and a body naming several workers' sessions is split (`process_split`).
     pub async fn process(
         self: &Rc<Self>,
         mount: usize,
@@ -533,23 +535,106 @@ impl Node {
         peer: Peer,
     ) -> Result<Vec<u8>, BodyError> {
         let body = body.into();
-        if let (Via::Http, Some(to)) = (
-            &via,
-            first_client_id(&body).and_then(|c| self.foreign_owner(c)),
-        ) {
-            let (tx, rx) = oneshot::channel();
-            self.send(
-                to,
-                Envelope::Batch {
-                    mount,
-                    body,
-                    peer,
-                    reply: tx,
-                },
-            );
-            return rx.await.ok().flatten().ok_or(BodyError::NotJson);
+        match self.target(&body) {
+            Target::Here => self.process_here(mount, body, via, peer).await,
+            Target::Worker(to) => self.process_on(to, mount, body, peer).await,
+            Target::Split => self.process_split(mount, body, via, peer).await,
         }
-        self.process_here(mount, body, via, peer).await
+    }
+
+    /// Where a raw body's messages must run, read from each one's top-level clientId
+    /// (`bayeux::scan`); a body that names no clientId costs two vectorised searches.
+    fn target(&self, body: &[u8]) -> Target {
+        if !bayeux::scan::may_name_client(body) {
+            return Target::Here;
+        }
+        let mut target = None;
+        for item in bayeux::scan::messages(body) {
+            let Some(w) = item.client_id.and_then(|c| self.session_worker(&c)) else {
+                continue;
+            };
+            match target {
+                None => target = Some(w),
+                Some(t) if t == w => {}
+                Some(_) => return Target::Split,
+            }
+        }
+        match target {
+            Some(w) if w != self.me => Target::Worker(w),
+            _ => Target::Here,
+        }
+    }
+
+    /// The worker holding the session a clientId names, when it names one of ours.
+    fn session_worker(&self, client_id: &[u8]) -> Option<usize> {
+        bayeux::id::worker_of(client_id, self.workers())
+    }
+
+    /// Processes a body on another worker, which sends its reply (or its refusal) back.
+    async fn process_on(
+        self: &Rc<Self>,
+        to: usize,
+        mount: usize,
+        body: RequestBody,
+        peer: Peer,
+    ) -> Result<Vec<u8>, BodyError> {
+        let (tx, rx) = oneshot::channel();
+        let env = Envelope::Batch {
+            mount,
+            body,
+            peer,
+            reply: tx,
+        };
+        self.send(to, env);
+        // A dropped sender (the receiving worker is gone) reads as a body not processed.
+        rx.await.unwrap_or(Err(BodyError::NotJson))
+    }
+
+    /// A body whose messages name sessions of several workers: each message runs alone on its
+    /// session's worker (the others here), in request order, and the replies are gathered as
+    /// Faye gathers a batch's (spec 3, rule 5): connects, which may be held, run beside the
+    /// rest and their replies come last. Rare (the Faye client batches one client's messages),
+    /// so it copies each message out rather than burden the common paths.
+    async fn process_split(
+        self: &Rc<Self>,
+        mount: usize,
+        body: RequestBody,
+        via: Via,
+        peer: Peer,
+    ) -> Result<Vec<u8>, BodyError> {
+        // The body is judged whole first, as if it were processed in one piece: a refusal
+        // (not JSON, too deep, too many messages) refuses all of it, and nothing runs.
+        let mut copy = body.to_vec();
+        let n = parse_batch(&mut copy)?.len();
+        if n > self.settings.policy(mount).limits.max_batch {
+            return Err(BodyError::TooMany);
+        }
+        let mut replies = JsonArray::expecting(REPLY_BYTES * n);
+        let mut connects = Vec::new();
+        for item in bayeux::scan::messages(&body) {
+            let one = RequestBody::Vec(body[item.span].to_vec());
+            let to = (item.client_id.as_deref())
+                .and_then(|c| self.session_worker(c))
+                .unwrap_or(self.me);
+            let node = self.clone();
+            let via = via.clone();
+            let run = async move {
+                if to == node.me {
+                    node.process_here(mount, one, via, peer).await
+                } else {
+                    node.process_on(to, mount, one, peer).await
+                }
+            };
+            if item.connect {
+                connects.push(monoio::spawn(run));
+            } else {
+                push_items(&mut replies, &run.await?);
+            }
+        }
+        for connect in connects {
+            push_items(&mut replies, &connect.await?);
+        }
+        Ok(replies.finish())
     }
 
     async fn process_here(
@@ -784,26 +869,23 @@ fn ext_str<'i>(msg: bayeux::json::Value<'_, 'i>, key: &str) -> Option<&'i str> {
     bayeux::json::field(msg, "ext").and_then(|ext| bayeux::json::str_field(ext, key))
 }
 
-/// The first `"clientId":"..."` value in a raw body, found without parsing it (as bytes: it
-/// only picks a worker, which `id::worker_of` reads from them).
-pub fn first_client_id(body: &[u8]) -> Option<&[u8]> {
-    const KEY: &[u8] = b"\"clientId\"";
-    static FINDER: LazyLock<memchr::memmem::Finder<'static>> =
-        LazyLock::new(|| memchr::memmem::Finder::new(KEY));
-    let at = FINDER.find(body)?;
-    let rest = &body[at + KEY.len()..];
-    let rest = rest
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .map(|i| &rest[i..])?;
-    let rest = rest.strip_prefix(b":")?;
-    let rest = rest
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .map(|i| &rest[i..])?;
-    let rest = rest.strip_prefix(b"\"")?;
-    let end = rest.iter().position(|&b| b == b'"')?;
-    rest.get(..end)
+/// Where a body's messages run.
+enum Target {
+    Here,
+    Worker(usize),
+    /// Its messages name sessions of several workers.
+    Split,
+}
+
+/// Appends the items of a reply array (`[a,b]`, or `[]`, or nothing) to `out`.
+fn push_items(out: &mut JsonArray, reply: &[u8]) {
+    let inner = reply
+        .strip_prefix(b"[")
+        .and_then(|r| r.strip_suffix(b"]"))
+        .unwrap_or_default();
+    if !inner.is_empty() {
+        out.push_raw(inner);
+    }
 }
 
 /// Gives other tasks on this worker a turn.
@@ -819,20 +901,4 @@ pub async fn yield_now() {
         }
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn finds_client_id_without_parsing() {
-        assert_eq!(
-            super::first_client_id(br#"[{"channel":"/meta/connect", "clientId" : "abc","x":1}]"#),
-            Some(&b"abc"[..])
-        );
-        assert_eq!(
-            super::first_client_id(br#"[{"channel":"/a","data":1}]"#),
-            None
-        );
-        assert_eq!(super::first_client_id(br#"{"clientId":5}"#), None);
-    }
 }

@@ -7,10 +7,10 @@
 use super::park::{self, Live, Parked, Parker};
 use super::read_more;
 use crate::bayeux::json::BodyError;
+use crate::bayeux::scan::first_client_id;
 use crate::engine::{Outbox, OutboxKind, frame_for};
 use crate::http::Head;
 use crate::http::response::{Response, plain};
-use crate::shard::router::first_client_id;
 use crate::shard::{Adopt, Envelope, Node, Peer, Via};
 use crate::websocket::frame::{CloseCode, Decoder, Message, Opcode, close_payload, encode};
 use crate::websocket::handshake;
@@ -462,8 +462,8 @@ async fn on_text(
 ) -> End {
     let foreign = first_client_id(&text).and_then(|c| {
         let here = |c| node.engine.borrow().exists(mount, c);
-        node.foreign_owner(c)
-            .filter(|_| !std::str::from_utf8(c).is_ok_and(here))
+        node.foreign_owner(&c)
+            .filter(|_| !std::str::from_utf8(&c).is_ok_and(here))
     });
     if let Some(to) = foreign
         && !node.engine.borrow().is_bound(outbox)
