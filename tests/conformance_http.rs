@@ -404,3 +404,88 @@ fn b20_default_body_limit_is_413() {
     // The server keeps serving everyone else.
     s.handshake(M);
 }
+
+/// The head of a JSON POST to the mount with `Expect: 100-continue` (or `expect`), without its
+/// body.
+fn expect_head(version: &str, expect: &str, body_len: usize) -> Vec<u8> {
+    format!(
+        "POST {M} {version}\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Expect: {expect}\r\nContent-Length: {body_len}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    let s = server();
+    let body = publish_body("/expect");
+    let mut conn = s.conn();
+    conn.send(&expect_head("HTTP/1.1", "100-continue", body.len()));
+    // A client waits for this line before it sends the body (curl waits up to a second).
+    assert_eq!(
+        conn.read_until(b"\r\n\r\n"),
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+    );
+    conn.send(body.as_bytes());
+    assert_published(&conn.read_response(), "/expect");
+    // The connection goes on serving, and a body sent without waiting is fine too.
+    conn.send(&expect_head("HTTP/1.1", "100-Continue", body.len()));
+    conn.send(body.as_bytes());
+    let first = conn.read_response();
+    // The 100 may or may not come first when the body is already on its way.
+    let resp = if first.status == 100 { conn.read_response() } else { first };
+    assert_published(&resp, "/expect");
+}
+
+#[test]
+fn expect_100_continue_with_a_chunked_body() {
+    let s = server();
+    let body = publish_body("/expect");
+    let mut conn = s.conn();
+    conn.send(
+        format!(
+            "POST {M} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        conn.read_until(b"\r\n\r\n"),
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+    );
+    conn.send(format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len()).as_bytes());
+    assert_published(&conn.read_response(), "/expect");
+}
+
+#[test]
+fn a_body_that_will_not_be_read_gets_its_final_status_instead_of_100() {
+    if skip_against_faye("Faye has no body limit") {
+        return;
+    }
+    let s = Server::start(&["--mount", M, "--max-body", "1000"]);
+    let mut conn = s.conn();
+    conn.send(&expect_head("HTTP/1.1", "100-continue", 5000));
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 413);
+    assert_eq!(resp.header("connection"), Some("close"));
+}
+
+#[test]
+fn an_expectation_other_than_100_continue_is_417() {
+    let s = server();
+    let mut conn = s.conn();
+    conn.send(&expect_head("HTTP/1.1", "something-else", 10));
+    assert_eq!(conn.read_response().status, 417);
+}
+
+#[test]
+fn an_http_1_0_client_gets_no_100() {
+    let s = server();
+    let body = publish_body("/expect");
+    let mut conn = s.conn();
+    conn.send(&expect_head("HTTP/1.0", "100-continue", body.len()));
+    conn.send(body.as_bytes());
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 200, "no interim response for HTTP/1.0");
+    assert_published(&resp, "/expect");
+}

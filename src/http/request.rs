@@ -217,6 +217,29 @@ impl Head {
     }
 }
 
+/// What a request's `Expect` header asks of the server (RFC 9110 section 10.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Nothing,
+    /// `100-continue`: the client waits for a `100 Continue` (or a final status) before it
+    /// sends the body.
+    Continue,
+    /// Any other expectation, which no server here can meet: 417.
+    Unmet,
+}
+
+impl Head {
+    /// The request's expectation. HTTP/1.0 has none: its clients never wait for a 100.
+    pub fn expect(&self) -> Expect {
+        match self.header("expect") {
+            None => Expect::Nothing,
+            Some(_) if self.minor_version == 0 => Expect::Nothing,
+            Some(v) if v.trim_ascii().eq_ignore_ascii_case(b"100-continue") => Expect::Continue,
+            Some(_) => Expect::Unmet,
+        }
+    }
+}
+
 impl fmt::Debug for Head {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let headers: Vec<_> = self

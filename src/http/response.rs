@@ -221,6 +221,7 @@ macro_rules! statuses {
 }
 
 statuses! {
+    100 => "Continue",
     101 => "Switching Protocols",
     200 => "OK",
     304 => "Not Modified",
@@ -229,12 +230,16 @@ statuses! {
     405 => "Method Not Allowed",
     408 => "Request Timeout",
     413 => "Payload Too Large",
+    417 => "Expectation Failed",
     429 => "Too Many Requests",
     431 => "Request Header Fields Too Large",
     500 => "Internal Server Error",
     501 => "Not Implemented",
     503 => "Service Unavailable",
 }
+
+/// The interim response to `Expect: 100-continue` (RFC 9110 section 10.1.1): the body may come.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The Faye 400: status 400, `Content-Type: text/plain; charset=utf-8`, body "Bad request".
 pub fn bad_request() -> Response {

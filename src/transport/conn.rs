@@ -4,6 +4,8 @@
 use super::{bayeux_http, read_more, websocket};
 use crate::http::body::ChunkedDecoder;
 use crate::http::response::{Response, plain};
+use crate::http::request::Expect;
+use crate::http::response::CONTINUE;
 use crate::http::{BodyKind, Head, Limits, parse_head_into};
 use crate::shard::{Node, RequestBody};
 use bytes::{Buf, BytesMut};
@@ -155,6 +157,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                 let text = match status {
                     413 => "Request body too large",
                     408 => "Request timeout",
+                    417 => "Only 100-continue is supported in Expect",
                     _ => "Bad request",
                 };
                 let _ = write(
@@ -244,6 +247,14 @@ async fn read_body(
     // Taken at the first read, so a body that came with its head takes no time reading.
     let mut deadline = None;
     let mut deadline = || *deadline.get_or_insert_with(|| Instant::now() + time);
+    // A client that sent `Expect: 100-continue` waits for the 100 before its body; it is sent
+    // once, just before the first read of a body that will be read (a refusal is sent instead
+    // of it, and the connection closes before any body arrives).
+    let mut expecting = match head.expect() {
+        Expect::Unmet => return Body::Refused(417),
+        Expect::Continue => true,
+        Expect::Nothing => false,
+    };
     match head.body {
         BodyKind::Empty => Body::Complete(Vec::new().into()),
         BodyKind::Length(n) => {
@@ -254,6 +265,9 @@ async fn read_body(
                 return Body::Refused(413);
             }
             while buf.len() < n {
+                if std::mem::take(&mut expecting) && stream.write_all(CONTINUE).await.0.is_err() {
+                    return Body::Closed;
+                }
                 let deadline = deadline();
                 match read_until(stream, std::mem::take(buf), timer, deadline).await {
                     Some(b) => *buf = b,
@@ -271,6 +285,9 @@ async fn read_body(
                     Ok(true) => return Body::Complete(out.into()),
                     Ok(false) => {}
                     Err(e) => return Body::Refused(e.status()),
+                }
+                if std::mem::take(&mut expecting) && stream.write_all(CONTINUE).await.0.is_err() {
+                    return Body::Closed;
                 }
                 let deadline = deadline();
                 match read_until(stream, std::mem::take(buf), timer, deadline).await {
