@@ -41,7 +41,7 @@ fn through_mesh(iters: u64, channel: &Arc<str>) -> Duration {
         });
         let mut got = 0u64;
         while got < iters {
-            let n = mesh.drain(1, 256, |env| drop(black_box(env)));
+            let n = mesh.drain(1, 256, || true, |env| drop(black_box(env)));
             if n == 0 {
                 std::thread::yield_now();
             }

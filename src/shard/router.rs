@@ -1,6 +1,7 @@
 //! A worker's node: its engine, its end of the mesh, and the request driver that runs a batch
 //! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
 
+use super::mesh::Class;
 use super::{Ack, AckDone, Adopt, Cluster, Envelope, Mesh, RequestBody, owner};
 use crate::bayeux::json::{BodyError, JsonArray, Reply, parse_batch};
 use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscribe};
@@ -18,6 +19,7 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::rc::Weak;
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 /// Where a batch came from, which decides where connect replies go.
@@ -47,8 +49,12 @@ pub struct Node {
     pub settings: Arc<Settings>,
     pub engine: RefCell<Engine>,
     mesh: Arc<Mesh>,
-    overflow: RefCell<Vec<VecDeque<Envelope>>>,
+    /// Per destination and class: envelopes that met a full queue, in order (the spill).
+    spill: RefCell<Vec<[VecDeque<Envelope>; 2]>>,
+    /// Whether the task that empties the spill runs.
     flushing: Cell<bool>,
+    /// Tasks waiting for the spill to shrink (`room`, `uncongested`).
+    room_waiters: RefCell<Vec<Waker>>,
     adopt: RefCell<Option<AdoptFn>>,
     next_socket: Cell<u64>,
     pub lifecycle: Arc<Lifecycle>,
@@ -148,9 +154,10 @@ impl Node {
             me,
             settings,
             engine: RefCell::new(engine),
-            overflow: RefCell::new((0..workers).map(|_| VecDeque::new()).collect()),
+            spill: RefCell::new((0..workers).map(|_| Default::default()).collect()),
             mesh,
             flushing: Cell::new(false),
+            room_waiters: RefCell::new(Vec::new()),
             adopt: RefCell::new(None),
             next_socket: Cell::new(0),
             lifecycle,
@@ -218,8 +225,11 @@ impl Node {
             metrics::set(&m.dropped, engine.dropped[mount]);
             metrics::set(&m.queued, engine.queued[mount]);
         }
-        let overflow: usize = self.overflow.borrow().iter().map(VecDeque::len).sum();
-        let depth = self.mesh.depth(self.me) + overflow;
+        let spilled: usize = (self.spill.borrow().iter())
+            .flatten()
+            .map(VecDeque::len)
+            .sum();
+        let depth = self.mesh.depth(self.me) + spilled;
         metrics::set(&self.my_stats().mesh_depth, depth as u64);
     }
 
@@ -328,54 +338,120 @@ impl Node {
         bayeux::id::worker_of(client_id, self.workers()).filter(|&w| w != self.me)
     }
 
-    /// Sends an envelope, keeping per-destination order when the queue is full.
+    /// Sends an envelope, keeping per-destination order when its queue is full: it waits in
+    /// this worker's spill, which the flush task empties as receivers make room. Never waits,
+    /// so it serves the mesh loop too; the tasks that can wait (a request's publishes,
+    /// subscribes and forwarded batches) call `room` or `uncongested` first, which is what
+    /// keeps the spill bounded (`shard::mesh` says why that cannot deadlock).
     pub fn send(self: &Rc<Self>, to: usize, env: Envelope) {
-        let mut overflow = self.overflow.borrow_mut();
-        if overflow[to].is_empty() {
+        let class = Class::of(&env) as usize;
+        let mut spill = self.spill.borrow_mut();
+        if spill[to][class].is_empty() {
             match self.mesh.try_send(self.me, to, env) {
                 Ok(()) => return,
                 Err(env) => {
                     metrics::add(&self.my_stats().mesh_full, 1);
-                    overflow[to].push_back(env);
+                    spill[to][class].push_back(env);
                 }
             }
         } else {
-            overflow[to].push_back(env);
+            spill[to][class].push_back(env);
         }
-        drop(overflow);
+        drop(spill);
         if !self.flushing.replace(true) {
             let node = self.clone();
-            monoio::spawn(async move { node.flush_overflow().await });
+            monoio::spawn(async move { node.flush_spill().await });
         }
     }
 
-    async fn flush_overflow(self: Rc<Self>) {
+    /// Envelopes a destination's spill (of one class) may hold before the tasks that can wait
+    /// do: as many as its queue, so at most twice a queue's worth waits for any receiver.
+    fn spill_bound(&self) -> usize {
+        self.mesh.capacity()
+    }
+
+    /// Whether this worker's outbound work (deliveries above all) is backed up: then it takes
+    /// no more publishes to route, and its own publishers wait.
+    fn congested(&self) -> bool {
+        let bound = self.spill_bound();
+        (self.spill.borrow().iter()).any(|q| q[Class::Work as usize].len() >= bound)
+    }
+
+    /// Waits until the spill towards `to` has room for another envelope of `class`.
+    async fn room(&self, to: usize, class: Class) {
+        let bound = self.spill_bound();
+        self.until(|| self.spill.borrow()[to][class as usize].len() < bound)
+            .await
+    }
+
+    /// Waits until this worker is not congested.
+    async fn uncongested(&self) {
+        self.until(|| !self.congested()).await
+    }
+
+    /// Waits until `ready()`, looked at again each time the flush task moves envelopes.
+    async fn until(&self, ready: impl Fn() -> bool) {
+        std::future::poll_fn(|cx| {
+            if ready() {
+                return std::task::Poll::Ready(());
+            }
+            self.room_waiters.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    /// Empties the spill into the queues as receivers make room, waiting for their wake-up
+    /// (`Mesh::space`) in between, not polling.
+    async fn flush_spill(self: Rc<Self>) {
         loop {
-            let mut left = false;
-            for (to, q) in self.overflow.borrow_mut().iter_mut().enumerate() {
-                while let Some(env) = q.pop_front() {
-                    if let Err(env) = self.mesh.try_send(self.me, to, env) {
-                        q.push_front(env);
+            let (mut moved, mut left, mut room_now) = (false, false, false);
+            for (to, classes) in self.spill.borrow_mut().iter_mut().enumerate() {
+                for (class, q) in Class::ALL.into_iter().zip(classes.iter_mut()) {
+                    while let Some(env) = q.pop_front() {
+                        if let Err(env) = self.mesh.try_send(self.me, to, env) {
+                            q.push_front(env);
+                            break;
+                        }
+                        moved = true;
+                    }
+                    if !q.is_empty() {
                         left = true;
-                        break;
+                        // Room made between the failed send and the request counts too.
+                        room_now |= self.mesh.want_space(self.me, to, class);
                     }
                 }
+            }
+            if moved {
+                // Publishers waiting for room, and this worker's own mesh loop if it stopped
+                // routing while congested, look again.
+                for waker in self.room_waiters.take() {
+                    waker.wake();
+                }
+                self.mesh.wake(self.me);
             }
             if !left {
                 self.flushing.set(false);
                 return;
             }
-            monoio::time::sleep(Duration::from_micros(200)).await;
+            if !room_now {
+                self.mesh.space(self.me).await;
+            }
         }
     }
 
-    /// Runs the mesh receiver for this worker forever.
+    /// Runs the mesh receiver for this worker forever. While congested it takes only the
+    /// envelopes whose handling sends nothing (`Class::Work`), so its deliveries drain first.
     pub async fn run_mesh(self: Rc<Self>) {
         loop {
             let node = self.clone();
-            let handled = self.mesh.drain(self.me, 256, |env| node.handle(env));
+            let may_route = || !node.congested();
+            let handled = self
+                .mesh
+                .drain(self.me, 256, may_route, |env| node.handle(env));
             if handled == 0 {
-                self.mesh.ready(self.me).await;
+                let routes = !self.congested();
+                self.mesh.ready(self.me, routes).await;
             } else {
                 yield_now().await;
             }
@@ -578,6 +654,7 @@ impl Node {
         body: RequestBody,
         peer: Peer,
     ) -> Result<Vec<u8>, BodyError> {
+        self.room(to, Class::Work).await;
         let (tx, rx) = oneshot::channel();
         let env = Envelope::Batch {
             mount,
@@ -673,6 +750,9 @@ impl Node {
                     }
                 }
                 Kind::Subscribe | Kind::Unsubscribe => {
+                    // Its interest changes go to the channels' owners: wait while this
+                    // worker's outbound work is backed up.
+                    self.uncongested().await;
                     let (r, channels) = self.check_subscription(mount, msg);
                     if let Some(cid) = bayeux::json::str_field(msg, "clientId") {
                         let mut engine = self.engine.borrow_mut();
@@ -696,7 +776,14 @@ impl Node {
                     Some(r)
                 }
                 Kind::ForbiddenMeta => Some(bayeux::forbidden_meta(msg)),
-                Kind::Publish => Some(self.check_publish(mount, msg, peer, &ack)),
+                Kind::Publish => {
+                    let (r, accepted) = self.check_publish(mount, msg, peer);
+                    if let Some((channel, delivered)) = accepted {
+                        self.room_to_publish(channel).await;
+                        self.publish(mount, channel, delivered, &ack);
+                    }
+                    Some(r)
+                }
             };
             if let Some(r) = reply {
                 out.push_reply(&r);
@@ -768,21 +855,21 @@ impl Node {
         )
     }
 
-    /// A publish: validated, authorised, then routed with credentials stripped.
-    fn check_publish(
-        self: &Rc<Self>,
+    /// A publish: validated and authorised; when accepted, its channel and the delivered form
+    /// (credentials stripped) to route.
+    fn check_publish<'i>(
+        &self,
         mount: usize,
-        msg: bayeux::json::Value,
+        msg: bayeux::json::Value<'_, 'i>,
         peer: Peer,
-        ack: &LazyAck,
-    ) -> Reply {
+    ) -> (Reply, Option<(&'i str, Bytes)>) {
         let stats = &self.my_stats().mounts[mount];
         let policy = self.settings.policy(mount);
         let (mut r, name) = match publish::check(msg) {
             Ok(ok) => ok,
             Err(r) => {
                 metrics::add(&stats.publishes_refused, 1);
-                return r;
+                return (r, None);
             }
         };
         let cred = Credentials {
@@ -798,16 +885,25 @@ impl Node {
         match verdict {
             Ok(()) => {
                 let delivered = publish::delivered(msg, policy.strip());
-                self.publish(mount, name, Bytes::from(delivered), ack);
                 metrics::add(&stats.publishes, 1);
+                (r, Some((name, Bytes::from(delivered))))
             }
             Err(e) => {
                 r.fail(e);
                 r.settle();
                 metrics::add(&stats.publishes_refused, 1);
+                (r, None)
             }
         }
-        r
+    }
+
+    /// Waits until a publish to `channel` may be sent: room towards its owner, or, when this
+    /// worker owns it, no backed-up deliveries.
+    async fn room_to_publish(&self, channel: &str) {
+        match owner(channel, self.workers()) {
+            to if to == self.me => self.uncongested().await,
+            to => self.room(to, Class::Route).await,
+        }
     }
 
     /// Runs a connect once the rest of its batch is done: its reply and the messages it
