@@ -172,6 +172,13 @@ impl Delivery<'_> {
             }
             session.last_seq = self.seq;
             self.count += 1;
+            if session.socket.as_ref().is_some_and(|out| out.aborted()) {
+                // Cut (a slow consumer): from now on the session queues, behind what the
+                // socket never wrote.
+                let (queued, dropped) = unbind_cut(session);
+                self.queued += queued;
+                self.dropped += dropped;
+            }
             if let Some(out) = &session.socket {
                 let (frame, last) = match out.kind {
                     OutboxKind::WebSocket => (
@@ -184,7 +191,7 @@ impl Delivery<'_> {
                     ),
                 };
                 if let Some(earlier) = last.replace(out.clone()) {
-                    earlier.push(frame.clone());
+                    earlier.push_delivery(frame.clone());
                 }
                 self.pushed += 1;
                 return;
@@ -208,12 +215,35 @@ impl Delivery<'_> {
     /// Makes the pushes held back for the last socket of each kind.
     fn finish(&mut self) {
         if let (Some(out), Some(frame)) = (self.ws_last.take(), self.ws.take()) {
-            out.push(frame);
+            out.push_delivery(frame);
         }
         if let (Some(out), Some(frame)) = (self.es_last.take(), self.es.take()) {
-            out.push(frame);
+            out.push_delivery(frame);
         }
     }
+}
+
+/// The message a delivery frame (`ws_frame`, `es_frame`) carries.
+fn unframe(kind: OutboxKind, frame: &Bytes) -> Option<Bytes> {
+    let (open, close) = match kind {
+        OutboxKind::WebSocket => (crate::websocket::frame::server_header_len(frame)? + 1, 1),
+        OutboxKind::EventSource => (b"data: [".len(), b"]\r\n\r\n".len()),
+    };
+    (frame.len() >= open + close).then(|| frame.slice(open..frame.len() - close))
+}
+
+/// Unbinds a session's socket and queues again, ahead of anything queued since, the
+/// deliveries a cut socket never wrote (oldest dropped beyond the session's bound). Returns
+/// how many were queued and how many dropped.
+fn unbind_cut(session: &mut Session) -> (u64, u64) {
+    let Some(out) = session.socket.take() else {
+        return (0, 0);
+    };
+    out.binding.set(None);
+    let msgs: Vec<Bytes> = (out.take_undelivered().iter())
+        .filter_map(|f| unframe(out.kind, f))
+        .collect();
+    session.requeue_front(msgs, SESSION_QUEUE_LIMIT)
 }
 
 /// The frame carrying `json` (a reply array) on a socket of this kind.
@@ -431,7 +461,7 @@ impl Engine {
                 let queue = session.take_queue();
                 self.queued[mount] -= queue.len() as u64;
                 for msg in queue {
-                    out.push(match out.kind {
+                    out.push_delivery(match out.kind {
                         OutboxKind::WebSocket => ws_frame(&msg),
                         OutboxKind::EventSource => es_frame(&msg),
                     });
@@ -558,7 +588,7 @@ impl Engine {
         let queue = session.take_queue();
         self.queued[mount] -= queue.len() as u64;
         for msg in queue {
-            out.push(es_frame(&msg));
+            out.push_delivery(es_frame(&msg));
         }
         out.binding.set(Some((mount as u32, slot as u32)));
         if let Some(old) = session.socket.replace(out) {
@@ -581,7 +611,9 @@ impl Engine {
             return;
         };
         if session.socket.as_ref().is_some_and(|s| s.id == out.id) {
-            session.socket = None;
+            let (queued, dropped) = unbind_cut(session);
+            self.queued[mount as usize] += queued;
+            self.dropped[mount as usize] += dropped;
             if matches!(
                 session.pending,
                 Some(Pending {

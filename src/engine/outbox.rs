@@ -32,6 +32,13 @@ const ABORTED: u8 = 4;
 /// The socket may park: it rings this worker's doorbell.
 const RINGS: u8 = 8;
 
+/// A queued frame, and whether it carries one delivered message (which a cut socket gives back
+/// to its session, see [`Outbox::take_undelivered`]) rather than a reply.
+struct Frame {
+    bytes: Bytes,
+    delivery: bool,
+}
+
 /// The frames waiting for the writer. A socket mostly holds one at a time (a parked socket
 /// between a push and its doorbell round), which needs no buffer: only a frame queued behind
 /// another allocates one.
@@ -39,12 +46,12 @@ const RINGS: u8 = 8;
 enum Queue {
     #[default]
     Empty,
-    One(Bytes),
-    Many(VecDeque<Bytes>),
+    One(Frame),
+    Many(VecDeque<Frame>),
 }
 
 impl Queue {
-    fn push_back(&mut self, frame: Bytes) {
+    fn push_back(&mut self, frame: Frame) {
         *self = match std::mem::take(self) {
             Queue::Empty => Queue::One(frame),
             Queue::One(first) => {
@@ -79,9 +86,9 @@ impl Queue {
     fn drain_into(&mut self, into: &mut Vec<Bytes>, keep: usize) {
         match std::mem::take(self) {
             Queue::Empty => {}
-            Queue::One(frame) => into.push(frame),
+            Queue::One(frame) => into.push(frame.bytes),
             Queue::Many(mut q) => {
-                into.extend(q.drain(..));
+                into.extend(q.drain(..).map(|f| f.bytes));
                 if q.capacity() <= keep {
                     *self = Queue::Many(q);
                 }
@@ -89,12 +96,58 @@ impl Queue {
         }
     }
 
-    /// Puts `frames` ahead of what is queued, in order.
+    /// Moves frames from the front to `into` while they fit in `max` bytes (always at least
+    /// one); returns the bytes charged for them. Keeps a buffer of at most `keep` frames.
+    fn drain_upto(&mut self, into: &mut Vec<Bytes>, max: usize, keep: usize) -> usize {
+        let Queue::Many(q) = self else {
+            let cost = match self {
+                Queue::One(f) => f.bytes.len() + FRAME_OVERHEAD,
+                _ => 0,
+            };
+            self.drain_into(into, keep);
+            return cost;
+        };
+        let (mut size, mut cost) = (0, 0);
+        while let Some(f) = q.front() {
+            if size > 0 && size + f.bytes.len() > max {
+                break;
+            }
+            size += f.bytes.len();
+            cost += f.bytes.len() + FRAME_OVERHEAD;
+            into.extend(q.pop_front().map(|f| f.bytes));
+        }
+        if q.is_empty() && q.capacity() > keep {
+            *self = Queue::Empty;
+        }
+        cost
+    }
+
+    /// Keeps only the deliveries, in order.
+    fn retain_deliveries(&mut self) {
+        match std::mem::take(self) {
+            Queue::One(f) if f.delivery => *self = Queue::One(f),
+            Queue::Many(mut q) => {
+                q.retain(|f| f.delivery);
+                if !q.is_empty() {
+                    *self = Queue::Many(q);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Puts `frames` (handed back by a writer, so no longer told apart) ahead of what is
+    /// queued, in order.
     fn push_front(&mut self, frames: Vec<Bytes>) {
         if frames.is_empty() {
             return;
         }
-        let mut q = VecDeque::from(frames);
+        let mut q: VecDeque<Frame> = (frames.into_iter())
+            .map(|bytes| Frame {
+                bytes,
+                delivery: false,
+            })
+            .collect();
         match std::mem::take(self) {
             Queue::Empty => {}
             Queue::One(frame) => q.push_back(frame),
@@ -189,19 +242,43 @@ impl Outbox {
         }
     }
 
+    /// Queues a reply frame (or any frame that is not one delivered message).
     pub fn push(&self, frame: Bytes) {
+        self.push_frame(Frame {
+            bytes: frame,
+            delivery: false,
+        });
+    }
+
+    /// Queues the frame of one delivered message (`[msg]`, framed for this socket's kind).
+    pub fn push_delivery(&self, frame: Bytes) {
+        self.push_frame(Frame {
+            bytes: frame,
+            delivery: true,
+        });
+    }
+
+    fn push_frame(&self, frame: Frame) {
         if self.has(ABORTED) {
             return;
         }
-        let cost = (frame.len() + FRAME_OVERHEAD) as u64;
-        let queued = u64::from(self.queued_bytes.get()) + cost;
-        if queued + u64::from(self.writing.get()) > u64::from(self.limit) {
+        let cost = (frame.bytes.len() + FRAME_OVERHEAD) as u64;
+        let queued = u64::from(self.queued_bytes.get());
+        let pending = queued + u64::from(self.writing.get());
+        // A socket with nothing else pending takes any one frame, however large: a message
+        // the server accepted is always deliverable. Past that the bound holds.
+        if pending > 0 && pending + cost > u64::from(self.limit) {
+            let delivery = frame.delivery;
             self.abort(1008);
+            if delivery {
+                // The frame that did not fit goes back to the session with the others.
+                self.queue.borrow_mut().push_back(frame);
+            }
             self.ring();
             return;
         }
-        // Below the limit, so it fits.
-        self.queued_bytes.set(queued as u32);
+        self.queued_bytes
+            .set(u32::try_from(queued + cost).unwrap_or(u32::MAX));
         self.queue.borrow_mut().push_back(frame);
         self.notify();
     }
@@ -222,6 +299,22 @@ impl Outbox {
         self.queue.borrow_mut().drain_into(into, keep);
         let drained = self.queued_bytes.replace(0);
         self.writing.set(self.writing.get().saturating_add(drained));
+    }
+
+    /// Takes frames from the front, oldest first, while they fit in `max` bytes (at least
+    /// one). A writer takes its output this way, a write's worth at a time, so what waits
+    /// behind the write in flight stays here, where a cut socket gives it back to its session.
+    pub fn drain_upto(&self, into: &mut Vec<Bytes>, max: usize) {
+        let keep = if self.has(PARKED) { 0 } else { 16 };
+        let cost = self.queue.borrow_mut().drain_upto(into, max, keep) as u32;
+        self.queued_bytes
+            .set(self.queued_bytes.get().saturating_sub(cost));
+        self.writing.set(self.writing.get().saturating_add(cost));
+    }
+
+    /// Whether frames wait to be drained.
+    pub fn has_queued(&self) -> bool {
+        !self.queue.borrow().is_empty()
     }
 
     /// What was drained has been written (or given up on).
@@ -270,17 +363,30 @@ impl Outbox {
         self.close.get()
     }
 
-    /// Stops all output for good with `code`: drops what is queued. The caller cuts the
-    /// connection (or rings the doorbell so the socket's owner does).
+    /// Stops all output for good with `code`: drops the queued replies and keeps the queued
+    /// deliveries for [`Outbox::take_undelivered`] (nothing more is written). The caller cuts
+    /// the connection (or rings the doorbell so the socket's owner does).
     pub fn abort(&self, code: u16) {
         if self.has(ABORTED) {
             return;
         }
         self.close.set(Some(code));
         self.flags.set(self.flags.get() | ABORTED);
-        *self.queue.borrow_mut() = Queue::Empty;
+        self.queue.borrow_mut().retain_deliveries();
         self.queued_bytes.set(0);
         self.signal.notify();
+    }
+
+    /// The delivery frames a socket that will write no more (cut, or closed) never wrote,
+    /// oldest first, for its session to queue again. Frames already handed to a writer are
+    /// not among them: part of them may be on the wire.
+    pub fn take_undelivered(&self) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        let mut queue = self.queue.borrow_mut();
+        queue.retain_deliveries();
+        queue.drain_into(&mut frames, 0);
+        self.queued_bytes.set(0);
+        frames
     }
 
     pub fn aborted(&self) -> bool {
@@ -385,5 +491,50 @@ mod tests {
         out.drain(&mut frames);
         assert_eq!(frames, vec!["a", "b", "c"]);
         assert_eq!(out.writing(), 3 * (1 + FRAME_OVERHEAD));
+    }
+
+    #[test]
+    fn an_empty_outbox_takes_one_frame_larger_than_its_limit() {
+        let (_bell, out) = outbox(100);
+        out.push_delivery(Bytes::from(vec![b'x'; 500]));
+        assert!(!out.aborted(), "a lone frame is always deliverable");
+        out.push_delivery(Bytes::from_static(b"y"));
+        assert!(out.aborted(), "behind it the bound holds");
+    }
+
+    #[test]
+    fn a_cut_keeps_its_deliveries_in_order_and_drops_its_replies() {
+        let (_bell, out) = outbox(40 + 3 * FRAME_OVERHEAD);
+        out.push_delivery(Bytes::from_static(b"d1"));
+        out.push(Bytes::from_static(b"reply"));
+        out.push_delivery(Bytes::from_static(b"d2"));
+        out.push_delivery(Bytes::from(vec![b'z'; 64]));
+        assert!(out.aborted());
+        assert_eq!(out.queued_bytes(), 0);
+        let z = Bytes::from(vec![b'z'; 64]);
+        assert_eq!(
+            out.take_undelivered(),
+            vec![Bytes::from_static(b"d1"), Bytes::from_static(b"d2"), z]
+        );
+        assert!(out.take_undelivered().is_empty());
+    }
+
+    #[test]
+    fn a_writer_takes_a_writes_worth_and_leaves_the_rest_queued() {
+        let (_bell, out) = outbox(1000);
+        for f in [&b"aaaa"[..], b"bbbb", b"cccc"] {
+            out.push_delivery(Bytes::copy_from_slice(f));
+        }
+        let mut frames = Vec::new();
+        out.drain_upto(&mut frames, 8);
+        assert_eq!(frames, vec!["aaaa", "bbbb"]);
+        assert_eq!(out.writing(), 2 * (4 + FRAME_OVERHEAD));
+        assert_eq!(out.queued_bytes(), 4 + FRAME_OVERHEAD);
+        assert!(out.has_queued());
+        frames.clear();
+        out.drain_upto(&mut frames, 1);
+        assert_eq!(frames, vec!["cccc"], "at least one frame, however large");
+        assert!(!out.has_queued());
+        assert_eq!(out.queued_bytes(), 0);
     }
 }

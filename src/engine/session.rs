@@ -133,6 +133,22 @@ impl Session {
         self.queue.take().map(|q| *q).unwrap_or_default()
     }
 
+    /// Puts `msgs` (older than anything queued) at the front, in order, then drops the oldest
+    /// beyond `limit`. Returns how many messages the queue gained and how many it dropped.
+    pub fn requeue_front(&mut self, msgs: Vec<Bytes>, limit: usize) -> (u64, u64) {
+        if msgs.is_empty() {
+            return (0, 0);
+        }
+        let q = self.queue.get_or_insert_with(Box::default);
+        let before = q.len();
+        for msg in msgs.into_iter().rev() {
+            q.push_front(msg);
+        }
+        let over = q.len().saturating_sub(limit);
+        q.drain(..over);
+        ((q.len() - before) as u64, over as u64)
+    }
+
     /// Queues a message, dropping the oldest beyond `limit`; true when one was dropped.
     pub fn enqueue(&mut self, msg: Bytes, limit: usize) -> bool {
         let q = self.queue.get_or_insert_with(Box::default);

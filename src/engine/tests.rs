@@ -204,3 +204,54 @@ fn every_socket_of_a_delivery_gets_its_frame_once() {
         assert_eq!(frames, vec![want.clone()], "socket {}", out.id);
     }
 }
+
+/// A slow-consumer cut gives the socket's unwritten deliveries back to the session, ahead of
+/// what arrives after the cut, so the client's next connect receives them all in order.
+#[test]
+fn a_cut_sockets_unwritten_deliveries_go_back_to_the_session_in_order() {
+    for kind in [OutboxKind::WebSocket, OutboxKind::EventSource] {
+        let mut e = engine();
+        let now = Instant::now();
+        let c = e.handshake(0, now);
+        e.subscribe(0, &c, &["/a".into()]);
+        let msg = |n: u8| Bytes::from(format!(r#"{{"channel":"/a","data":"{}"}}"#, n as char));
+        // Room for the connect reply and two deliveries, not three.
+        let limit = REPLY.len() + 2 * msg(b'1').len() + 32 + 3 * super::outbox::FRAME_OVERHEAD;
+        let out = Rc::new(Outbox::with_bell(1, kind, 0, limit, false));
+        let _ = e.connect(0, &c, Duration::ZERO, Some((out.clone(), REPLY)), now);
+        for n in b'1'..=b'3' {
+            e.deliver(0, "/a", &msg(n));
+        }
+        assert!(out.aborted(), "the third delivery is over the limit");
+        e.deliver(0, "/a", &msg(b'4'));
+        assert!(
+            !e.is_bound(&out),
+            "the cut socket is unbound at the next delivery"
+        );
+        e.socket_gone(&out);
+        assert_eq!(e.queued[0], 4);
+        match e.connect(0, &c, T, None, now) {
+            ConnectOutcome::Now(msgs) => {
+                assert_eq!(msgs, (b'1'..=b'4').map(msg).collect::<Vec<_>>(), "{kind:?}")
+            }
+            _ => panic!("a queue answers a connect at once"),
+        }
+    }
+}
+
+#[test]
+fn a_closed_socket_gives_back_what_it_never_wrote() {
+    let mut e = engine();
+    let now = Instant::now();
+    let c = e.handshake(0, now);
+    e.subscribe(0, &c, &["/a".into()]);
+    let out = Rc::new(Outbox::new(1, OutboxKind::WebSocket));
+    let _ = e.connect(0, &c, Duration::ZERO, Some((out.clone(), REPLY)), now);
+    let m = Bytes::from_static(br#"{"channel":"/a","data":1}"#);
+    e.deliver(0, "/a", &m);
+    e.socket_gone(&out);
+    match e.connect(0, &c, T, None, now) {
+        ConnectOutcome::Now(msgs) => assert_eq!(msgs, vec![m]),
+        _ => panic!("a queue answers a connect at once"),
+    }
+}

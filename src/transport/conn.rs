@@ -3,9 +3,9 @@
 
 use super::{bayeux_http, read_more, websocket};
 use crate::http::body::ChunkedDecoder;
-use crate::http::response::{Response, plain};
 use crate::http::request::Expect;
 use crate::http::response::CONTINUE;
+use crate::http::response::{Response, plain};
 use crate::http::{BodyKind, Head, Limits, parse_head_into};
 use crate::shard::{Node, RequestBody};
 use bytes::{Buf, BytesMut};

@@ -49,13 +49,16 @@ pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id:
         .unwrap_or(Duration::from_secs_f64(EVENTSOURCE_PING_SECS));
     let mut frames = Vec::new();
     loop {
-        if monoio::time::timeout(every, outbox.signal.wait())
-            .await
-            .is_err()
+        if !outbox.has_queued()
+            && monoio::time::timeout(every, outbox.signal.wait())
+                .await
+                .is_err()
         {
             outbox.push(Bytes::from_static(b":\r\n\r\n"));
         }
-        outbox.drain(&mut frames);
+        // A write's worth at a time: what waits behind it goes back to the session if the
+        // stream breaks.
+        outbox.drain_upto(&mut frames, super::websocket::COALESCE_MAX);
         if !frames.is_empty() {
             if write_frames(&mut stream, &mut frames).await.is_err() {
                 break;

@@ -381,19 +381,28 @@ impl Parker {
             self.promote(node, key, false);
             return;
         }
-        outbox.drain(frames);
-        let sent = send_now(fd, frames);
-        outbox.written();
-        match sent {
-            Ok(()) if frames.is_empty() => {}
-            Ok(()) => {
-                outbox.requeue_front(std::mem::take(frames));
-                self.promote(node, key, false);
-            }
-            Err(_) => {
-                // The reader meets the same error and closes the socket.
-                frames.clear();
-                self.promote(node, key, false);
+        // A send's worth at a time, as the writer task takes it (`websocket::write_loop`).
+        loop {
+            outbox.drain_upto(frames, super::websocket::COALESCE_MAX);
+            let sent = send_now(fd, frames);
+            outbox.written();
+            match sent {
+                Ok(()) if frames.is_empty() => {
+                    if !outbox.has_queued() {
+                        return;
+                    }
+                }
+                Ok(()) => {
+                    outbox.requeue_front(std::mem::take(frames));
+                    self.promote(node, key, false);
+                    return;
+                }
+                Err(_) => {
+                    // The reader meets the same error and closes the socket.
+                    frames.clear();
+                    self.promote(node, key, false);
+                    return;
+                }
             }
         }
     }

@@ -496,12 +496,15 @@ async fn write_loop(
 ) -> Option<OwnedWriteHalf<TcpStream>> {
     let mut frames = Vec::new();
     loop {
-        outbox.signal.wait().await;
+        if !outbox.has_queued() {
+            outbox.signal.wait().await;
+        }
         if outbox.aborted() {
             // The table cuts the connection.
             return None;
         }
-        outbox.drain(&mut frames);
+        // A write's worth at a time: a cut gives what waits behind it back to the session.
+        outbox.drain_upto(&mut frames, COALESCE_MAX);
         if !frames.is_empty() {
             let res = write_frames(&mut wr, &mut frames).await;
             outbox.written();
@@ -537,9 +540,9 @@ async fn write_loop(
     }
 }
 
-/// Most bytes copied into one coalesced write: a slow consumer's writer holds at most this
-/// much of its own while blocked (frames are otherwise shared with other sockets).
-const COALESCE_MAX: usize = 64 * 1024;
+/// Most bytes copied into one coalesced write, and most a writer takes from its outbox at a
+/// time: a slow consumer's writer holds at most this much while blocked.
+pub const COALESCE_MAX: usize = 64 * 1024;
 
 /// Writes everything queued: small frames coalesced into one write of up to `COALESCE_MAX`
 /// bytes, a larger frame as it is.

@@ -333,6 +333,16 @@ pub fn header_len(len: usize) -> usize {
     }
 }
 
+/// The length of the header of an unmasked frame that [`write_header`] wrote at the start of
+/// `frame`, read from its length byte; `None` when `frame` is too short to tell.
+pub fn server_header_len(frame: &[u8]) -> Option<usize> {
+    match *frame.get(1)? {
+        LEN_16 => Some(4),
+        LEN_64 => Some(10),
+        _ => Some(2),
+    }
+}
+
 fn write_header(out: &mut impl BufMut, opcode: Opcode, len: usize) {
     out.put_u8(FIN | opcode.bits());
     match (u8::try_from(len), u16::try_from(len)) {
@@ -359,6 +369,21 @@ pub fn close_payload(code: CloseCode, reason: &str) -> Vec<u8> {
     payload.extend_from_slice(&code.0.to_be_bytes());
     payload.extend_from_slice(reason.as_bytes().get(..end).unwrap_or_default());
     payload
+}
+
+#[cfg(test)]
+mod server_header_tests {
+    use super::*;
+
+    #[test]
+    fn server_header_len_reads_what_text_header_wrote() {
+        for len in [0, 1, 125, 126, 65535, 65536, 1 << 20] {
+            let mut out = Vec::new();
+            text_header(len, &mut out);
+            assert_eq!(server_header_len(&out), Some(header_len(len)), "{len}");
+        }
+        assert_eq!(server_header_len(&[0x81]), None);
+    }
 }
 
 #[cfg(test)]
