@@ -433,7 +433,11 @@ fn expect_100_continue_is_answered_before_the_body_is_sent() {
     conn.send(body.as_bytes());
     let first = conn.read_response();
     // The 100 may or may not come first when the body is already on its way.
-    let resp = if first.status == 100 { conn.read_response() } else { first };
+    let resp = if first.status == 100 {
+        conn.read_response()
+    } else {
+        first
+    };
     assert_published(&resp, "/expect");
 }
 
