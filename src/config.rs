@@ -45,6 +45,30 @@ pub const DEFAULT_MAX_PENDING: usize = 4 * 1024 * 1024;
 /// Without `ping_timeout`, a pinged WebSocket is closed after this many ping intervals of silence.
 pub const DEFAULT_PING_TIMEOUT_INTERVALS: u32 = 2;
 
+/// Longest time setting accepted, in seconds (a day). Nothing a Bayeux server waits for lasts
+/// longer, and the bound keeps `advice.timeout` far below the 2^31 ms at which a browser's
+/// `setTimeout` fires at once, and every deadline far from `Instant` overflow.
+pub const MAX_SECS: f64 = 86_400.0;
+/// Shortest nonzero time setting, in seconds: timers and `advice.timeout` count whole
+/// milliseconds, so anything shorter would silently become zero.
+pub const MIN_SECS: f64 = 0.001;
+/// Most workers: a clientId names its worker in at most two base-36 characters
+/// (`bayeux::id::tag_len`).
+pub const MAX_WORKERS: usize = 36 * 36;
+/// Slowest handshake rate that still limits, per second: one a day. A refused client is told to
+/// wait up to 1/rate, so a slower rate would advise waits beyond `MAX_SECS` (and near zero, a
+/// wait no `Duration` can hold).
+pub const MIN_HANDSHAKE_RATE: f64 = 1.0 / MAX_SECS;
+/// Largest `max_pending`: a WebSocket's outbox counts its pending bytes in a `u32`.
+pub const MAX_PENDING_LIMIT: usize = u32::MAX as usize;
+/// What one delivered message costs a WebSocket's pending bound beyond its own bytes: the `[`
+/// and `]` around it, the longest frame header (10 bytes, a 64-bit length), and the outbox's
+/// charge per queued frame. (EventSource's `data: [`..`]\r\n\r\n` is the same 12 bytes.)
+pub const DELIVERY_OVERHEAD: usize = 2 + 10 + crate::engine::outbox::FRAME_OVERHEAD;
+/// Largest Bayeux message a JSONP GET can carry: its `message` parameter lies within the
+/// request head.
+const MAX_GET_MESSAGE: usize = crate::http::request::DEFAULT_MAX_HEAD;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
@@ -129,10 +153,12 @@ pub struct Cli {
     /// own clients, subscriptions and channels [default: /faye].
     #[arg(long = "mount", env = "BAYOU_MOUNTS", value_delimiter = ',')]
     pub mounts: Vec<String>,
-    /// Worker threads, one per core [default: the CPUs this process may use].
+    /// Worker threads, one per core, 1 to 1296 [default: the CPUs this process may use, at
+    /// most 1296].
     #[arg(long, env = "BAYOU_WORKERS")]
     pub workers: Option<usize>,
-    /// Seconds a /meta/connect is held; clients expire after twice this [default: 45].
+    /// Seconds a /meta/connect is held; clients expire after twice this. Every time setting
+    /// is 0.001 to 86400 seconds (drain_secs may be 0) [default: 45].
     #[arg(long, env = "BAYOU_TIMEOUT")]
     pub timeout: Option<f64>,
     /// Seconds between WebSocket pings and EventSource keep-alives [default: none for
@@ -146,7 +172,9 @@ pub struct Cli {
     pub ping_timeout: Option<f64>,
     /// Most output bytes a WebSocket may have waiting (each frame counts its length plus 32);
     /// a client that falls further behind is disconnected (close 1008) and its session queues
-    /// for its next connect [default: 4194304].
+    /// for its next connect. At most 4294967295, and at least 44 more than the largest of
+    /// --max-body, --max-message and 16384 (a JSONP GET), so any accepted message can be
+    /// delivered [default: 4194304].
     #[arg(long, env = "BAYOU_MAX_PENDING")]
     pub max_pending: Option<usize>,
     /// Directory holding the Faye browser client (the `client/` folder of the faye npm package),
@@ -156,10 +184,10 @@ pub struct Cli {
     /// I/O driver of the workers.
     #[arg(long, env = "BAYOU_DRIVER", value_enum)]
     pub driver: Option<Driver>,
-    /// Largest HTTP request body in bytes [default: 1048576].
+    /// Largest HTTP request body in bytes, at least 1 [default: 1048576].
     #[arg(long, env = "BAYOU_MAX_BODY")]
     pub max_body: Option<usize>,
-    /// Largest WebSocket message in bytes [default: 1048576].
+    /// Largest WebSocket message in bytes, at least 1 [default: 1048576].
     #[arg(long, env = "BAYOU_MAX_MESSAGE")]
     pub max_message: Option<usize>,
     /// Admin listener for GET /healthz and /readyz [default: 127.0.0.1:9090]. Keep it off the
@@ -180,22 +208,23 @@ pub struct Cli {
     /// similar) [default: human]. Levels follow RUST_LOG (default info; nothing per message).
     #[arg(long, env = "BAYOU_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
-    /// Most messages in one request body or WebSocket message [default: 1000].
+    /// Most messages in one request body or WebSocket message, at least 1 [default: 1000].
     #[arg(long, env = "BAYOU_MAX_BATCH")]
     pub max_batch: Option<usize>,
-    /// Longest channel name in bytes [default: 256].
+    /// Longest channel name in bytes, at least 1 [default: 256].
     #[arg(long, env = "BAYOU_MAX_CHANNEL")]
     pub max_channel: Option<usize>,
-    /// Most subscriptions per client [default: 100].
+    /// Most subscriptions per client, at least 1 [default: 100].
     #[arg(long, env = "BAYOU_MAX_SUBSCRIPTIONS")]
     pub max_subscriptions: Option<usize>,
     /// Most live clients per address, 0 for no limit [default: 10000].
     #[arg(long, env = "BAYOU_MAX_CLIENTS_PER_IP")]
     pub max_clients_per_ip: Option<u32>,
-    /// Handshakes per second per address, 0 for no limit [default: 20].
+    /// Handshakes per second per address, 0 for no limit, else at least 1/86400 (one a day)
+    /// [default: 20].
     #[arg(long, env = "BAYOU_HANDSHAKE_RATE")]
     pub handshake_rate: Option<f64>,
-    /// Handshakes per address accepted in a burst [default: 200].
+    /// Handshakes per address accepted in a burst, at least 1 [default: 200].
     #[arg(long, env = "BAYOU_HANDSHAKE_BURST")]
     pub handshake_burst: Option<u32>,
     /// Seconds a request head, then its body, may take to arrive [default: 10].
@@ -325,9 +354,10 @@ pub struct LimitsConfig {
     pub max_subscriptions: usize,
     /// Most live sessions per client address (0: no limit).
     pub max_clients_per_ip: u32,
-    /// Handshakes per second per client address (0: no limit).
+    /// Handshakes per second per client address (0: no limit; else at least
+    /// [`MIN_HANDSHAKE_RATE`]).
     pub handshake_rate: f64,
-    /// Handshakes per client address in a burst.
+    /// Handshakes per client address in a burst (at least 1).
     pub handshake_burst: u32,
 }
 
@@ -416,9 +446,20 @@ pub struct Config {
     pub engine: Engine,
 }
 
-fn secs(what: &str, v: f64) -> Result<Duration, String> {
+/// A time setting given in seconds, refused outside `min..=MAX_SECS` (NaN and infinities too).
+fn seconds(what: &str, v: f64, min: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v)
-        .map_err(|_| format!("{what} must be a non-negative number of seconds, got {v}"))
+        .ok()
+        .filter(|_| (min..=MAX_SECS).contains(&v))
+        .ok_or_else(|| format!("{what} must be between {min} and {MAX_SECS} seconds, got {v:?}"))
+}
+
+/// A size or count where 0 would refuse everything.
+fn at_least_one(what: &str, v: usize) -> Result<usize, String> {
+    if v == 0 {
+        return Err(format!("{what} must be at least 1, got 0"));
+    }
+    Ok(v)
 }
 
 /// A mount path as Faye uses it: trailing slashes removed (so `/` claims every path).
@@ -517,16 +558,22 @@ impl Config {
         if mounts.is_empty() {
             mounts.push(DEFAULT_MOUNT.to_owned());
         }
-        let workers = cli.workers.or(file.workers).unwrap_or_else(available_cpus);
-        if workers == 0 || workers > 1296 {
-            return Err(format!("workers must be between 1 and 1296, got {workers}"));
+        // A machine with more CPUs than clientIds can name runs the most workers they can.
+        let workers = cli
+            .workers
+            .or(file.workers)
+            .unwrap_or_else(|| available_cpus().min(MAX_WORKERS));
+        if !(1..=MAX_WORKERS).contains(&workers) {
+            return Err(format!(
+                "workers must be between 1 and {MAX_WORKERS}, got {workers}"
+            ));
         }
         let timeout = cli.timeout.or(file.timeout).unwrap_or(DEFAULT_TIMEOUT_SECS);
-        let timeout = positive_secs("timeout", timeout)?;
+        let timeout = seconds("timeout", timeout, MIN_SECS)?;
         let ping = cli
             .ping
             .or(file.ping)
-            .map(|p| positive_secs("ping", p))
+            .map(|p| seconds("ping", p, MIN_SECS))
             .transpose()?;
         let limits = limits_from(&cli, &file)?;
         let auth = auth_from(&cli, &file)?;
@@ -537,12 +584,8 @@ impl Config {
                 mount_config(path, section, timeout, ping, &limits, &auth)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let ping_timeout = match (ping, cli.ping_timeout.or(file.ping_timeout)) {
-            (Some(_), Some(t)) if t > 0.0 => Some(secs("ping_timeout", t)?),
-            (_, Some(t)) if t <= 0.0 => return Err("ping_timeout must be above 0 seconds".into()),
-            (Some(p), _) => Some(p * DEFAULT_PING_TIMEOUT_INTERVALS),
-            (None, _) => None,
-        };
+        let ping_timeout = ping_timeout(cli.ping_timeout.or(file.ping_timeout), ping)?;
+        let (max_body, max_message, max_pending) = sizes(&cli, &file)?;
         Ok(Config {
             listen: cli.listen.or(file.listen).unwrap_or(default_listen),
             mounts,
@@ -551,32 +594,32 @@ impl Config {
             ping,
             client_js: cli.client_js.or(file.client_js),
             driver: cli.driver.or(file.driver).unwrap_or(Driver::Auto),
-            max_body: cli.max_body.or(file.max_body).unwrap_or(DEFAULT_MAX_BODY),
-            max_message: cli
-                .max_message
-                .or(file.max_message)
-                .unwrap_or(DEFAULT_MAX_MESSAGE),
-            drain: secs(
+            max_body,
+            max_message,
+            drain: seconds(
                 "drain_secs",
                 cli.drain_secs
                     .or(file.drain_secs)
                     .unwrap_or(crate::lifecycle::DEFAULT_DRAIN_SECS),
+                0.0,
             )?,
             admin_listen: match cli.admin_listen.or(file.admin_listen) {
                 Some(a) => a,
                 None => DEFAULT_ADMIN_LISTEN.parse().map_err(|e| format!("{e}"))?,
             },
-            header_timeout: positive_secs(
+            header_timeout: seconds(
                 "header_timeout",
                 cli.header_timeout
                     .or(file.header_timeout)
                     .unwrap_or(DEFAULT_HEADER_TIMEOUT_SECS),
+                MIN_SECS,
             )?,
-            idle_timeout: positive_secs(
+            idle_timeout: seconds(
                 "idle_timeout",
                 cli.idle_timeout
                     .or(file.idle_timeout)
                     .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS),
+                MIN_SECS,
             )?,
             client_ip_header: cli
                 .client_ip_header
@@ -585,10 +628,7 @@ impl Config {
                 .filter(|h| !h.is_empty()),
             per_mount,
             ping_timeout,
-            max_pending: cli
-                .max_pending
-                .or(file.max_pending)
-                .unwrap_or(DEFAULT_MAX_PENDING),
+            max_pending,
             engine: Engine::parse(cli.engine.or(file.engine).as_deref().unwrap_or("memory"))?,
         })
     }
@@ -620,11 +660,56 @@ fn parse_toml(text: &str) -> Result<FileConfig, String> {
     })
 }
 
-fn positive_secs(what: &str, v: f64) -> Result<Duration, String> {
-    if v > 0.0 {
-        secs(what, v)
-    } else {
-        Err(format!("{what} must be above 0 seconds, got {v}"))
+/// `max_body`, `max_message` and `max_pending`, checked together: a message the server accepts
+/// must fit a WebSocket's pending bound once framed, or every WebSocket subscriber it is
+/// delivered to is cut as a slow consumer.
+fn sizes(cli: &Cli, file: &FileConfig) -> Result<(usize, usize, usize), String> {
+    let body = cli.max_body.or(file.max_body).unwrap_or(DEFAULT_MAX_BODY);
+    let message = cli
+        .max_message
+        .or(file.max_message)
+        .unwrap_or(DEFAULT_MAX_MESSAGE);
+    let pending = cli
+        .max_pending
+        .or(file.max_pending)
+        .unwrap_or(DEFAULT_MAX_PENDING);
+    at_least_one("max_body", body)?;
+    at_least_one("max_message", message)?;
+    if pending > MAX_PENDING_LIMIT {
+        return Err(format!(
+            "max_pending must be at most {MAX_PENDING_LIMIT} bytes, got {pending}"
+        ));
+    }
+    let (largest, what) = [
+        (body, "max_body"),
+        (message, "max_message"),
+        (
+            MAX_GET_MESSAGE,
+            "the request head limit (a JSONP GET's message)",
+        ),
+    ]
+    .into_iter()
+    .max_by_key(|&(n, _)| n)
+    .unwrap_or_default();
+    let need = largest.saturating_add(DELIVERY_OVERHEAD);
+    if pending < need {
+        return Err(format!(
+            "max_pending must be at least {need} bytes so that the largest message accepted can \
+             be delivered ({what}, {largest} bytes, plus {DELIVERY_OVERHEAD} bytes of framing), \
+             got {pending}"
+        ));
+    }
+    Ok((body, message, pending))
+}
+
+/// `ping_timeout`, checked whenever given; it applies only with a `ping`.
+fn ping_timeout(given: Option<f64>, ping: Option<Duration>) -> Result<Option<Duration>, String> {
+    match given {
+        Some(t) => {
+            let t = seconds("ping_timeout", t, MIN_SECS)?;
+            Ok(ping.map(|_| t))
+        }
+        None => Ok(ping.map(|p| p * DEFAULT_PING_TIMEOUT_INTERVALS)),
     }
 }
 
@@ -661,22 +746,28 @@ fn merge_limits(base: LimitsConfig, over: &LimitsFile) -> Result<LimitsConfig, S
         handshake_rate: over.handshake_rate.unwrap_or(base.handshake_rate),
         handshake_burst: over.handshake_burst.unwrap_or(base.handshake_burst),
     };
-    for (name, v) in [
-        ("max_batch", l.max_batch),
-        ("max_channel", l.max_channel),
-        ("max_subscriptions", l.max_subscriptions),
-    ] {
-        if v == 0 {
-            return Err(format!("{name} must be at least 1"));
-        }
+    at_least_one("max_batch", l.max_batch)?;
+    at_least_one("max_channel", l.max_channel)?;
+    at_least_one("max_subscriptions", l.max_subscriptions)?;
+    if l.handshake_burst == 0 {
+        return Err(
+            "handshake_burst must be at least 1, got 0 (handshake_rate = 0 turns the limit off)"
+                .into(),
+        );
     }
-    if !(l.handshake_rate >= 0.0 && l.handshake_rate.is_finite()) {
-        return Err(format!(
-            "handshake_rate must be 0 or more per second, got {}",
-            l.handshake_rate
-        ));
-    }
+    check_rate(l.handshake_rate)?;
     Ok(l)
+}
+
+/// `handshake_rate`: 0 turns the limit off; otherwise at least [`MIN_HANDSHAKE_RATE`].
+fn check_rate(rate: f64) -> Result<(), String> {
+    if rate == 0.0 || (MIN_HANDSHAKE_RATE..f64::INFINITY).contains(&rate) {
+        return Ok(());
+    }
+    Err(format!(
+        "handshake_rate must be 0 (no limit) or at least 1/{MAX_SECS} per second (one a day), \
+         got {rate:?}"
+    ))
 }
 
 /// The `[auth]` defaults: secure and empty, then the file, then the environment and flags.
@@ -770,11 +861,11 @@ fn mount_config(
     Ok(MountConfig {
         path: path.to_owned(),
         timeout: match section.timeout {
-            Some(t) => positive_secs("timeout", t).map_err(context)?,
+            Some(t) => seconds("timeout", t, MIN_SECS).map_err(context)?,
             None => timeout,
         },
         ping: match section.ping {
-            Some(p) => Some(positive_secs("ping", p).map_err(context)?),
+            Some(p) => Some(seconds("ping", p, MIN_SECS).map_err(context)?),
             None => ping,
         },
         limits: merge_limits(limits.clone(), &section.limits.unwrap_or_default())
@@ -947,5 +1038,210 @@ mod tests {
         std::fs::write(&file, "bogus = 1\n").unwrap();
         let cli = Cli::parse_from(["bayou", "--config", file.to_str().unwrap()]);
         assert!(Config::from_cli(cli).unwrap_err().contains("bogus"));
+    }
+
+    /// The configuration `args` make, or the error bayou would exit 2 with.
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(std::iter::once("bayou").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Config::from_cli(cli)
+    }
+
+    #[track_caller]
+    fn refused(args: &[&str], message: &str) {
+        match config(args) {
+            Ok(_) => panic!("{args:?} accepted; expected {message:?}"),
+            Err(e) => assert!(e.contains(message), "{args:?}: {e:?} lacks {message:?}"),
+        }
+    }
+
+    #[track_caller]
+    fn accepted(args: &[&str]) -> Config {
+        config(args).unwrap_or_else(|e| panic!("{args:?} refused: {e}"))
+    }
+
+    #[test]
+    fn time_settings_range_from_a_millisecond_to_a_day() {
+        for (flag, key) in [
+            ("--timeout", "timeout"),
+            ("--ping", "ping"),
+            ("--header-timeout", "header_timeout"),
+            ("--idle-timeout", "idle_timeout"),
+        ] {
+            accepted(&[flag, "0.001"]);
+            accepted(&[flag, "86400"]);
+            let range = format!("{key} must be between 0.001 and 86400 seconds, got");
+            for bad in ["0.000999", "86400.001", "0", "-1", "NaN", "inf", "1e300"] {
+                refused(&[&format!("{flag}={bad}")], &range);
+            }
+        }
+        let c = accepted(&["--ping", "1", "--ping-timeout", "0.001"]);
+        assert_eq!(c.ping_timeout, Some(Duration::from_millis(1)));
+        let c = accepted(&["--ping", "1", "--ping-timeout", "86400"]);
+        assert_eq!(c.ping_timeout, Some(Duration::from_secs(86_400)));
+        // Checked even without a ping, where it has no effect.
+        refused(
+            &["--ping-timeout", "0.0009"],
+            "ping_timeout must be between 0.001 and 86400 seconds, got 0.0009",
+        );
+        refused(&["--ping", "1", "--ping-timeout", "86401"], "got 86401.0");
+        assert_eq!(accepted(&["--drain-secs", "0"]).drain, Duration::ZERO);
+        accepted(&["--drain-secs", "86400"]);
+        refused(
+            &["--drain-secs=-0.001"],
+            "drain_secs must be between 0 and 86400 seconds, got -0.001",
+        );
+        refused(&["--drain-secs", "86400.5"], "drain_secs must be between");
+    }
+
+    #[test]
+    fn a_mount_section_has_the_same_time_ranges() {
+        let toml = |t: &str| format!("[mount.\"/a\"]\n{t}\n");
+        accepted(&["--config-toml", &toml("timeout = 0.001\nping = 86400")]);
+        refused(
+            &["--config-toml", &toml("timeout = 0.0005")],
+            "mount \"/a\": timeout must be between 0.001 and 86400 seconds, got 0.0005",
+        );
+        refused(
+            &["--config-toml", &toml("ping = 100000")],
+            "mount \"/a\": ping must be between",
+        );
+    }
+
+    #[test]
+    fn workers_fit_the_client_id_tag() {
+        assert_eq!(accepted(&["--workers", "1"]).workers, 1);
+        assert_eq!(accepted(&["--workers", "1296"]).workers, 1296);
+        for bad in ["0", "1297"] {
+            refused(
+                &["--workers", bad],
+                &format!("workers must be between 1 and 1296, got {bad}"),
+            );
+        }
+        let toml = accepted(&["--config-toml", "workers = 1296"]);
+        assert_eq!(toml.workers, 1296);
+    }
+
+    #[test]
+    fn sizes_and_counts_are_at_least_one() {
+        for (flag, key) in [
+            ("--max-body", "max_body"),
+            ("--max-message", "max_message"),
+            ("--max-batch", "max_batch"),
+            ("--max-channel", "max_channel"),
+            ("--max-subscriptions", "max_subscriptions"),
+            ("--handshake-burst", "handshake_burst"),
+        ] {
+            accepted(&[flag, "1"]);
+            refused(&[flag, "0"], &format!("{key} must be at least 1, got 0"));
+        }
+        let c = accepted(&["--max-batch", &usize::MAX.to_string()]);
+        assert_eq!(c.per_mount[0].limits.max_batch, usize::MAX);
+        let c = accepted(&["--handshake-burst", "4294967295"]);
+        assert_eq!(c.per_mount[0].limits.handshake_burst, u32::MAX);
+        for n in ["0", "4294967295"] {
+            accepted(&["--max-clients-per-ip", n]);
+        }
+        assert!(config(&["--max-clients-per-ip", "4294967296"]).is_err());
+        // The same rule in [limits] and in a mount's own limits.
+        refused(
+            &["--config-toml", "[limits]\nmax_channel = 0"],
+            "max_channel must be at least 1, got 0",
+        );
+        refused(
+            &[
+                "--config-toml",
+                "[mount.\"/a\".limits]\nmax_subscriptions = 0",
+            ],
+            "mount \"/a\": max_subscriptions must be at least 1, got 0",
+        );
+    }
+
+    #[test]
+    fn handshake_rate_is_off_or_at_least_one_a_day() {
+        let rate = |c: Config| c.per_mount[0].limits.handshake_rate;
+        assert_eq!(rate(accepted(&["--handshake-rate", "0"])), 0.0);
+        let slowest = MIN_HANDSHAKE_RATE.to_string();
+        assert_eq!(
+            rate(accepted(&["--handshake-rate", &slowest])),
+            MIN_HANDSHAKE_RATE
+        );
+        // Every accepted rate's longest wait, 1/rate, is a day at most.
+        assert!(1.0 / MIN_HANDSHAKE_RATE <= MAX_SECS);
+        assert_eq!(rate(accepted(&["--handshake-rate", "1e300"])), 1e300);
+        let below = f64::from_bits(MIN_HANDSHAKE_RATE.to_bits() - 1).to_string();
+        let message = "handshake_rate must be 0 (no limit) or at least 1/86400 per second";
+        for bad in [below.as_str(), "1e-300", "5e-324", "-1", "NaN", "inf"] {
+            refused(&[&format!("--handshake-rate={bad}")], message);
+        }
+        refused(&["--handshake-rate", "1e-300"], "got 1e-300");
+        refused(
+            &[
+                "--config-toml",
+                "[mount.\"/a\".limits]\nhandshake_rate = 1e-6",
+            ],
+            "mount \"/a\": handshake_rate must be 0",
+        );
+    }
+
+    #[test]
+    fn max_pending_holds_the_largest_accepted_message() {
+        // Defaults: 4 MiB of pending output holds a 1 MiB message.
+        accepted(&[]);
+        // The largest message is max_message here: 1 MiB plus the framing.
+        let need = (1 << 20) + DELIVERY_OVERHEAD;
+        assert_eq!(
+            accepted(&["--max-pending", &need.to_string()]).max_pending,
+            need
+        );
+        refused(
+            &["--max-pending", &(need - 1).to_string()],
+            &format!("max_pending must be at least {need} bytes"),
+        );
+        refused(
+            &["--max-pending", "1000", "--max-message", "1048576"],
+            "(max_message, 1048576 bytes, plus 44 bytes of framing), got 1000",
+        );
+        refused(
+            &["--max-body", "16777216"],
+            "max_pending must be at least 16777260 bytes so that the largest message accepted \
+             can be delivered (max_body, 16777216 bytes",
+        );
+        // Small bodies and messages: a JSONP GET's message may still fill the request head.
+        let small = [
+            "--max-body",
+            "1000",
+            "--max-message",
+            "1000",
+            "--max-pending",
+        ];
+        let head = MAX_GET_MESSAGE + DELIVERY_OVERHEAD;
+        accepted(&[&small[..], &[head.to_string().as_str()]].concat());
+        refused(
+            &[&small[..], &[(head - 1).to_string().as_str()]].concat(),
+            "(the request head limit (a JSONP GET's message), 16384 bytes",
+        );
+        // The outbox counts in a u32: the top of the range, with the largest message it allows.
+        let top = MAX_PENDING_LIMIT.to_string();
+        let largest = (MAX_PENDING_LIMIT - DELIVERY_OVERHEAD).to_string();
+        accepted(&[
+            "--max-pending",
+            &top,
+            "--max-body",
+            &largest,
+            "--max-message",
+            &largest,
+        ]);
+        refused(
+            &["--max-pending", &(MAX_PENDING_LIMIT + 1).to_string()],
+            "max_pending must be at most 4294967295 bytes, got 4294967296",
+        );
+        refused(
+            &[
+                "--config-toml",
+                "max_pending = 100\nmax_body = 10\nmax_message = 10",
+            ],
+            "max_pending must be at least 16428 bytes",
+        );
     }
 }

@@ -312,8 +312,18 @@ fn b19_json_with_charset() {
 
 #[test]
 fn b20_eight_mib_publish() {
-    // Faye has no limit; Bayou's default is 1 MiB and publishers may raise it.
-    let s = Server::start(&["--mount", M, "--timeout", "2", "--max-body", "16777216"]);
+    // Faye has no limit; Bayou's default is 1 MiB and publishers may raise it, with the
+    // WebSocket pending bound above it so that such a message stays deliverable.
+    let s = Server::start(&[
+        "--mount",
+        M,
+        "--timeout",
+        "2",
+        "--max-body",
+        "16777216",
+        "--max-pending",
+        "33554432",
+    ]);
     let cid = s.handshake(M);
     s.subscribe(M, &cid, json!("/b20"));
     let data = "x".repeat(8 << 20);

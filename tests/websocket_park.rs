@@ -243,7 +243,20 @@ fn a_non_reading_subscriber_is_cut_while_a_reading_one_gets_everything() {
     }
     const BATCHES: usize = 240;
     const PER_BATCH: usize = 50;
-    let s = Server::start(&["--mount", M, "--timeout", "30", "--max-pending", "1048576"]);
+    // Bodies of one batch (about 52 KB) and messages well under the 1 MiB bound, as the
+    // bound must exceed any message accepted.
+    let s = Server::start(&[
+        "--mount",
+        M,
+        "--timeout",
+        "30",
+        "--max-pending",
+        "1048576",
+        "--max-body",
+        "65536",
+        "--max-message",
+        "65536",
+    ]);
     let admin = s.admin_addr();
     let (slow_cid, slow) = subscriber(&s, "/flood");
     let (_, reader) = subscriber(&s, "/flood");
@@ -286,6 +299,11 @@ fn a_thousand_non_reading_subscribers_under_load_keep_memory_bounded() {
         "30",
         "--max-pending",
         "65536",
+        // One batch's body (about 52 KB) fits, and fits the bound once framed.
+        "--max-body",
+        "60000",
+        "--max-message",
+        "16384",
         "--handshake-rate",
         "0",
         "--max-clients-per-ip",

@@ -98,7 +98,10 @@ impl Limiter {
             b.at = now;
             if b.tokens < 1.0 {
                 let wait = (1.0 - b.tokens) / self.rate;
-                return Err(Refused::RateLimited(Duration::from_secs_f64(wait)));
+                return Err(Refused::RateLimited(
+                    Duration::try_from_secs_f64(wait.min(crate::config::MAX_SECS))
+                        .unwrap_or(Duration::ZERO),
+                ));
             }
             b.tokens -= 1.0;
         }
