@@ -52,6 +52,10 @@ pub const MAX_SECS: f64 = 86_400.0;
 /// Shortest nonzero time setting, in seconds: timers and `advice.timeout` count whole
 /// milliseconds, so anything shorter would silently become zero.
 pub const MIN_SECS: f64 = 0.001;
+/// Envelopes per queue between two workers, by default and at most.
+const DEFAULT_MESH_CAPACITY: usize = 1024;
+const MAX_MESH_CAPACITY: usize = 65_536;
+
 /// Most workers: a clientId names its worker in at most two base-36 characters
 /// (`bayeux::id::tag_len`).
 pub const MAX_WORKERS: usize = 36 * 36;
@@ -157,6 +161,10 @@ pub struct Cli {
     /// most 1296].
     #[arg(long, env = "BAYOU_WORKERS")]
     pub workers: Option<usize>,
+    /// Envelopes each queue between two workers holds, 1 to 65536 [default: 1024]. A tuning
+    /// and test knob: a smaller mesh reaches its back-pressure sooner.
+    #[arg(long, env = "BAYOU_MESH_CAPACITY", hide = true)]
+    pub mesh_capacity: Option<usize>,
     /// Seconds a /meta/connect is held; clients expire after twice this. Every time setting
     /// is 0.001 to 86400 seconds (drain_secs may be 0) [default: 45].
     #[arg(long, env = "BAYOU_TIMEOUT")]
@@ -427,6 +435,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub mounts: Vec<String>,
     pub workers: usize,
+    /// Envelopes per mesh queue (`shard::Mesh::with_capacity`).
+    pub mesh_capacity: usize,
     pub timeout: Duration,
     pub ping: Option<Duration>,
     pub client_js: Option<PathBuf>,
@@ -485,6 +495,7 @@ impl Config {
             format!("listen = {}", self.listen),
             format!("mounts = {:?}", self.mounts),
             format!("workers = {}", self.workers),
+            format!("mesh_capacity = {}", self.mesh_capacity),
             format!("timeout = {}", self.timeout.as_secs_f64()),
             format!("ping = {ping}"),
             format!("client_js = {client_js}"),
@@ -568,6 +579,12 @@ impl Config {
                 "workers must be between 1 and {MAX_WORKERS}, got {workers}"
             ));
         }
+        let mesh_capacity = cli.mesh_capacity.unwrap_or(DEFAULT_MESH_CAPACITY);
+        if !(1..=MAX_MESH_CAPACITY).contains(&mesh_capacity) {
+            return Err(format!(
+                "mesh_capacity must be between 1 and {MAX_MESH_CAPACITY}, got {mesh_capacity}"
+            ));
+        }
         let timeout = cli.timeout.or(file.timeout).unwrap_or(DEFAULT_TIMEOUT_SECS);
         let timeout = seconds("timeout", timeout, MIN_SECS)?;
         let ping = cli
@@ -590,6 +607,7 @@ impl Config {
             listen: cli.listen.or(file.listen).unwrap_or(default_listen),
             mounts,
             workers,
+            mesh_capacity,
             timeout,
             ping,
             client_js: cli.client_js.or(file.client_js),

@@ -67,7 +67,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let listeners = bind(config.listen, config.workers)
         .map_err(|e| format!("binding {}: {e}", config.listen))?;
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
-    let mesh = Arc::new(Mesh::new(config.workers));
+    let mesh = Arc::new(Mesh::with_capacity(config.workers, config.mesh_capacity));
     let cluster = crate::backplane::start(&config, mesh.clone())?;
     if let Some(b) = &cluster {
         let _ = stats.backplane.set(b.stats.clone());

@@ -11,8 +11,8 @@
 //! is the one that is always drained.
 //!
 //! A sender whose queue is full keeps the envelope in its own spill (in order, see
-//! `shard::router`) and waits for [`Mesh::space`], which the receiver wakes after it takes from
-//! a queue whose sender asked for room: a wake-up, not a polling loop.
+//! `shard::router`) and waits in [`Mesh::poll_space`], which the receiver wakes after it takes
+//! from a queue whose sender asked for room: a wake-up, not a polling loop.
 //!
 //! Besides the workers, one thread outside them may send: the cluster backplane, through the
 //! sender index [`Mesh::external`]. It has its own queues to each worker, so every queue keeps
@@ -145,23 +145,30 @@ impl Mesh {
         }
     }
 
-    /// Asks to be woken through [`Mesh::space`] once worker `to` takes from the `class` queue
-    /// from `from`. Returns whether that queue has room already (then no wake may come).
-    pub fn want_space(&self, from: usize, to: usize, class: Class) -> bool {
-        let q = self.queue(class, from, to);
-        q.wants_space.store(true, Ordering::SeqCst);
-        // Asked before looking, so a receiver taking in between either sees the flag or left
-        // the room this check finds.
-        q.items.len() < q.items.capacity()
+    /// Wakes sender `me`'s task waiting in [`Mesh::poll_space`] (its own worker, when it
+    /// spilled towards a queue that task does not wait on).
+    pub fn wake_sender(&self, me: usize) {
+        self.space[me].wake();
     }
 
-    /// Resolves once a receiver has made room for sender `me` (after [`Mesh::want_space`]).
-    pub fn space(&self, me: usize) -> Space<'_> {
-        Space {
-            mesh: self,
-            me,
-            registered: false,
+    /// Ready when any of the `blocked` queues (as (receiver, class), from sender `me`) has
+    /// room; otherwise pending until a receiver takes from one of them and wakes `cx`. The
+    /// waker is registered before the queues are marked and looked at, so a receiver taking
+    /// in between either sees the mark (and wakes it) or leaves the room this poll finds.
+    pub fn poll_space(
+        &self,
+        me: usize,
+        blocked: &[(usize, Class)],
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        self.space[me].register(cx.waker());
+        let mut room = false;
+        for &(to, class) in blocked {
+            let q = self.queue(class, me, to);
+            q.wants_space.store(true, Ordering::SeqCst);
+            room |= q.items.len() < q.items.capacity();
         }
+        if room { Poll::Ready(()) } else { Poll::Pending }
     }
 
     fn has_any(&self, me: usize, routes: bool) -> bool {
@@ -201,11 +208,14 @@ impl Mesh {
 
     /// Resolves when something may be waiting for `me`: any `Work`, and `Route` envelopes only
     /// when `routes` (a worker that may not route now waits for work, or for [`Mesh::wake`]).
+    /// Once woken it resolves, whatever it finds: the wake may say that the worker may route
+    /// again, which only its caller can tell.
     pub fn ready(&self, me: usize, routes: bool) -> Ready<'_> {
         Ready {
             mesh: self,
             me,
             routes,
+            waited: false,
         }
     }
 }
@@ -214,11 +224,16 @@ pub struct Ready<'a> {
     mesh: &'a Mesh,
     me: usize,
     routes: bool,
+    waited: bool,
 }
 
 impl Future for Ready<'_> {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.waited {
+            return Poll::Ready(());
+        }
+        self.waited = true;
         let inbox = &self.mesh.inboxes[self.me];
         inbox.waker.register(cx.waker());
         inbox.sleeping.store(true, Ordering::SeqCst);
@@ -226,26 +241,6 @@ impl Future for Ready<'_> {
             inbox.sleeping.store(false, Ordering::SeqCst);
             return Poll::Ready(());
         }
-        Poll::Pending
-    }
-}
-
-/// See [`Mesh::space`]: pending once, to register; ready when polled again, which is when a
-/// receiver's wake (or a spurious poll, after which the sender just looks again) comes.
-pub struct Space<'a> {
-    mesh: &'a Mesh,
-    me: usize,
-    registered: bool,
-}
-
-impl Future for Space<'_> {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.registered {
-            return Poll::Ready(());
-        }
-        self.mesh.space[self.me].register(cx.waker());
-        self.registered = true;
         Poll::Pending
     }
 }
@@ -311,19 +306,18 @@ mod tests {
         };
         // The other class has its own room.
         assert!(mesh.try_send(0, 1, publish()).is_ok());
-        assert!(!mesh.want_space(0, 1, Class::Work));
         let flag = Arc::new(Flag(AtomicBool::new(false)));
         let waker = Waker::from(flag.clone());
         let mut cx = Context::from_waker(&waker);
-        let mut space = std::pin::pin!(mesh.space(0));
-        assert_eq!(space.as_mut().poll(&mut cx), Poll::Pending);
+        let blocked = [(1, Class::Work)];
+        assert_eq!(mesh.poll_space(0, &blocked, &mut cx), Poll::Pending);
         // A receiver that may not route takes only the work, and wakes the sender.
         let mut got = Vec::new();
         let n = mesh.drain(1, 1, || false, |env| got.push(env));
         assert_eq!(n, 1);
         assert!(matches!(got[0], Envelope::Deliver { .. }));
         assert!(flag.0.load(Ordering::SeqCst), "the sender was not woken");
-        assert_eq!(space.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert_eq!(mesh.poll_space(0, &blocked, &mut cx), Poll::Ready(()));
         assert!(mesh.try_send(0, 1, back).is_ok());
         // The publish waits until the receiver may route.
         assert_eq!(mesh.drain(1, 8, || false, drop), 2);
@@ -345,6 +339,11 @@ mod tests {
             std::pin::pin!(mesh.ready(1, true)).poll(&mut cx),
             Poll::Ready(())
         );
+        // Woken (here by its own worker, which may route again), it resolves: the caller looks.
+        let mut sleeping = std::pin::pin!(mesh.ready(1, false));
+        assert_eq!(sleeping.as_mut().poll(&mut cx), Poll::Pending);
+        mesh.wake(1);
+        assert_eq!(sleeping.as_mut().poll(&mut cx), Poll::Ready(()));
     }
 
     struct Flag(AtomicBool);

@@ -361,6 +361,9 @@ impl Node {
         if !self.flushing.replace(true) {
             let node = self.clone();
             monoio::spawn(async move { node.flush_spill().await });
+        } else {
+            // The flush task may wait on other queues than this one.
+            self.mesh.wake_sender(self.me);
         }
     }
 
@@ -402,23 +405,21 @@ impl Node {
     }
 
     /// Empties the spill into the queues as receivers make room, waiting for their wake-up
-    /// (`Mesh::space`) in between, not polling.
+    /// (`Mesh::poll_space`) in between, not polling.
     async fn flush_spill(self: Rc<Self>) {
+        let mut blocked = Vec::new();
         loop {
-            let (mut moved, mut left, mut room_now) = (false, false, false);
+            let mut moved = false;
+            blocked.clear();
             for (to, classes) in self.spill.borrow_mut().iter_mut().enumerate() {
                 for (class, q) in Class::ALL.into_iter().zip(classes.iter_mut()) {
                     while let Some(env) = q.pop_front() {
                         if let Err(env) = self.mesh.try_send(self.me, to, env) {
                             q.push_front(env);
+                            blocked.push((to, class));
                             break;
                         }
                         moved = true;
-                    }
-                    if !q.is_empty() {
-                        left = true;
-                        // Room made between the failed send and the request counts too.
-                        room_now |= self.mesh.want_space(self.me, to, class);
                     }
                 }
             }
@@ -430,13 +431,13 @@ impl Node {
                 }
                 self.mesh.wake(self.me);
             }
-            if !left {
+            if blocked.is_empty() {
                 self.flushing.set(false);
                 return;
             }
-            if !room_now {
-                self.mesh.space(self.me).await;
-            }
+            // An envelope spilled meanwhile towards a queue not in `blocked` wakes this too
+            // (`send`), so the next pass sees it.
+            std::future::poll_fn(|cx| self.mesh.poll_space(self.me, &blocked, cx)).await;
         }
     }
 
