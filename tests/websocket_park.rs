@@ -332,3 +332,125 @@ fn a_thousand_non_reading_subscribers_under_load_keep_memory_bounded() {
     );
     drop(stalled);
 }
+
+/// A subscriber that stops reading is cut as a slow consumer; what its socket had queued and
+/// never wrote goes back to its session, so the client, reconnecting with its clientId, gets
+/// every message in order (issue 16, item 4). At most the one write in flight at the cut
+/// (64 KiB of frames) can be lost.
+#[test]
+fn a_cut_slow_consumer_gets_what_it_was_never_sent_on_its_next_connect() {
+    if skip_against_faye("Faye has no output bound") {
+        return;
+    }
+    let s = Server::start(&[
+        "--mount",
+        M,
+        "--timeout",
+        "30",
+        "--max-pending",
+        "262144",
+        "--max-body",
+        "65536",
+        "--max-message",
+        "65536",
+    ]);
+    let admin = s.admin_addr();
+    let (cid, mut slow) = subscriber(&s, "/slow");
+    let cut = r#"bayou_slow_consumer_disconnects_total{mount="/faye"}"#;
+    let pad = "x".repeat(1000);
+    let mut published = 0u64;
+    // Publish until the socket is cut, then one batch more (it goes to the session's queue).
+    let mut after_cut = false;
+    for _ in 0..2000 {
+        let batch: Vec<Value> = (published..published + 10)
+            .map(|i| json!({"channel": "/slow", "data": {"i": i, "pad": pad}}))
+            .collect();
+        assert_eq!(s.post_json(M, &Value::from(batch).encode()).status, 200);
+        published += 10;
+        if after_cut {
+            break;
+        }
+        after_cut = scrape_metrics(admin).get(cut) == Some(&1.0);
+    }
+    assert!(after_cut, "the subscriber was never cut");
+    // What reached the client before the cut: a run from the start, in order.
+    let seen: Vec<u64> = (slow.texts_until_eof().iter())
+        .map(|t| parse_json(t.as_bytes()))
+        .filter_map(|f| f[0]["data"]["i"].as_u64())
+        .collect();
+    assert_eq!(seen, (0..seen.len() as u64).collect::<Vec<_>>(), "in order");
+    // The rest comes from the session, in order, up to the last publish.
+    let mut queued = Vec::new();
+    while queued.last() != Some(&(published - 1)) {
+        let (_, msgs) = split_connect(&s.connect(M, &cid));
+        assert!(
+            !msgs.is_empty(),
+            "the session had nothing more after {queued:?}"
+        );
+        queued.extend(msgs.iter().filter_map(|m| m["data"]["i"].as_u64()));
+    }
+    let first = queued[0];
+    assert_eq!(
+        queued,
+        (first..published).collect::<Vec<_>>(),
+        "in order, none missing"
+    );
+    let lost = first.saturating_sub(seen.len() as u64);
+    // About 1 KB a message: a 64 KiB write holds 63 of them.
+    assert!(
+        lost <= 64,
+        "{lost} messages lost between the {} the socket wrote and the session's queue",
+        seen.len()
+    );
+    assert!(
+        first >= seen.len() as u64,
+        "a message both written and queued"
+    );
+}
+
+/// A message the server accepts is deliverable, even when it grows on the way: numbers are
+/// written out as Faye writes them (`1e15` becomes `1000000000000000.0`), so a delivery can be
+/// several times larger than the body that carried it, and larger than `--max-pending`. An
+/// idle socket takes it whole instead of being cut (issue 16, item 3).
+#[test]
+fn a_delivery_larger_than_the_pending_bound_reaches_idle_subscribers() {
+    if skip_against_faye("Faye has no output bound") {
+        return;
+    }
+    // The smallest bound the configuration accepts for 64 KiB bodies.
+    let s = Server::start(&[
+        "--mount",
+        M,
+        "--timeout",
+        "30",
+        "--max-body",
+        "65536",
+        "--max-message",
+        "65536",
+        "--max-pending",
+        "65580",
+    ]);
+    let admin = s.admin_addr();
+    let (_, mut a) = subscriber(&s, "/big");
+    let (_, mut b) = subscriber(&s, "/big");
+    let numbers = vec!["1e15"; 12_000].join(",");
+    let body = format!(r#"{{"channel":"/big","data":[{numbers}]}}"#);
+    assert!(body.len() < 65536);
+    assert_published(&s.post_json(M, &body), "/big");
+    for ws in [&mut a, &mut b] {
+        let frame = ws.read_json();
+        let data = frame[0]["data"].as_array().expect("the data array");
+        assert_eq!(data.len(), 12_000);
+        let text = frame.encode();
+        assert!(
+            text.len() > 65580,
+            "the delivery ({} bytes) outgrew the bound",
+            text.len()
+        );
+    }
+    let metrics = scrape_metrics(admin);
+    assert_eq!(
+        metrics.get(r#"bayou_slow_consumer_disconnects_total{mount="/faye"}"#),
+        Some(&0.0)
+    );
+}

@@ -198,6 +198,37 @@ impl Ws {
         }
     }
 
+    /// Every whole text frame the server sent until it closed the connection (a connection it
+    /// cut may end inside a frame, which is left out), in order.
+    pub fn texts_until_eof(&mut self) -> Vec<String> {
+        let bytes = self.conn.read_to_eof();
+        let mut texts = Vec::new();
+        let mut at = 0;
+        while at + 2 <= bytes.len() {
+            let (opcode, short) = (bytes[at] & 0x0f, (bytes[at + 1] & 0x7f) as usize);
+            let (len, head) = match short {
+                126 if at + 4 <= bytes.len() => (
+                    u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize,
+                    4,
+                ),
+                127 if at + 10 <= bytes.len() => (
+                    u64::from_be_bytes(bytes[at + 2..at + 10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                126 | 127 => break,
+                n => (n, 2),
+            };
+            let Some(payload) = bytes.get(at + head..at + head + len) else {
+                break;
+            };
+            if opcode == OP_TEXT {
+                texts.push(String::from_utf8(payload.to_vec()).expect("text frame is UTF-8"));
+            }
+            at += head + len;
+        }
+        texts
+    }
+
     /// True once the server has closed the TCP connection (waits up to the read timeout).
     pub fn at_eof(&mut self) -> bool {
         self.conn.at_eof()
