@@ -155,3 +155,114 @@ fn a_null_channel_is_an_invalid_channel_with_no_name() {
         &json!([{"successful": false, "error": "405::Invalid channel"}]),
     );
 }
+
+/// A client that is one of several named in a batch, alone on its worker.
+fn three_clients(s: &Server) -> (String, String, String) {
+    let (a, b) = two_clients_on_different_workers(s);
+    (a, b, s.handshake(M))
+}
+
+/// Found by the differential test (tests/node/differential.test.mjs): a `1`, `"x"` or `[]`
+/// among the messages of a batch naming several workers' sessions is a message with its reply,
+/// not a reason to refuse the whole body.
+#[test]
+fn non_objects_in_a_split_batch_get_their_replies() {
+    let s = server();
+    let (a, b) = two_clients_on_different_workers(&s);
+    let body = json!([
+        {"channel": "/meta/subscribe", "clientId": a, "subscription": "/a", "id": "1"},
+        1, "text", [], null, true,
+        {"channel": "/meta/subscribe", "clientId": b, "subscription": "/b", "id": "2"},
+    ]);
+    for reply in post_from_every_worker(&s, &body, 6) {
+        let items = reply.as_array().expect("a reply array, not a refusal");
+        assert_eq!(items.len(), 6, "{}", reply.encode());
+        let error = |r: &&Value| r.get("error").and_then(|e| e.as_str()).map(str::to_owned);
+        let missing = items
+            .iter()
+            .filter(|r| error(r).as_deref() == Some("402:data:Missing required parameter"));
+        assert_eq!(missing.count(), 4, "{}", reply.encode());
+        let subscribed = items
+            .iter()
+            .filter(|r| r.get("id").is_some() && r["successful"] == true);
+        assert_eq!(subscribed.count(), 2, "{}", reply.encode());
+    }
+}
+
+/// A connect and a disconnect of one client in one batch: Faye hands the connect what was
+/// queued when it is processed, then ends the session; the connect succeeds with it.
+#[test]
+fn a_connect_then_a_disconnect_in_one_batch_takes_the_queue() {
+    let s = server();
+    for split in [false, true] {
+        let (a, b) = two_clients_on_different_workers(&s);
+        s.subscribe(M, &a, json!("/q"));
+        s.publish(M, "/q", json!({"n": 1}));
+        let mut body = vec![
+            connect_now(&a, "1"),
+            json!({"channel": "/meta/disconnect", "clientId": a, "id": "2"}),
+        ];
+        if split {
+            body.insert(1, json!({"channel": "/meta/subscribe", "clientId": b, "subscription": "/z", "id": "3"}));
+        }
+        let reply = s.bayeux(M, &Value::from(body));
+        let items = reply.as_array().expect("reply array");
+        let connect = items
+            .iter()
+            .find(|r| r["channel"] == "/meta/connect")
+            .expect("connect reply");
+        assert_eq!(connect["successful"], true, "{}", reply.encode());
+        let delivered: Vec<_> = items.iter().filter(|r| r["channel"] == "/q").collect();
+        assert_eq!(delivered.len(), 1, "split {split}: {}", reply.encode());
+        assert_eq!(delivered[0]["data"], json!({"n": 1}));
+    }
+}
+
+/// A publish before a subscribe in the same batch is not delivered to that subscription, and a
+/// publish before an unsubscribe is: each message runs as if it came alone, in order, even when
+/// the channel's owner is another worker.
+#[test]
+fn a_batch_publishes_before_it_subscribes_in_request_order() {
+    let s = server();
+    for (n, channel) in ["/o/1", "/o/2", "/o/3", "/o/4", "/o/5", "/o/6"]
+        .iter()
+        .enumerate()
+    {
+        let a = s.handshake(M);
+        let n = n as i64;
+        let body = json!([
+            {"channel": channel, "data": {"before": n}},
+            {"channel": "/meta/subscribe", "clientId": a, "subscription": channel},
+            {"channel": channel, "data": {"after": n}},
+            {"channel": "/meta/unsubscribe", "clientId": a, "subscription": channel},
+        ]);
+        let reply = s.bayeux(M, &body);
+        assert_eq!(
+            reply.as_array().map(|r| r.len()),
+            Some(4),
+            "{}",
+            reply.encode()
+        );
+        let got = s.deliveries(M, &a, 1);
+        assert_eq!(got[0]["data"], json!({"after": n}), "{channel}");
+    }
+}
+
+/// Of a repeated key the last counts, as `JSON.parse` (and so Faye) reads it; the router and
+/// the processing agree on it.
+#[test]
+fn a_repeated_key_counts_where_it_last_appears() {
+    let s = server();
+    let reply = json_reply(&s.post_json(M, r#"[{"channel":"/b","channel":"/a","data":1}]"#));
+    assert_json_eq(&reply, &json!([{"channel": "/a", "successful": true}]));
+    let (a, b, _) = three_clients(&s);
+    let body = format!(
+        r#"[{{"channel":"/meta/subscribe","clientId":"{b}","clientId":"{a}","subscription":"/r","id":"1"}}]"#
+    );
+    for _ in 0..6 {
+        let reply = json_reply(&s.post_json(M, &body));
+        let expected = json!([{"id": "1", "clientId": a, "channel": "/meta/subscribe",
+                               "successful": true, "subscription": "/r"}]);
+        assert_json_eq(&reply, &expected);
+    }
+}

@@ -56,9 +56,7 @@ pub fn check(
         return Err(reply);
     }
     let eventsource = type_str == Some("eventsource");
-    let requested = field(msg, "advice")
-        .and_then(|a| a.as_object())
-        .and_then(|a| a.get("timeout"));
+    let requested = field(msg, "advice").and_then(|a| field(a, "timeout"));
     let hold_ms = match (eventsource, requested) {
         (true, _) => 0,
         (false, Some(v)) => (coerce_ms(v) as u64).min(timeout_ms),

@@ -178,9 +178,17 @@ pub fn truthy(v: Value) -> bool {
 }
 
 /// A field of a message, when the message is an object and the field is present (where it
-/// first appears, if repeated).
+/// last appears, if repeated).
 pub fn field<'t, 'i>(msg: Value<'t, 'i>, key: &str) -> Option<Value<'t, 'i>> {
-    msg.as_object().and_then(|o| o.get(key))
+    // Of a repeated key the last counts, as in `JSON.parse` and so in Faye; every reader of a
+    // message (this, `Reply::for_request`, the router's `scan`) agrees on which one.
+    let mut found = None;
+    for (k, v) in msg.as_object()?.iter() {
+        if k == key {
+            found = Some(v);
+        }
+    }
+    found
 }
 
 /// A field that is present and truthy.
@@ -344,9 +352,8 @@ impl Reply {
         let Some(fields) = msg.as_object() else {
             return reply;
         };
-        // One pass over the fields rather than a lookup each. A repeated key counts where it
-        // first appears, as `field` finds it.
-        let mut seen = [false; 4];
+        // One pass over the fields rather than a lookup each. Of a repeated key the last
+        // counts, as `field` reads it.
         for (key, v) in fields.iter() {
             let slot = match key.as_ref() {
                 "id" => 0,
@@ -355,14 +362,12 @@ impl Reply {
                 "error" => 3,
                 _ => continue,
             };
-            if std::mem::replace(&mut seen[slot], true) || !truthy(v) {
-                continue;
-            }
+            let truthy = truthy(v);
             match slot {
-                0 => reply.id = Some(encoded(v)),
-                1 => reply.client_id = Some(encoded(v)),
-                2 => reply.channel = Some(encoded(v)),
-                _ => reply.error = Some(v.encode()),
+                0 => reply.id = truthy.then(|| encoded(v)),
+                1 => reply.client_id = truthy.then(|| encoded(v)),
+                2 => reply.channel = truthy.then(|| encoded(v)),
+                _ => reply.error = truthy.then(|| v.encode()),
             }
         }
         reply
@@ -711,21 +716,22 @@ mod tests {
     }
 
     #[test]
-    fn reply_takes_a_repeated_field_where_it_first_appears() {
+    fn reply_takes_a_repeated_field_where_it_last_appears() {
+        // As JSON.parse (and so Faye) reads it.
         let mut body =
-            br#"{"id":"1","channel":"/a","id":"2","channel":"/b","clientId":0,"clientId":"c"}"#
+            br#"{"id":"1","channel":"/a","id":"2","channel":"/b","clientId":"c","clientId":0}"#
                 .to_vec();
         let tape = simd_json::to_tape(&mut body).unwrap();
         let msg = tape.as_value();
         let reply = Reply::for_request(msg);
         assert_eq!(
             field(msg, "id").and_then(|v| v.into_string()),
-            Some("1"),
+            Some("2"),
             "as field finds it"
         );
-        assert_eq!(reply.id.as_deref(), Some(&br#""1""#[..]));
-        assert_eq!(reply.channel.as_deref(), Some(&br#""/a""#[..]));
-        // The first clientId is falsy, so none is echoed.
+        assert_eq!(reply.id.as_deref(), Some(&br#""2""#[..]));
+        assert_eq!(reply.channel.as_deref(), Some(&br#""/b""#[..]));
+        // The last clientId is falsy, so none is echoed.
         assert_eq!(reply.client_id, None);
     }
 

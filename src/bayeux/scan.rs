@@ -14,10 +14,12 @@ use std::ops::Range;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item<'a> {
     pub span: Range<usize>,
-    /// The `clientId` string, unescaped (first occurrence, as `json::field` reads it).
+    /// The `clientId` string, unescaped (the last occurrence, as `json::field` reads it).
     pub client_id: Option<Cow<'a, [u8]>>,
     /// The `channel` string is exactly `/meta/connect`: its reply may be held.
     pub connect: bool,
+    /// The `channel` string is exactly `/meta/disconnect`.
+    pub disconnect: bool,
 }
 
 /// Whether a body may name a clientId at all: a top-level `"clientId"` key, or an escape that
@@ -114,6 +116,7 @@ impl<'a> Messages<'a> {
                         span: start..self.at,
                         client_id: None,
                         connect: false,
+                        disconnect: false,
                     })
                 }
             }
@@ -154,12 +157,16 @@ impl<'a> Messages<'a> {
                     b"channel" => Some(&mut channel),
                     _ => None,
                 };
+                // Of a repeated key the last counts, as `json::field` reads it.
                 match wanted {
                     Some(slot) if self.peek()? == b'"' => {
-                        let value = unescape(self.string()?)?;
-                        slot.get_or_insert(value);
+                        *slot = Some(unescape(self.string()?)?);
                     }
-                    _ => self.skip_value()?,
+                    Some(slot) => {
+                        *slot = None;
+                        self.skip_value()?;
+                    }
+                    None => self.skip_value()?,
                 }
                 self.ws();
                 match self.peek()? {
@@ -176,6 +183,7 @@ impl<'a> Messages<'a> {
             span: start..self.at,
             client_id,
             connect: channel.as_deref() == Some(&b"/meta/connect"[..]),
+            disconnect: channel.as_deref() == Some(&b"/meta/disconnect"[..]),
         })
     }
 
@@ -282,6 +290,9 @@ mod tests {
         );
         let connects: Vec<bool> = messages(body.as_bytes()).map(|m| m.connect).collect();
         assert_eq!(connects, [false, true, false, false, false, false, false]);
+        let body = r#"[{"channel":"/meta/disconnect","clientId":"A"},{"channel":"/meta/connect"}]"#;
+        let disconnects: Vec<bool> = messages(body.as_bytes()).map(|m| m.disconnect).collect();
+        assert_eq!(disconnects, [true, false]);
     }
 
     #[test]
@@ -307,11 +318,12 @@ mod tests {
                 .unwrap()
                 .connect
         );
-        // The first occurrence counts, as json::field reads it.
+        // The last occurrence counts, as json::field (and JSON.parse) reads it.
         assert_eq!(
             ids(r#"{"clientId":"a","clientId":"b"}"#),
-            [Some("a".into())]
+            [Some("b".into())]
         );
+        assert_eq!(ids(r#"{"clientId":"a","clientId":5}"#), [None]);
         // A non-string clientId routes nowhere.
         assert_eq!(ids(r#"{"clientId":5}"#), [None]);
     }

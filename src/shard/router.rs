@@ -4,7 +4,7 @@
 use super::mesh::Class;
 use super::{Ack, AckDone, Adopt, Cluster, Envelope, Mesh, RequestBody, owner};
 use crate::bayeux::json::{BodyError, JsonArray, Reply, parse_batch};
-use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, subscribe};
+use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, scan, subscribe};
 use crate::config::Settings;
 use crate::engine::{ConnectOutcome, Engine, Outbox};
 use crate::lifecycle::Lifecycle;
@@ -15,6 +15,7 @@ use futures::channel::oneshot;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::ops::Range;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::rc::Weak;
@@ -100,6 +101,15 @@ impl LazyAck {
         ack.clone()
     }
 
+    /// Waits for the work sent so far, and starts afresh: what the batch sends next gets a
+    /// new completion.
+    async fn settle(&mut self) {
+        drop(self.ack.take());
+        if let Some(done) = self.done.take() {
+            done.await;
+        }
+    }
+
     /// Waits until every clone handed out has been dropped (the work they went with is done).
     async fn wait(self) {
         let LazyAck { ack, done } = self;
@@ -118,6 +128,9 @@ struct HeldConnect {
     /// Which of the mount's advices it gets.
     eventsource: bool,
     hold: Duration,
+    /// What it took from the queue before a disconnect later in its batch ended the session
+    /// (Faye hands a connect its messages when it is processed, and answers it last).
+    taken: Option<Vec<Bytes>>,
 }
 
 impl HeldConnect {
@@ -688,31 +701,66 @@ impl Node {
             return Err(BodyError::TooMany);
         }
         let mut replies = JsonArray::expecting(REPLY_BYTES * n);
+        // Connects are answered last, with what the rest of the batch delivered (as Faye
+        // does), so they run after it; a connect whose client disconnects later in the batch
+        // runs with that disconnect, which hands it the queue before the session ends.
+        let mut aside: Vec<scan::Item<'_>> = Vec::new();
         let mut connects = Vec::new();
-        for item in bayeux::scan::messages(&body) {
-            let one = RequestBody::Vec(body[item.span].to_vec());
-            let to = (item.client_id.as_deref())
-                .and_then(|c| self.session_worker(c))
-                .unwrap_or(self.me);
-            let node = self.clone();
-            let via = via.clone();
-            let run = async move {
-                if to == node.me {
-                    node.process_here(mount, one, via, peer).await
-                } else {
-                    node.process_on(to, mount, one, peer).await
-                }
-            };
+        for item in scan::messages(&body) {
             if item.connect {
-                connects.push(monoio::spawn(run));
-            } else {
-                push_items(&mut replies, &run.await?);
+                aside.push(item);
+                continue;
             }
+            let mut spans = smallvec::SmallVec::<[Range<usize>; 2]>::new();
+            if item.disconnect && item.client_id.is_some() {
+                if let Some(at) = aside.iter().position(|c| c.client_id == item.client_id) {
+                    spans.push(aside.remove(at).span);
+                }
+            }
+            spans.push(item.span.clone());
+            let run = self.run_alone(mount, &body, &spans, item.client_id.as_deref(), &via, peer);
+            push_items(&mut replies, &run.await?);
+        }
+        for item in aside {
+            let spans = [item.span.clone()];
+            let run = self.run_alone(mount, &body, &spans, item.client_id.as_deref(), &via, peer);
+            connects.push(monoio::spawn(run));
         }
         for connect in connects {
             push_items(&mut replies, &connect.await?);
         }
         Ok(replies.finish())
+    }
+
+    /// The messages at `spans` of `body`, as a batch of their own, run on the worker of
+    /// `client_id`'s session (here when it names none of ours). Still a batch: a `1` or `[]`
+    /// among messages is a message that gets its reply, where a body of just `1` is refused.
+    fn run_alone(
+        self: &Rc<Self>,
+        mount: usize,
+        body: &[u8],
+        spans: &[Range<usize>],
+        client_id: Option<&[u8]>,
+        via: &Via,
+        peer: Peer,
+    ) -> impl Future<Output = Result<Vec<u8>, BodyError>> + 'static {
+        let mut one = Vec::with_capacity(spans.iter().map(|s| s.len() + 1).sum::<usize>() + 1);
+        for span in spans {
+            one.push(if one.is_empty() { b'[' } else { b',' });
+            one.extend_from_slice(&body[span.clone()]);
+        }
+        one.push(b']');
+        let to = client_id
+            .and_then(|c| self.session_worker(c))
+            .unwrap_or(self.me);
+        let (node, via, one) = (self.clone(), via.clone(), RequestBody::Vec(one));
+        async move {
+            if to == node.me {
+                node.process_here(mount, one, via, peer).await
+            } else {
+                node.process_on(to, mount, one, peer).await
+            }
+        }
     }
 
     async fn process_here(
@@ -727,7 +775,13 @@ impl Node {
         if msgs.len() > policy.limits.max_batch {
             return Err(BodyError::TooMany);
         }
-        let ack = LazyAck::default();
+        let mut ack = LazyAck::default();
+        // Each message runs as if it came alone, in order: a subscribe, unsubscribe or
+        // disconnect waits for the batch's publishes still on their way to subscribers, and a
+        // publish for its interest changes still on their way to the channels' owners. Runs of
+        // one kind (the client's batched subscribes) still go out together.
+        let mut publishing = false;
+        let mut subscribing = false;
         let mut out = JsonArray::expecting(REPLY_BYTES * msgs.len());
         let mut held: smallvec::SmallVec<[HeldConnect; 1]> = smallvec::SmallVec::new();
         let timeout_ms = policy.timeout.as_millis() as u64;
@@ -745,12 +799,17 @@ impl Node {
                                 reply: r,
                                 eventsource: c.eventsource,
                                 hold: Duration::from_millis(c.hold_ms),
+                                taken: None,
                             });
                             None
                         }
                     }
                 }
                 Kind::Subscribe | Kind::Unsubscribe => {
+                    if std::mem::take(&mut publishing) {
+                        ack.settle().await;
+                    }
+                    subscribing = true;
                     // Its interest changes go to the channels' owners: wait while this
                     // worker's outbound work is backed up.
                     self.uncongested().await;
@@ -770,6 +829,12 @@ impl Node {
                     let (r, cid) =
                         disconnect::check(msg, |c| self.engine.borrow().exists(mount, c));
                     if let Some(cid) = cid {
+                        if let Some(h) = held.iter_mut().find(|h| h.client_id == cid) {
+                            if std::mem::take(&mut publishing) {
+                                ack.settle().await;
+                            }
+                            h.taken = Some(self.take_queue(mount, &cid));
+                        }
                         self.engine.borrow_mut().destroy(mount, &cid);
                         self.dispatch_effects(None);
                         self.release_ended();
@@ -780,8 +845,12 @@ impl Node {
                 Kind::Publish => {
                     let (r, accepted) = self.check_publish(mount, msg, peer);
                     if let Some((channel, delivered)) = accepted {
+                        if std::mem::take(&mut subscribing) {
+                            ack.settle().await;
+                        }
                         self.room_to_publish(channel).await;
                         self.publish(mount, channel, delivered, &ack);
+                        publishing = true;
                     }
                     Some(r)
                 }
@@ -907,13 +976,26 @@ impl Node {
         }
     }
 
+    /// The messages queued for a session, taken now.
+    fn take_queue(&self, mount: usize, client_id: &str) -> Vec<Bytes> {
+        let now = Instant::now();
+        match self
+            .engine
+            .borrow_mut()
+            .connect(mount, client_id, Duration::ZERO, None, now)
+        {
+            ConnectOutcome::Now(msgs) => msgs,
+            ConnectOutcome::Held(..) | ConnectOutcome::OnSocket => Vec::new(),
+        }
+    }
+
     /// Runs a connect once the rest of its batch is done: its reply and the messages it
     /// collects come last (spec 3, rule 5). The reply is encoded once: for a socket before the
     /// engine keeps it, for HTTP straight into `out` when the connect is answered.
     async fn finish_connect(
         self: &Rc<Self>,
         mount: usize,
-        h: HeldConnect,
+        mut h: HeldConnect,
         via: &Via,
         out: &mut JsonArray,
     ) {
@@ -924,6 +1006,7 @@ impl Node {
         };
         let now = Instant::now();
         let outcome = match via {
+            _ if h.taken.is_some() => ConnectOutcome::Now(h.taken.take().unwrap_or_default()),
             // The engine writes the reply on the socket, now or when the hold ends.
             Via::Socket(socket) => {
                 let mut reply = Vec::with_capacity(REPLY_BYTES);
