@@ -15,7 +15,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 
-stage() { printf '\n==> %s\n' "$*"; }
+stage() { printf '\n==> [%4ss] %s\n' "$SECONDS" "$*"; }
 fail() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
 
 as_root() {
@@ -59,17 +59,40 @@ else
   (cd tests/node && npm install --no-audit --no-fund)
 fi
 
-stage "cargo build --release"
-cargo build --release
+stage "cargo build --release --all-targets (server, tools, unit and integration tests, benches)"
+# One cargo run builds every target at once, so both cores stay busy.
+cargo build --release --all-targets
 
 stage "cargo test --release --lib --bins (unit tests)"
 cargo test --release --lib --bins
 
-stage "cargo build --release --benches (the criterion benches still compile)"
-cargo build --release --benches
-
 stage "cargo check of the fuzz targets (fuzz/run.sh runs them; here they only must compile)"
 cargo check --manifest-path fuzz/Cargo.toml --bins
+
+# Runs two commands at once (`side_by_side NAME CMD... -- NAME CMD...`), each into a log of its
+# own, then prints both logs; fails when either failed. The suites mostly wait on the server's
+# timers, so two of them share the two cores well; neither asserts any timing.
+side_by_side() {
+  local name_a="$1"; shift
+  local a=() b=()
+  while [ "$1" != "--" ]; do a+=("$1"); shift; done
+  shift
+  local name_b="$1"; shift
+  b=("$@")
+  local log_a log_b rc_a=0 rc_b=0
+  log_a="$(mktemp)"; log_b="$(mktemp)"
+  "${a[@]}" >"$log_a" 2>&1 &
+  local pid_a=$!
+  "${b[@]}" >"$log_b" 2>&1 &
+  local pid_b=$!
+  wait "$pid_a" || rc_a=$?
+  wait "$pid_b" || rc_b=$?
+  printf -- '--- %s (exit %s) ---\n' "$name_a" "$rc_a"; cat "$log_a"
+  printf -- '--- %s (exit %s) ---\n' "$name_b" "$rc_b"; cat "$log_b"
+  rm -f "$log_a" "$log_b"
+  [ "$rc_a" = 0 ] || fail "$name_a failed (exit $rc_a)"
+  [ "$rc_b" = 0 ] || fail "$name_b failed (exit $rc_b)"
+}
 
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
@@ -83,15 +106,24 @@ else
   # Every cross-worker path runs with 2 workers and with 4 (more than the cores), on io_uring
   # and on epoll (the driver of ECS Fargate). A forced driver that cannot start fails loudly.
   matrix="${BAYOU_TEST_MATRIX:-2:uring 4:epoll 2:epoll 4:uring}"
+  # These read files or judge settings before any worker starts: the worker count and the
+  # driver change nothing in them, so they run under the first combination only.
+  once="deploy_files bench config_ranges"
   # The cluster suite starts its own redis-server and processes: it runs once, after the loop.
   e2e=$(ls tests/node/*.test.mjs | grep -v '/cluster\.test\.mjs$')
+  first=1
   for combo in $matrix; do
     export BAYOU_TEST_WORKERS="${combo%%:*}" BAYOU_DRIVER="${combo##*:}"
-    stage "Raw-wire suite: $BAYOU_TEST_WORKERS workers, $BAYOU_DRIVER driver"
-    cargo test --release --test '*'
-    stage "End-to-end suite (real Faye clients): $BAYOU_TEST_WORKERS workers, $BAYOU_DRIVER driver"
+    raw=()
+    for t in tests/*.rs; do
+      name="$(basename "$t" .rs)"
+      if [ "$first" = 1 ] || ! grep -qw "$name" <<<"$once"; then raw+=(--test "$name"); fi
+    done
+    first=0
+    stage "Raw-wire and end-to-end suites, side by side: $BAYOU_TEST_WORKERS workers, $BAYOU_DRIVER driver"
     # shellcheck disable=SC2086
-    node --test --test-concurrency=1 $e2e
+    side_by_side "raw-wire suite" cargo test --release "${raw[@]}" \
+      -- "end-to-end suite (real Faye clients)" node --test --test-concurrency=1 $e2e
   done
   export BAYOU_TEST_WORKERS=2 BAYOU_DRIVER=epoll
   stage "Cluster suite (Redis backplane, real redis-server): 2 workers, epoll driver"

@@ -44,6 +44,9 @@ function serverArgs({ mounts, timeout, ping, workers, listen, extraArgs }) {
   args.push('--timeout', String(timeout));
   if (ping !== undefined) args.push('--ping', String(ping));
   args.push('--client-js', CLIENT_JS_DIR);
+  // stop() sends SIGTERM: a short drain, unless the test sets its own, so a stop does not
+  // wait out the 20 s default before the SIGKILL.
+  if (!extraArgs.includes('--drain-secs')) args.push('--drain-secs', '1');
   return args.concat(extraArgs);
 }
 
