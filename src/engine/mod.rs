@@ -494,6 +494,17 @@ impl Engine {
         ConnectOutcome::Held(signal, id)
     }
 
+    /// Takes the messages queued for a session (none for an unknown one), with no other
+    /// effect: for a connect that must have them before a disconnect later in its batch.
+    pub fn take_queue(&mut self, mount: usize, client_id: &str) -> Vec<Bytes> {
+        let Some(slot) = self.slot(mount, client_id) else {
+            return Vec::new();
+        };
+        let queue = self.mounts[mount].sessions[slot].take_queue();
+        self.queued[mount] -= queue.len() as u64;
+        queue.into()
+    }
+
     /// Ends a held HTTP connect: the messages to send after its reply.
     pub fn finish_connect(&mut self, mount: usize, client_id: &str, pending: u64) -> Vec<Bytes> {
         let Some(slot) = self.slot(mount, client_id) else {

@@ -255,3 +255,22 @@ fn a_closed_socket_gives_back_what_it_never_wrote() {
         _ => panic!("a queue answers a connect at once"),
     }
 }
+
+#[test]
+fn take_queue_takes_the_messages_and_nothing_else() {
+    let mut e = engine();
+    let now = Instant::now();
+    let c = e.handshake(0, now);
+    e.subscribe(0, &c, &["/a".into()]);
+    e.deliver(0, "/a", &Bytes::from_static(b"{\"x\":1}"));
+    e.deliver(0, "/a", &Bytes::from_static(b"{\"x\":2}"));
+    let taken = e.take_queue(0, &c);
+    assert_eq!(taken, [&b"{\"x\":1}"[..], &b"{\"x\":2}"[..]]);
+    assert!(e.take_queue(0, &c).is_empty(), "taken once");
+    assert!(e.take_queue(0, "unknown").is_empty());
+    assert!(e.exists(0, &c), "the session stays");
+    // Nothing is left to answer a connect with, so it is held.
+    let ConnectOutcome::Held(..) = e.connect(0, &c, T, None, now) else {
+        panic!("a held connect")
+    };
+}

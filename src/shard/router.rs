@@ -833,7 +833,7 @@ impl Node {
                             if std::mem::take(&mut publishing) {
                                 ack.settle().await;
                             }
-                            h.taken = Some(self.take_queue(mount, &cid));
+                            h.taken = Some(self.engine.borrow_mut().take_queue(mount, &cid));
                         }
                         self.engine.borrow_mut().destroy(mount, &cid);
                         self.dispatch_effects(None);
@@ -976,19 +976,6 @@ impl Node {
         }
     }
 
-    /// The messages queued for a session, taken now.
-    fn take_queue(&self, mount: usize, client_id: &str) -> Vec<Bytes> {
-        let now = Instant::now();
-        match self
-            .engine
-            .borrow_mut()
-            .connect(mount, client_id, Duration::ZERO, None, now)
-        {
-            ConnectOutcome::Now(msgs) => msgs,
-            ConnectOutcome::Held(..) | ConnectOutcome::OnSocket => Vec::new(),
-        }
-    }
-
     /// Runs a connect once the rest of its batch is done: its reply and the messages it
     /// collects come last (spec 3, rule 5). The reply is encoded once: for a socket before the
     /// engine keeps it, for HTTP straight into `out` when the connect is answered.
@@ -1005,17 +992,18 @@ impl Node {
             h.hold
         };
         let now = Instant::now();
-        let outcome = match via {
-            _ if h.taken.is_some() => ConnectOutcome::Now(h.taken.take().unwrap_or_default()),
+        let outcome = match (h.taken.take(), via) {
+            // A disconnect later in the batch already handed it its messages.
+            (Some(msgs), _) => ConnectOutcome::Now(msgs),
             // The engine writes the reply on the socket, now or when the hold ends.
-            Via::Socket(socket) => {
+            (None, Via::Socket(socket)) => {
                 let mut reply = Vec::with_capacity(REPLY_BYTES);
                 h.write(self, mount, &mut reply);
                 let socket = Some((socket.clone(), &reply[..]));
                 let mut engine = self.engine.borrow_mut();
                 engine.connect(mount, &h.client_id, hold, socket, now)
             }
-            Via::Http => {
+            (None, Via::Http) => {
                 let mut engine = self.engine.borrow_mut();
                 engine.connect(mount, &h.client_id, hold, None, now)
             }
