@@ -16,12 +16,8 @@
 // be replayed with BAYOU_DIFF_SEED and BAYOU_DIFF_SESSIONS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startServer, withDeadline } from './server.mjs';
+import { startServer } from './server.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
 const SEED = Number(process.env.BAYOU_DIFF_SEED || 20261207);
 const SESSIONS = Number(process.env.BAYOU_DIFF_SESSIONS || 300);
 const TIMEOUT = 5; // seconds a connect may be held; every connect here asks for 0
@@ -234,24 +230,9 @@ async function play(steps, faye, bayou) {
   return null;
 }
 
-function startFaye() {
-  const child = spawn(process.execPath, [join(HERE, 'faye-server.mjs'), '--timeout', String(TIMEOUT)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const listening = new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk) => {
-      out += chunk;
-      const m = /listening on (http:\/\/[\d.:]+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`Node Faye exited (${code}) before listening`)));
-  });
-  return { child, listening };
-}
-
 test(`${SESSIONS} random sessions (seed ${SEED}) get the same replies as Node Faye 1.4.3`, async (t) => {
-  const faye = startFaye();
-  t.after(() => faye.child.kill('SIGKILL'));
-  const fayeUrl = await withDeadline(faye.listening, 'Node Faye listening');
+  const faye = await startServer({ kind: 'faye', timeout: TIMEOUT });
+  t.after(() => faye.stop());
   const server = await startServer({ timeout: TIMEOUT, extraArgs: ['--handshake-rate', '0', '--max-clients-per-ip', '0'] });
   t.after(() => server.stop());
 
@@ -259,7 +240,7 @@ test(`${SESSIONS} random sessions (seed ${SEED}) get the same replies as Node Fa
   const differences = [];
   for (let n = 0; n < SESSIONS; n++) {
     const steps = session(rng);
-    const diff = await play(steps, new Side(fayeUrl), new Side(server.url));
+    const diff = await play(steps, new Side(faye.url), new Side(server.url));
     if (diff) differences.push({ session: n, ...diff });
   }
   if (process.env.BAYOU_DIFF_OUT) {

@@ -57,7 +57,8 @@ function normaliseListen(listen) {
 }
 
 /**
- * Starts a server and resolves once it is listening.
+ * Starts a server and resolves once it is listening: the server under test, or with
+ * `kind: 'faye'` real Node Faye whatever the suite runs against (for side-by-side tests).
  *
  * `listen` (a port number or "host:port") lets a test restart a server on the port a previous
  * one used. Resolves to {url, port, process, stop(), output()}; `output()` returns what the
@@ -70,9 +71,10 @@ export async function startServer({
   workers = Number(process.env.BAYOU_TEST_WORKERS || DEFAULT_WORKERS),
   listen,
   extraArgs = [],
+  kind = SERVER_KIND,
 } = {}) {
   const args = serverArgs({ mounts, timeout, ping, workers, listen: normaliseListen(listen), extraArgs });
-  const [command, argv] = SERVER_KIND === 'faye'
+  const [command, argv] = kind === 'faye'
     ? [process.execPath, [FAYE_SERVER, ...args]]
     : [bayouBin(), args];
 
