@@ -34,23 +34,28 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 echo "cargo: $(cargo --version)"
 echo "node:  $(node --version), npm $(npm --version 2>/dev/null)"
 
+# Installs Debian package $2 unless $1 is on the PATH (or is an executable path).
+apt_install() {
+  local probe="$1" package="$2"
+  if ! command -v "$probe" >/dev/null; then
+    command -v apt-get >/dev/null || fail "$probe is missing and apt-get is unavailable"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$package"
+  fi
+  command -v "$probe" >/dev/null || fail "$probe is still missing after installing $package"
+}
+
 stage "Chromium (for the browser tests)"
-if [ ! -x /usr/bin/chromium ]; then
-  command -v apt-get >/dev/null || fail "/usr/bin/chromium is missing and apt-get is unavailable"
-  as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
-fi
-[ -x /usr/bin/chromium ] || fail "/usr/bin/chromium is still missing after installing chromium"
+apt_install /usr/bin/chromium chromium
 /usr/bin/chromium --version 2>/dev/null || fail "/usr/bin/chromium does not run"
 
 stage "redis-server (for the cluster tests)"
-if ! command -v redis-server >/dev/null; then
-  command -v apt-get >/dev/null || fail "redis-server is missing and apt-get is unavailable"
-  as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
-fi
-command -v redis-server >/dev/null || fail "redis-server is still missing after installing it"
+apt_install redis-server redis-server
 redis-server --version || fail "redis-server does not run"
+
+stage "haproxy (the balancer in front of several processes, as an ALB is)"
+apt_install /usr/sbin/haproxy haproxy
+/usr/sbin/haproxy -v | sed -n 1p || fail "haproxy does not run"
 
 stage "Node test dependencies (tests/node)"
 if [ -f tests/node/package-lock.json ]; then
