@@ -383,7 +383,7 @@ impl Parker {
         }
         // A send's worth at a time, as the writer task takes it (`websocket::write_loop`).
         loop {
-            outbox.drain_upto(frames, super::websocket::COALESCE_MAX);
+            outbox.drain_upto(frames, super::io::COALESCE_MAX);
             let sent = send_now(fd, frames);
             outbox.written();
             match sent {

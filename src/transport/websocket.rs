@@ -4,8 +4,8 @@
 //! tasks end. When a message names a session of another worker, the socket moves to that
 //! worker, so a session's deliveries are always written by the worker that holds it.
 
+use super::io::{COALESCE_MAX, read_more, write_frames};
 use super::park::{self, Live, Parked, Parker};
-use super::read_more;
 use crate::bayeux::json::BodyError;
 use crate::bayeux::scan::first_client_id;
 use crate::engine::{Outbox, OutboxKind, frame_for};
@@ -538,40 +538,4 @@ async fn write_loop(
             live.writer_idle.notify();
         }
     }
-}
-
-/// Most bytes copied into one coalesced write, and most a writer takes from its outbox at a
-/// time: a slow consumer's writer holds at most this much while blocked.
-pub const COALESCE_MAX: usize = 64 * 1024;
-
-/// Writes everything queued: small frames coalesced into one write of up to `COALESCE_MAX`
-/// bytes, a larger frame as it is.
-pub async fn write_frames<W: AsyncWriteRent>(
-    wr: &mut W,
-    frames: &mut Vec<Bytes>,
-) -> std::io::Result<()> {
-    let res = write_batches(wr, frames).await;
-    frames.clear();
-    res
-}
-
-async fn write_batches<W: AsyncWriteRent>(wr: &mut W, frames: &[Bytes]) -> std::io::Result<()> {
-    let mut i = 0;
-    while i < frames.len() {
-        let (mut j, mut size) = (i + 1, frames[i].len());
-        while j < frames.len() && size + frames[j].len() <= COALESCE_MAX {
-            size += frames[j].len();
-            j += 1;
-        }
-        let res = if j == i + 1 {
-            wr.write_all(frames[i].clone()).await.0
-        } else {
-            let mut out = BytesMut::with_capacity(size);
-            frames[i..j].iter().for_each(|f| out.extend_from_slice(f));
-            wr.write_all(out).await.0
-        };
-        res?;
-        i = j;
-    }
-    Ok(())
 }
