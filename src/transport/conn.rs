@@ -3,7 +3,7 @@
 
 use super::bayeux_http::{self, Outcome};
 use super::io::{READ_CHUNK, read_more};
-use super::{eventsource, websocket};
+use super::{eventsource, ws};
 use crate::http::body::ChunkedDecoder;
 use crate::http::request::Expect;
 use crate::http::response::CONTINUE;
@@ -117,9 +117,9 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                     // The socket leaves this loop (parked, or in a task of its own), so an
                     // idle socket keeps none of its state.
                     let ip = client_ip(&node, &head).or(peer_ip);
-                    let upgrade = websocket::Upgrade::from_head(&node, mount, &head, ip);
+                    let upgrade = ws::Upgrade::from_head(&node, mount, &head, ip);
                     drop(head);
-                    websocket::upgrade(node, stream, mount, upgrade, buf);
+                    ws::upgrade(node, stream, mount, upgrade, buf);
                     return;
                 }
                 None => {

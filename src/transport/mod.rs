@@ -6,9 +6,8 @@ pub mod bayeux_http;
 pub mod conn;
 pub mod eventsource;
 pub mod io;
-pub mod park;
 pub mod static_files;
-pub mod websocket;
+pub mod ws;
 
 pub use io::{READ_CHUNK, read_more};
 
@@ -21,7 +20,7 @@ use std::time::Duration;
 
 /// Accepts connections forever, serving each on this worker.
 pub async fn accept_loop(node: Rc<Node>, listener: TcpListener) {
-    if let Err(e) = park::start(&node) {
+    if let Err(e) = ws::start(&node) {
         tracing::error!(worker = node.me, error = %e, "cannot start the WebSocket table");
         return;
     }
@@ -58,7 +57,7 @@ pub fn adopt(node: &Rc<Node>, fd: OwnedFd, mount: usize, kind: Adopt) {
             leftover,
             peer,
         } => {
-            monoio::spawn(websocket::run(
+            monoio::spawn(ws::run(
                 node,
                 stream,
                 mount,
