@@ -1,4 +1,4 @@
-//! Idle WebSockets park without a task (src/transport/park.rs), and the two safety features of
+//! Idle WebSockets park without a task (src/transport/ws/), and the two safety features of
 //! the same code: closing sockets that stop answering pings, and cutting slow consumers. The
 //! server's metrics say when sockets have parked; nothing here asserts a duration.
 

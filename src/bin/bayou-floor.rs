@@ -16,7 +16,7 @@
 use bayou::config::Driver;
 use bayou::engine::{OutboxKind, Signal, frame_for};
 use bayou::shard::worker;
-use bayou::transport::{read_more, websocket::write_frames};
+use bayou::transport::{io::write_frames, read_more};
 use bayou::websocket::{Decoder, Message};
 use bytes::{Buf, Bytes, BytesMut};
 use clap::Parser;

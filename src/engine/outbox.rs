@@ -1,6 +1,7 @@
 //! The write side of a push socket (WebSocket or EventSource): ready-made frames queued by the
 //! engine and drained, several at a time, by whoever writes the socket: its writer task while
-//! the socket is active, the worker's parker (through the [`Doorbell`]) while it is parked.
+//! the socket is active, the worker's WebSocket table (through the [`Doorbell`]) while it is
+//! parked.
 //!
 //! Pending output is bounded: a push that takes the frames queued plus those being written over
 //! the outbox's limit aborts the socket instead (the queue is freed at once and the doorbell

@@ -1,7 +1,6 @@
 //! Bayeux over plain HTTP requests (spec 1.2 and 2.1 to 2.5): static client files, CORS
 //! preflight, EventSource hand-off, JSON-P GET, JSON and form POST.
 
-use super::conn::Outcome;
 use crate::bayeux::json::BodyError;
 use crate::http::Head;
 use crate::http::form::{jsonp_escape, param, valid_jsonp_callback};
@@ -9,6 +8,16 @@ use crate::http::response::{Lines, Response, bad_request, plain};
 use crate::shard::{Node, Peer, RequestBody, Via};
 use std::net::IpAddr;
 use std::rc::Rc;
+
+/// What a request turned into.
+pub enum Outcome {
+    Reply(Response),
+    /// Switch this connection to an EventSource stream for the clientId.
+    EventSource {
+        mount: usize,
+        client_id: String,
+    },
+}
 
 const JSONP_DEFAULT: &str = "jsonpcallback";
 

@@ -1,7 +1,9 @@
 //! The HTTP/1.1 connection loop: keep-alive, pipelining, chunked bodies; hands the socket over
 //! to the WebSocket or EventSource loop when a request asks for one.
 
-use super::{bayeux_http, read_more, websocket};
+use super::bayeux_http::{self, Outcome};
+use super::io::{READ_CHUNK, read_more};
+use super::{eventsource, ws};
 use crate::http::body::ChunkedDecoder;
 use crate::http::request::Expect;
 use crate::http::response::CONTINUE;
@@ -16,16 +18,6 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-
-/// What a request turned into.
-pub enum Outcome {
-    Reply(Response),
-    /// Switch this connection to an EventSource stream for the clientId.
-    EventSource {
-        mount: usize,
-        client_id: String,
-    },
-}
 
 enum Body {
     /// A Content-Length body is split off the read buffer rather than copied out of it.
@@ -68,7 +60,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
     let _http = crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::Http);
     let limits = Limits::default();
     let (head_time, idle) = (node.settings.header_timeout, node.settings.idle_timeout);
-    let mut buf = BytesMut::with_capacity(super::READ_CHUNK);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     // A new connection owes its first request head within the header timeout.
     let mut deadline = Some(Instant::now() + head_time);
     let mut timer: Timer = Box::pin(monoio::time::sleep(head_time));
@@ -125,9 +117,9 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                     // The socket leaves this loop (parked, or in a task of its own), so an
                     // idle socket keeps none of its state.
                     let ip = client_ip(&node, &head).or(peer_ip);
-                    let upgrade = websocket::Upgrade::from_head(&node, mount, &head, ip);
+                    let upgrade = ws::Upgrade::from_head(&node, mount, &head, ip);
                     drop(head);
-                    websocket::upgrade(node, stream, mount, upgrade, buf);
+                    ws::upgrade(node, stream, mount, upgrade, buf);
                     return;
                 }
                 None => {
@@ -177,7 +169,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
         };
         match outcome {
             Outcome::EventSource { mount, client_id } => {
-                monoio::spawn(super::eventsource::start(node, stream, mount, client_id));
+                monoio::spawn(eventsource::start(node, stream, mount, client_id));
                 return;
             }
             Outcome::Reply(mut resp) => {
@@ -197,8 +189,8 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream, peer_ip: Option<IpAddr
                 }
             }
         }
-        if buf.is_empty() && buf.capacity() > 4 * super::READ_CHUNK {
-            buf = BytesMut::with_capacity(super::READ_CHUNK);
+        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
+            buf = BytesMut::with_capacity(READ_CHUNK);
         }
     }
 }

@@ -1,14 +1,13 @@
 //! EventSource streams (spec 2.7): `GET <mount>/<clientId>` with `Accept: text/event-stream`,
 //! written raw as faye-websocket does, one `data:` event per delivery, keep-alive comments.
 
-use super::websocket::write_frames;
+use super::io::{COALESCE_MAX, into_owned_fd, write_frames};
 use crate::config::EVENTSOURCE_PING_SECS;
 use crate::engine::{Outbox, OutboxKind};
 use crate::shard::{Adopt, Envelope, Node};
 use bytes::Bytes;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCach
 /// Starts a stream, first moving the socket to the worker of the session if it is another one.
 pub async fn start(node: Rc<Node>, stream: TcpStream, mount: usize, client_id: String) {
     if let Some(to) = node.foreign_owner(client_id.as_bytes()) {
-        let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
+        let fd = into_owned_fd(stream);
         node.send(
             to,
             Envelope::Adopt {
@@ -58,7 +57,7 @@ pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id:
         }
         // A write's worth at a time: what waits behind it goes back to the session if the
         // stream breaks.
-        outbox.drain_upto(&mut frames, super::websocket::COALESCE_MAX);
+        outbox.drain_upto(&mut frames, COALESCE_MAX);
         if !frames.is_empty() {
             if write_frames(&mut stream, &mut frames).await.is_err() {
                 break;

@@ -5,24 +5,22 @@
 pub mod bayeux_http;
 pub mod conn;
 pub mod eventsource;
-pub mod park;
+pub mod io;
 pub mod static_files;
-pub mod websocket;
+pub mod ws;
+
+pub use io::{READ_CHUNK, read_more};
 
 use crate::shard::{Adopt, Node};
 use bytes::BytesMut;
-use monoio::io::AsyncReadRent;
 use monoio::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// Bytes reserved for each socket read.
-pub const READ_CHUNK: usize = 4096;
-
 /// Accepts connections forever, serving each on this worker.
 pub async fn accept_loop(node: Rc<Node>, listener: TcpListener) {
-    if let Err(e) = park::start(&node) {
+    if let Err(e) = ws::start(&node) {
         tracing::error!(worker = node.me, error = %e, "cannot start the WebSocket table");
         return;
     }
@@ -59,7 +57,7 @@ pub fn adopt(node: &Rc<Node>, fd: OwnedFd, mount: usize, kind: Adopt) {
             leftover,
             peer,
         } => {
-            monoio::spawn(websocket::run(
+            monoio::spawn(ws::run(
                 node,
                 stream,
                 mount,
@@ -72,18 +70,4 @@ pub fn adopt(node: &Rc<Node>, fd: OwnedFd, mount: usize, kind: Adopt) {
             monoio::spawn(eventsource::run(node, stream, mount, client_id));
         }
     }
-}
-
-/// Reads more bytes onto the end of `buf`. Returns the count (0 at end of stream).
-pub async fn read_more<R: AsyncReadRent>(
-    r: &mut R,
-    mut buf: BytesMut,
-) -> (std::io::Result<usize>, BytesMut) {
-    use monoio::buf::IoBufMut;
-    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-        buf.reserve(READ_CHUNK);
-    }
-    let len = buf.len();
-    let (res, slice) = r.read(buf.slice_mut(len..)).await;
-    (res, slice.into_inner())
 }
