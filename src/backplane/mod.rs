@@ -1,28 +1,32 @@
 //! The Redis backplane (`--engine redis://...`): several Bayou processes serve one set of
-//! channels through Redis pub/sub. Only this layer knows other processes exist; the workers
-//! see it through [`crate::shard::Cluster`].
+//! channels through one Redis stream per mount, the mount's log. Only this layer knows other
+//! processes exist; the workers see it through [`crate::shard::Cluster`].
 //!
 //! # Layout
 //!
-//! * `naming`: Redis channel names, glob patterns and the payload format (pure);
-//! * `interest`: what this process wants from Redis and the commands to get it (pure);
-//! * `outbound`: the bounded queues from the workers to Redis;
+//! * `naming`: Redis key names and the payload format (pure);
+//! * `interest`: the channels and patterns with subscribers here (pure);
+//! * `outbound`: the bounded queue from the workers to Redis;
 //! * `link`: the backplane's thread, two Redis connections, reconnection with back-off
-//!   (`link::inbound`: what arrives from Redis);
+//!   (`link::inbound`: reading the logs);
 //! * `stats`: what `/metrics` and `/readyz` show.
 //!
 //! # Flow
 //!
+//! * **Publish.** While Redis is up, the ingress worker does not deliver a publish itself: it
+//!   queues it here, the link XADDs it to the mount's log (pipelined, in the order accepted),
+//!   and the publish is answered once Redis has confirmed it. So one order holds for every
+//!   process: a publisher's messages keep their order whichever processes accepted them.
+//! * **Receive.** Each process reads every log (XREAD), in that order, and hands an entry with
+//!   a subscriber here to its channel's owner worker as a mesh publish, which delivers it to
+//!   this process's clients once each. The log is trimmed to a retention window (XADD MINID).
 //! * **Interest.** The owner worker of an exact channel, and worker 0 for a pattern, report
-//!   when the process's interest turns on or off; the link SUBSCRIBEs or PSUBSCRIBEs (and
-//!   undoes it when the last local subscriber leaves). A subscribe is answered once Redis has
-//!   confirmed it, so a publish on any process after the reply reaches the new subscriber.
-//! * **Publish.** The ingress worker delivers locally as always and queues the delivered form
-//!   here; the link PUBLISHes it once (pipelined in batches, in the order accepted).
-//! * **Receive.** Redis sends each publish once to each process with interest. The link skips
-//!   its own echoes and repeats, checks glob matches against the Bayeux patterns, and hands the
-//!   message to the channel's owner worker as a mesh publish, which delivers it through the
-//!   process's own shards, once per client, and never sends it back to Redis.
+//!   when the process's interest turns on or off; the link notes it before the subscribe is
+//!   answered, so every publish accepted after the reply is delivered to the new subscriber.
+//! * **Redis away.** Publishes are delivered here at once, as with the memory engine, and
+//!   wait in the bounded outbound queue marked as delivered; once Redis is back they go to the
+//!   log, the other processes deliver them late, and this one skips them. Publishes queued
+//!   when the connection failed are delivered here then, and marked so too.
 
 pub mod interest;
 mod link;
@@ -56,13 +60,24 @@ pub struct Backplane {
 }
 
 impl Cluster for Backplane {
-    fn publish(&self, _worker: usize, mount: usize, channel: &Arc<str>, msg: &Bytes) {
+    fn publish(
+        &self,
+        _worker: usize,
+        mount: usize,
+        channel: &Arc<str>,
+        msg: &Bytes,
+        ack: Ack,
+    ) -> bool {
+        // While Redis is away the worker delivers here, and the log gets a copy marked so.
+        let up = self.stats.is_up();
         let item = Item {
             mount,
             channel: channel.clone(),
             msg: msg.clone(),
+            ack: up.then_some(ack),
+            local: !up,
         };
-        self.outbound.push(item);
+        self.outbound.push(item) && up
     }
 
     fn interest(&self, mount: usize, key: &str, on: bool, ack: Option<Ack>) {
@@ -101,13 +116,26 @@ pub fn start(config: &Config, mesh: Arc<Mesh>) -> Result<Option<Arc<Backplane>>,
         changes: Mutex::new(Vec::new()),
         changed: tokio::sync::Notify::new(),
     });
-    let prefixes = config
+    let logs = config
         .mounts
         .iter()
-        .map(|m| naming::mount_prefix(*db, m))
+        .map(|m| naming::log(&naming::mount_prefix(*db, m)))
         .collect();
-    link::spawn(backplane.clone(), client, mesh, prefixes, shown.clone())
-        .map_err(|e| format!("starting the redis backplane thread: {e}"))?;
+    // Long enough for a client between two connects, on any mount, to be served its messages
+    // by another process after a failure.
+    let longest = (config.per_mount.iter().map(|m| m.timeout))
+        .max()
+        .unwrap_or(config.timeout);
+    let retention = longest * 2 + std::time::Duration::from_secs(30);
+    link::spawn(
+        backplane.clone(),
+        client,
+        mesh,
+        logs,
+        retention,
+        shown.clone(),
+    )
+    .map_err(|e| format!("starting the redis backplane thread: {e}"))?;
     Ok(Some(backplane))
 }
 

@@ -1,20 +1,17 @@
-//! What Bayou puts on Redis, as pure functions: the Redis channel of a Bayeux channel, the
-//! Redis glob of a Bayeux pattern, and the payload of a published message.
+//! What Bayou puts on Redis, as pure functions: key names and the payload of a publish.
 //!
-//! Redis channel: `bayou:<db>:<mount>:<channel>`, e.g. `bayou:0:/production/faye:/users/42`.
-//! Redis pub/sub ignores database numbers, so the number is part of the name: deployments
-//! sharing one Redis stay apart by using different numbers. A Bayeux channel never contains
-//! `:`, so the name splits back at its last `:`.
+//! Every key of a mount starts with `bayou:<db>:<mount>:`, e.g. `bayou:0:/production/faye:`;
+//! the number keeps deployments sharing one Redis apart (and names the database in keys that
+//! pub/sub would otherwise share across databases).
 //!
-//! Patterns: Redis `*` matches any run of characters, `/` included, so Bayeux `/a/*` (one
-//! segment) and `/a/**` (any depth) both become the glob `bayou:<db>:<mount>:/a/*`, and what it
-//! lets through is checked against the Bayeux patterns on receipt. Everything before the final
-//! `*` is escaped, so glob metacharacters in a mount name match literally.
+//! The mount's log, `<prefix>log`, is a Redis stream: one entry per publish accepted by any
+//! process, with the fields `c` (the Bayeux channel), `p` (the payload) and, for a publish its
+//! origin already delivered itself while Redis was away, `d`.
 //!
 //! Payload: a header line, then the message exactly as subscribers receive it:
 //! `b1 <origin node, 16 hex digits> <sequence number>\n{"channel":...,"data":...}`.
-//! The origin skips its own echo; receivers drop a sequence number they have already seen from
-//! that origin (one publish may reach a node through a channel and a pattern subscription).
+//! Readers drop a sequence number they have already seen from that origin (a batch whose
+//! confirmation was lost with its connection is written again).
 
 /// First word of every payload: the format's version.
 const VERSION: &[u8] = b"b1";
@@ -24,36 +21,9 @@ pub fn mount_prefix(db: i64, mount: &str) -> String {
     format!("bayou:{db}:{mount}:")
 }
 
-/// The Redis channel carrying publishes to the Bayeux channel `name`.
-pub fn channel(prefix: &str, name: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + name.len());
-    out.push_str(prefix);
-    out.push_str(name);
-    out
-}
-
-/// The Redis glob covering the Bayeux pattern `pattern` (`/a/*` or `/a/**`): a superset, to
-/// be filtered with [`crate::bayeux::channel::patterns`] on receipt.
-pub fn glob(prefix: &str, pattern: &str) -> String {
-    let parent = pattern
-        .strip_suffix("/**")
-        .or_else(|| pattern.strip_suffix("/*"))
-        .unwrap_or(pattern);
-    let mut out = String::with_capacity(prefix.len() + parent.len() + 4);
-    for c in prefix.chars().chain(parent.chars()) {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push_str("/*");
-    out
-}
-
-/// Splits a Redis channel into its mount prefix (with the trailing `:`) and Bayeux channel.
-pub fn split(redis_channel: &str) -> Option<(&str, &str)> {
-    let at = redis_channel.rfind(':')?;
-    Some((&redis_channel[..=at], &redis_channel[at + 1..]))
+/// The stream of one mount: every publish accepted by any process, in one order.
+pub fn log(prefix: &str) -> String {
+    format!("{prefix}log")
 }
 
 /// Appends the payload for `msg` (the delivered form) to `out`.
@@ -87,27 +57,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn channel_names_round_trip() {
+    fn names() {
         let p = mount_prefix(3, "/production/faye");
         assert_eq!(p, "bayou:3:/production/faye:");
-        let c = channel(&p, "/users/42");
-        assert_eq!(c, "bayou:3:/production/faye:/users/42");
-        assert_eq!(split(&c), Some((p.as_str(), "/users/42")));
-        // A mount may contain `:`; a Bayeux channel never does.
-        let p = mount_prefix(0, "/a:b");
-        assert_eq!(split(&channel(&p, "/x")), Some((p.as_str(), "/x")));
-        assert_eq!(split("no-colon"), None);
-    }
-
-    #[test]
-    fn globs_cover_patterns_and_escape_the_rest() {
-        let p = mount_prefix(0, "/faye");
-        assert_eq!(glob(&p, "/a/b/*"), "bayou:0:/faye:/a/b/*");
-        assert_eq!(glob(&p, "/a/b/**"), "bayou:0:/faye:/a/b/*");
-        assert_eq!(glob(&p, "/*"), "bayou:0:/faye:/*");
-        assert_eq!(glob(&p, "/**"), "bayou:0:/faye:/*");
-        let p = mount_prefix(0, "/f*a?y[e]\\");
-        assert_eq!(glob(&p, "/x/*"), "bayou:0:/f\\*a\\?y\\[e\\]\\\\:/x/*");
+        // A Bayeux channel starts with `/`: the log's name is none of theirs.
+        assert_eq!(log(&p), "bayou:3:/production/faye:log");
     }
 
     #[test]

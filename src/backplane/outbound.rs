@@ -5,11 +5,12 @@
 //!
 //! Capacity and policy: at most [`LIMIT_MESSAGES`] publishes and [`LIMIT_BYTES`] bytes wait.
 //! While Redis is slow or unreachable the queues fill up to that bound; beyond it a worker
-//! drops the publish for the other processes (its own subscribers still get it), counts it in
+//! refuses the publish, which its worker then delivers to its own subscribers only; it counts it in
 //! `bayou_backplane_dropped_total{direction="out"}` and logs once per episode. Memory stays
 //! bounded whatever the publish rate and however long Redis is away.
 
 use super::stats::Stats;
+use crate::shard::Ack;
 use bytes::Bytes;
 use crossbeam_queue::SegQueue;
 use std::sync::Arc;
@@ -23,11 +24,17 @@ pub const LIMIT_BYTES: u64 = 16 * 1024 * 1024;
 /// Bookkeeping counted per waiting publish on top of its message and channel name.
 const OVERHEAD: u64 = 64;
 
-/// One publish for the other processes.
+/// One publish for the mount's log.
 pub struct Item {
     pub mount: usize,
     pub channel: Arc<str>,
     pub msg: Bytes,
+    /// Held until the log has it (or, if Redis is lost first, until this process delivered
+    /// it itself): the publish's reply waits for it.
+    pub ack: Option<Ack>,
+    /// This process delivered it already (Redis was away): the log marks it so, and this
+    /// process skips it when reading it back.
+    pub local: bool,
 }
 
 impl Item {
@@ -57,8 +64,8 @@ impl Outbound {
         }
     }
 
-    /// Queues a publish, or drops it when the bound is reached.
-    pub fn push(&self, item: Item) {
+    /// Queues a publish; false (dropped) when the bound is reached.
+    pub fn push(&self, item: Item) -> bool {
         let size = item.size();
         let (count, bytes) = (
             self.stats.buffered.load(Relaxed),
@@ -74,7 +81,7 @@ impl Outbound {
                      (local subscribers still get them) until it drains"
                 );
             }
-            return;
+            return false;
         }
         self.stats.buffered.fetch_add(1, Relaxed);
         self.stats.buffered_bytes.fetch_add(size, Relaxed);
@@ -82,6 +89,7 @@ impl Outbound {
         if self.sleeping.swap(false, SeqCst) {
             self.wake.notify_one();
         }
+        true
     }
 
     /// Moves up to `max` waiting publishes (at most `max_bytes`, at least one) into `out`, in
@@ -137,6 +145,8 @@ mod tests {
             mount: 0,
             channel: Arc::from("/a"),
             msg: Bytes::from(vec![b'x'; n]),
+            ack: None,
+            local: false,
         }
     }
 

@@ -5,18 +5,18 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Default)]
 pub struct Stats {
-    /// 1 while connected to Redis with every interest subscribed, else 0.
+    /// 1 while connected to Redis and reading the mount logs, else 0.
     pub up: AtomicU64,
     /// Successful connections (the first one included).
     pub connects: AtomicU64,
-    /// Messages PUBLISHed to Redis.
+    /// Publishes written to the mount logs.
     pub published: AtomicU64,
-    /// Messages Redis sent to this process, before any check.
+    /// Log entries read, before any check.
     pub received: AtomicU64,
     /// Received messages handed to the workers for delivery.
     pub delivered: AtomicU64,
-    /// Received messages skipped: this process's own, seen already, matching no pattern
-    /// here, or not in Bayou's format.
+    /// Entries skipped: this process's own that it delivered itself while Redis was away,
+    /// seen already, with no subscriber here, or not in Bayou's format.
     pub echoes: AtomicU64,
     pub duplicates: AtomicU64,
     pub unmatched: AtomicU64,
@@ -28,7 +28,7 @@ pub struct Stats {
     /// Publishes waiting to be sent to Redis, and their bytes.
     pub buffered: AtomicU64,
     pub buffered_bytes: AtomicU64,
-    /// Redis channels and globs this process wants.
+    /// Exact channels and patterns with subscribers in this process.
     pub channels: AtomicU64,
     pub globs: AtomicU64,
 }
@@ -51,7 +51,7 @@ impl Stats {
             out,
             "bayou_backplane_up",
             "gauge",
-            "1 while connected to Redis with every interest subscribed.",
+            "1 while connected to Redis and reading the mount logs.",
             &self.up,
         );
         one(

@@ -591,8 +591,12 @@ impl Node {
 
     fn publish(self: &Rc<Self>, mount: usize, channel: &str, msg: Bytes, ack: &LazyAck) {
         let channel: Arc<str> = Arc::from(channel);
-        if let Some(cluster) = self.cluster.get() {
-            cluster.publish(self.me, mount, &channel, &msg);
+        // With a cluster that takes it, every process delivers it from the shared order, this
+        // one included; the batch's reply waits until it is shared.
+        if let Some(cluster) = self.cluster.get()
+            && cluster.publish(self.me, mount, &channel, &msg, ack.get())
+        {
+            return;
         }
         let to = owner(&channel, self.workers());
         let at = Instant::now();

@@ -1,50 +1,87 @@
-//! The receiving side of the link: messages from Redis, checked (own echo, repeat, glob
-//! match, format) and handed to the owner worker of their channel through the mesh.
+//! The reading side of the link: the mount logs, read in order, each entry checked (own,
+//! repeat, subscribers here, format) and handed to the owner worker of its channel through
+//! the mesh. A worker whose queue is full holds up reading (the log keeps the rest), so
+//! nothing read is dropped unless the hold-back queue itself overflows.
 
-use super::{Link, Result};
+use super::{Link, READ_BLOCK_MS, READ_COUNT, READ_PAUSE, Result, timed};
 use crate::backplane::naming;
 use crate::bayeux::channel;
 use crate::shard::{Envelope, owner};
 use bytes::Bytes;
-use futures::StreamExt;
-use redis::aio::PubSubStream;
+use redis::Value;
+use redis::aio::MultiplexedConnection;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-/// Received messages held per worker while its queue is full; beyond, dropped and counted.
+/// Entries held per worker while its queue is full; beyond, dropped and counted.
 const INBOUND_HELD: usize = 4096;
 /// Origins whose last sequence number is remembered (more only after many restarts).
 const ORIGINS: usize = 4096;
 
+/// One entry of a log, as read.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Entry {
+    pub id: String,
+    pub channel: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    /// Its origin delivered it itself (Redis was away).
+    pub local: bool,
+}
+
 impl Link {
-    pub(super) async fn receive(&self, mut stream: PubSubStream) -> Result<()> {
+    pub(super) async fn receive(&self, conn: &mut MultiplexedConnection) -> Result<()> {
         loop {
-            let holding = self.held.borrow().iter().any(|q| !q.is_empty());
-            tokio::select! {
-                msg = stream.next() => match msg {
-                    Some(msg) => self.incoming(&msg),
-                    None => return Err("the subscribed connection closed".into()),
-                },
-                _ = tokio::time::sleep(Duration::from_micros(500)), if holding => {}
-            }
-            if holding {
+            if self.holding() {
                 self.flush_held();
+                if self.holding() {
+                    tokio::time::sleep(Duration::from_micros(500)).await;
+                    continue;
+                }
+            }
+            let mut cmd = redis::cmd("XREAD");
+            cmd.arg("COUNT")
+                .arg(READ_COUNT)
+                .arg("BLOCK")
+                .arg(READ_BLOCK_MS)
+                .arg("STREAMS")
+                .arg(&self.logs);
+            for from in self.read_from.borrow().iter() {
+                cmd.arg(from.as_deref().unwrap_or("$"));
+            }
+            let reply: Value = timed(cmd.query_async(conn)).await?;
+            let mut any = false;
+            for (key, entries) in streams(reply) {
+                let Some(mount) = self.logs.iter().position(|l| l.as_bytes() == key) else {
+                    continue;
+                };
+                for entry in entries {
+                    any = true;
+                    self.incoming(mount, &entry);
+                    self.read_from.borrow_mut()[mount] = Some(entry.id);
+                }
+            }
+            self.flush_held();
+            if any {
+                tokio::time::sleep(READ_PAUSE).await;
             }
         }
     }
 
-    /// One message from Redis: checked, then handed to the owner worker of its channel.
-    fn incoming(&self, msg: &redis::Msg) {
+    /// One entry of `mount`'s log: checked, then handed to the owner worker of its channel.
+    fn incoming(&self, mount: usize, entry: &Entry) {
         let stats = &self.bp.stats;
         stats.received.fetch_add(1, Relaxed);
-        let payload = msg.get_payload_bytes();
+        let (Some(name), Some(payload)) = (&entry.channel, &entry.payload) else {
+            stats.invalid.fetch_add(1, Relaxed);
+            return;
+        };
         let Some((origin, seq, at)) = naming::decode(payload) else {
             stats.invalid.fetch_add(1, Relaxed);
             return;
         };
-        if origin == self.bp.node {
+        if origin == self.bp.node && (entry.local || self.was_failed_over(seq)) {
             stats.echoes.fetch_add(1, Relaxed);
             return;
         }
@@ -52,17 +89,18 @@ impl Link {
             stats.duplicates.fetch_add(1, Relaxed);
             return;
         }
-        let redis_channel = msg.get_channel_name();
-        let interest = self.interest.borrow();
-        let target = naming::split(redis_channel)
-            .and_then(|(prefix, name)| Some((interest.mount_of(prefix)?, name)))
-            .filter(|(_, name)| channel::is_name(name));
-        let Some((mount, name)) = target else {
+        // One of this process's publishes: its reply waits for this delivery.
+        let ack = (origin == self.bp.node)
+            .then(|| self.read_back(seq))
+            .flatten();
+        let Some(name) = std::str::from_utf8(name)
+            .ok()
+            .filter(|n| channel::is_name(n))
+        else {
             stats.invalid.fetch_add(1, Relaxed);
             return;
         };
-        // A glob lets more through than the Bayeux pattern behind it.
-        if msg.from_pattern() && !interest.wants(mount, name) {
+        if !self.interest.borrow().wants(mount, name) {
             stats.unmatched.fetch_add(1, Relaxed);
             return;
         }
@@ -70,16 +108,15 @@ impl Link {
             mount,
             channel: Arc::from(name),
             msg: Bytes::copy_from_slice(&payload[at..]),
-            ack: None,
+            ack,
             // Timed from its arrival here: another process's clock is not comparable.
             at: std::time::Instant::now(),
         };
-        drop(interest);
         self.hand_over(owner(name, self.mesh.workers()), env);
     }
 
-    /// Whether this is the first time `seq` from `origin` arrives (one publish may come through
-    /// a channel and a pattern subscription, or twice when its batch was sent again).
+    /// Whether this is the first time `seq` from `origin` arrives (a batch whose
+    /// confirmation was lost is written again).
     fn first_sight(&self, origin: u64, seq: u64) -> bool {
         let mut seen = self.seen.borrow_mut();
         if seen.len() >= ORIGINS && !seen.contains_key(&origin) {
@@ -93,7 +130,11 @@ impl Link {
         true
     }
 
-    fn hand_over(&self, to: usize, env: Envelope) {
+    pub(super) fn holding(&self) -> bool {
+        self.held.borrow().iter().any(|q| !q.is_empty())
+    }
+
+    pub(super) fn hand_over(&self, to: usize, env: Envelope) {
         let mut held = self.held.borrow_mut();
         if held[to].is_empty() {
             match self.mesh.try_send(self.mesh.external(), to, env) {
@@ -116,7 +157,7 @@ impl Link {
         }
     }
 
-    fn flush_held(&self) {
+    pub(super) fn flush_held(&self) {
         let mut held = self.held.borrow_mut();
         for (to, q) in held.iter_mut().enumerate() {
             while let Some(env) = q.pop_front() {
@@ -130,5 +171,127 @@ impl Link {
         if held.iter().all(VecDeque::is_empty) {
             self.dropping_in.set(false);
         }
+    }
+}
+
+/// The streams of an XREAD reply, each with its entries (none on a timeout). Accepts the
+/// RESP2 form (an array of `[key, entries]` pairs) and the RESP3 one (a map).
+fn streams(reply: Value) -> Vec<(Vec<u8>, Vec<Entry>)> {
+    let pairs: Vec<(Value, Value)> = match reply {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                Value::Array(kv) if kv.len() == 2 => {
+                    let mut kv = kv.into_iter();
+                    Some((kv.next()?, kv.next()?))
+                }
+                _ => None,
+            })
+            .collect(),
+        Value::Map(kv) => kv,
+        _ => Vec::new(),
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(key, entries)| Some((bytes(key)?, self::entries(entries))))
+        .collect()
+}
+
+/// The entries of an XRANGE-like reply: `[[id, [field, value, ...]], ...]`.
+pub(super) fn entries(reply: Value) -> Vec<Entry> {
+    let Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    items.into_iter().filter_map(entry).collect()
+}
+
+fn entry(item: Value) -> Option<Entry> {
+    let Value::Array(parts) = item else {
+        return None;
+    };
+    let mut parts = parts.into_iter();
+    let id = String::from_utf8(bytes(parts.next()?)?).ok()?;
+    let mut entry = Entry {
+        id,
+        ..Entry::default()
+    };
+    let fields: Vec<Value> = match parts.next()? {
+        Value::Array(f) => f,
+        Value::Map(kv) => kv.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        _ => return Some(entry),
+    };
+    let mut fields = fields.into_iter();
+    while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
+        match bytes(k).as_deref() {
+            Some(b"c") => entry.channel = bytes(v),
+            Some(b"p") => entry.payload = bytes(v),
+            Some(b"d") => entry.local = true,
+            _ => {}
+        }
+    }
+    Some(entry)
+}
+
+fn bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn raw_entry(id: &str, fields: &[&str]) -> Value {
+        Value::Array(vec![
+            bulk(id),
+            Value::Array(fields.iter().map(|f| bulk(f)).collect()),
+        ])
+    }
+
+    #[test]
+    fn an_xread_reply_gives_each_log_its_entries_in_order() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                bulk("bayou:0:/faye:log"),
+                Value::Array(vec![
+                    raw_entry("1-0", &["c", "/a", "p", "x"]),
+                    raw_entry("1-1", &["c", "/b", "p", "y", "d", "1"]),
+                ]),
+            ]),
+            Value::Array(vec![bulk("bayou:0:/other:log"), Value::Array(vec![])]),
+        ]);
+        let got = streams(reply);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, b"bayou:0:/faye:log");
+        let ids: Vec<&str> = got[0].1.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["1-0", "1-1"]);
+        assert_eq!(got[0].1[0].channel.as_deref(), Some(&b"/a"[..]));
+        assert!(!got[0].1[0].local);
+        assert!(got[0].1[1].local);
+        assert!(got[1].1.is_empty());
+    }
+
+    #[test]
+    fn the_resp3_form_and_timeouts_read_too() {
+        let reply = Value::Map(vec![(
+            bulk("k"),
+            Value::Array(vec![raw_entry("5-2", &["p", "z"])]),
+        )]);
+        let got = streams(reply);
+        assert_eq!(got[0].1[0].id, "5-2");
+        assert_eq!(
+            got[0].1[0].channel, None,
+            "a missing field reads as missing"
+        );
+        assert!(streams(Value::Nil).is_empty(), "a read that timed out");
+        assert!(entries(Value::Nil).is_empty());
+        assert!(entries(Value::Array(vec![bulk("not an entry")])).is_empty());
     }
 }

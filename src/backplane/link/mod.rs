@@ -1,36 +1,44 @@
 //! The backplane's thread: a Tokio current-thread runtime beside the workers (the Redis client
-//! runs on Tokio; the workers stay on monoio), holding two connections to Redis: one
-//! subscribed (SUBSCRIBE, PSUBSCRIBE, incoming messages, a PING every few seconds) and one
-//! that PUBLISHes in pipelined batches. Either failing ends the session; the thread then
-//! reconnects with exponential back-off and subscribes every interest again. State changes are
+//! runs on Tokio; the workers stay on monoio), holding two connections to Redis: one that
+//! reads the mount logs (XREAD, blocking up to a second at a time) and one that appends to
+//! them in pipelined batches (XADD). Either failing ends the session; the thread then
+//! reconnects with exponential back-off and reads on from where it stopped. State changes are
 //! logged once each: up, down, and recovered.
 
 use super::interest::Interest;
 use super::naming;
 use super::outbound::Item;
 use super::{Backplane, Change};
-use crate::shard::{Ack, Envelope, Mesh};
-use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use crate::shard::{Ack, Envelope, Mesh, owner};
+use redis::aio::MultiplexedConnection;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long Redis may take to answer a command (a batch of PUBLISHes, a SUBSCRIBE, a PING).
+/// How long Redis may take to answer a command (a batch of XADDs, a read).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
-/// A PING on the subscribed connection this often notices a silent network failure.
-const PING_EVERY: Duration = Duration::from_secs(2);
+/// How long one XREAD waits for an entry: an idle connection is checked this often.
+const READ_BLOCK_MS: u64 = 1000;
+/// After a read that returned entries, the next waits this long, so that under load one
+/// XREAD brings many entries (Redis commands per message stay near one) at the cost of this
+/// much delay for the second and later messages of a burst; the first of a quiet spell is
+/// delivered at once.
+const READ_PAUSE: Duration = Duration::from_millis(20);
+/// Entries per read.
+const READ_COUNT: usize = 512;
 /// Back-off between connection attempts: doubled each failure up to the maximum, jittered.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// PUBLISHes per pipelined batch, and their bytes.
+/// XADDs per pipelined batch, and their bytes.
 const BATCH_MESSAGES: usize = 512;
 const BATCH_BYTES: u64 = 1024 * 1024;
-/// Names per SUBSCRIBE-like command when many change at once (a reconnect).
-const NAMES_PER_COMMAND: usize = 1024;
+/// Ranges of this process's sequence numbers it delivered itself after losing Redis, kept to
+/// skip them if they reached the log after all.
+const FAILED_OVER_RANGES: usize = 64;
 
 mod inbound;
 
@@ -40,7 +48,8 @@ pub(super) fn spawn(
     bp: Arc<Backplane>,
     client: redis::Client,
     mesh: Arc<Mesh>,
-    prefixes: Vec<String>,
+    logs: Vec<String>,
+    retention: Duration,
     shown: String,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
@@ -50,7 +59,7 @@ pub(super) fn spawn(
                 .enable_all()
                 .build();
             match rt {
-                Ok(rt) => rt.block_on(Link::new(bp, client, mesh, prefixes, shown).run()),
+                Ok(rt) => rt.block_on(Link::new(bp, client, mesh, logs, retention, shown).run()),
                 Err(e) => tracing::error!(error = %e, "redis backplane: no runtime; not started"),
             }
         })?;
@@ -62,16 +71,27 @@ struct Link {
     client: redis::Client,
     mesh: Arc<Mesh>,
     shown: String,
+    /// Each mount's log key, by mount index.
+    logs: Vec<String>,
+    retention: Duration,
+    /// The last entry read from each log; None before the first connection.
+    read_from: RefCell<Vec<Option<String>>>,
     interest: RefCell<Interest>,
-    /// Subscribe replies waiting for the commands being sent.
+    /// Subscribe replies waiting for the link to note their interest.
     acks: RefCell<Vec<Ack>>,
-    /// The batch being published, with its sequence numbers. A batch not confirmed when the
-    /// connection fails is sent again first: receivers drop the ones they already have.
+    /// The batch being written, with its sequence numbers. A batch not confirmed when the
+    /// connection fails is written again first: readers drop the ones they already have.
     unsent: RefCell<Vec<(u64, Item)>>,
     seq: Cell<u64>,
+    /// Publishes of this process in the log, not yet read back: their replies wait until this
+    /// process delivers them from the log, as every other process does (so a batch's later
+    /// subscribe cannot see its earlier publish). In sequence order.
+    awaiting: RefCell<VecDeque<(u64, Item)>>,
+    /// Sequence numbers this process delivered itself when Redis failed under them.
+    failed_over: RefCell<VecDeque<(u64, u64)>>,
     /// Last sequence number seen per origin process.
     seen: RefCell<HashMap<u64, u64>>,
-    /// Received messages waiting for room in a worker's queue, per worker.
+    /// Entries waiting for room in a worker's queue, per worker.
     held: RefCell<Vec<VecDeque<Envelope>>>,
     dropping_in: Cell<bool>,
 }
@@ -81,19 +101,25 @@ impl Link {
         bp: Arc<Backplane>,
         client: redis::Client,
         mesh: Arc<Mesh>,
-        prefixes: Vec<String>,
+        logs: Vec<String>,
+        retention: Duration,
         shown: String,
     ) -> Link {
         Link {
             held: RefCell::new((0..mesh.workers()).map(|_| VecDeque::new()).collect()),
+            read_from: RefCell::new(vec![None; logs.len()]),
+            interest: RefCell::new(Interest::new(logs.len())),
+            logs,
+            retention,
             bp,
             client,
             mesh,
             shown,
-            interest: RefCell::new(Interest::new(prefixes)),
             acks: RefCell::new(Vec::new()),
             unsent: RefCell::new(Vec::new()),
             seq: Cell::new(0),
+            awaiting: RefCell::new(VecDeque::new()),
+            failed_over: RefCell::new(VecDeque::new()),
             seen: RefCell::new(HashMap::new()),
             dropping_in: Cell::new(false),
         }
@@ -106,14 +132,15 @@ impl Link {
         let mut first = true;
         loop {
             // At start-up, subscribes wait for the first attempt (bounded by its timeout), so
-            // a process that just started is reachable from the others once it answers them.
+            // a process that just started reads every publish accepted after their replies.
             let connected = self.connect_meanwhile(first).await;
             first = false;
             match connected {
-                Ok((sink, stream, conn)) => {
+                Ok((reader, writer)) => {
                     backoff = BACKOFF_MIN;
-                    let why = self.session(sink, stream, conn).await;
+                    let why = self.session(reader, writer).await;
                     let was_up = self.bp.stats.up.swap(0, Relaxed) == 1;
+                    self.fail_over();
                     if was_up || !reported {
                         tracing::warn!(redis = %self.shown, error = %why,
                             "redis backplane down: local delivery continues, publishes for \
@@ -139,7 +166,7 @@ impl Link {
     async fn connect_meanwhile(
         &self,
         hold: bool,
-    ) -> Result<(PubSubSink, PubSubStream, MultiplexedConnection)> {
+    ) -> Result<(MultiplexedConnection, MultiplexedConnection)> {
         let connecting = tokio::time::timeout(CONNECT_TIMEOUT, self.connect());
         tokio::pin!(connecting);
         loop {
@@ -153,33 +180,38 @@ impl Link {
         }
     }
 
-    async fn connect(&self) -> Result<(PubSubSink, PubSubStream, MultiplexedConnection)> {
-        let pubsub = self
-            .client
-            .get_async_pubsub()
-            .await
-            .map_err(|e| e.to_string())?;
-        let (sink, stream) = pubsub.split();
+    async fn connect(&self) -> Result<(MultiplexedConnection, MultiplexedConnection)> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT));
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((sink, stream, conn))
+        let mut conns = Vec::with_capacity(2);
+        for _ in 0..2 {
+            let conn = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            conns.push(conn);
+        }
+        let writer = conns.pop().expect("two connections");
+        let reader = conns.pop().expect("two connections");
+        Ok((reader, writer))
     }
 
-    /// Sleeps for `pause`, answering interest changes meanwhile.
+    /// Sleeps for `pause`, answering interest changes and delivering here what workers
+    /// queue meanwhile.
     async fn wait_meanwhile(&self, pause: Duration) {
         let sleep = tokio::time::sleep(pause);
         tokio::pin!(sleep);
         loop {
+            let holding = self.holding();
             tokio::select! {
                 _ = &mut sleep => return,
                 _ = self.bp.changed.notified() => self.note_changes(),
+                _ = self.bp.outbound.ready() => self.fail_over(),
+                _ = tokio::time::sleep(Duration::from_micros(500)), if holding => {}
             }
+            self.flush_held();
         }
     }
 
@@ -193,29 +225,54 @@ impl Link {
         self.acks.borrow_mut().clear();
     }
 
-    /// One connected session: subscribe everything wanted, then receive, follow interest and
-    /// publish until something fails; returns why.
+    /// One connected session: find where to read from, then read, follow interest and
+    /// write until something fails; returns why.
     async fn session(
         &self,
-        mut sink: PubSubSink,
-        stream: PubSubStream,
-        mut conn: MultiplexedConnection,
+        mut reader: MultiplexedConnection,
+        mut writer: MultiplexedConnection,
     ) -> String {
-        self.interest.borrow_mut().reconnected();
-        if let Err(e) = self.sync_interest(&mut sink).await {
+        if let Err(e) = self.find_ends(&mut reader).await {
             return e;
         }
-        let (channels, globs) = self.interest.borrow().sizes();
+        self.note_changes();
+        let (channels, patterns) = self.interest.borrow().sizes();
         self.bp.stats.up.store(1, Relaxed);
         self.bp.stats.connects.fetch_add(1, Relaxed);
-        tracing::info!(redis = %self.shown, channels, patterns = globs,
-            "redis backplane up: interest subscribed, publishes flow between processes");
+        tracing::info!(redis = %self.shown, channels, patterns,
+            "redis backplane up: publishes flow between processes through the mount logs");
         let result = tokio::select! {
-            r = self.receive(stream) => r,
-            r = self.follow_interest(&mut sink) => r,
-            r = self.publish(&mut conn) => r,
+            r = self.receive(&mut reader) => r,
+            r = self.follow_interest() => r,
+            r = self.write(&mut writer) => r,
         };
         result.err().unwrap_or_default()
+    }
+
+    /// The first time: each log's last entry, so reading starts with what comes next (a
+    /// reconnection reads on from where it stopped instead).
+    async fn find_ends(&self, conn: &mut MultiplexedConnection) -> Result<()> {
+        for (mount, log) in self.logs.iter().enumerate() {
+            if self.read_from.borrow()[mount].is_some() {
+                continue;
+            }
+            let last: redis::Value = timed(
+                redis::cmd("XREVRANGE")
+                    .arg(log)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(conn),
+            )
+            .await?;
+            let id = inbound::entries(last)
+                .into_iter()
+                .next()
+                .map_or_else(|| "0-0".to_string(), |e| e.id);
+            self.read_from.borrow_mut()[mount] = Some(id);
+        }
+        Ok(())
     }
 
     // ---- Interest ------------------------------------------------------------------------
@@ -228,49 +285,22 @@ impl Link {
             interest.change(c.mount, &c.key, c.on);
             acks.extend(c.ack);
         }
-        let (channels, globs) = interest.sizes();
+        let (channels, patterns) = interest.sizes();
         self.bp.stats.channels.store(channels as u64, Relaxed);
-        self.bp.stats.globs.store(globs as u64, Relaxed);
+        self.bp.stats.globs.store(patterns as u64, Relaxed);
     }
 
-    /// Sends the commands that bring the subscribed connection to what is wanted, then lets
-    /// the subscribe replies waiting for them go.
-    async fn sync_interest(&self, sink: &mut PubSubSink) -> Result<()> {
-        self.take_changes();
-        let cmds = self.interest.borrow_mut().commands();
-        for names in cmds.unsubscribe.chunks(NAMES_PER_COMMAND) {
-            timed(sink.unsubscribe(names)).await?;
-        }
-        for names in cmds.punsubscribe.chunks(NAMES_PER_COMMAND) {
-            timed(sink.punsubscribe(names)).await?;
-        }
-        for names in cmds.subscribe.chunks(NAMES_PER_COMMAND) {
-            timed(sink.subscribe(names)).await?;
-        }
-        for names in cmds.psubscribe.chunks(NAMES_PER_COMMAND) {
-            timed(sink.psubscribe(names)).await?;
-        }
-        self.release_acks();
-        Ok(())
-    }
-
-    async fn follow_interest(&self, sink: &mut PubSubSink) -> Result<()> {
-        let mut ping = tokio::time::interval(PING_EVERY);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ping.tick().await;
+    /// Notes interest changes as they come: from then on this process reads matching entries.
+    async fn follow_interest(&self) -> Result<()> {
         loop {
-            tokio::select! {
-                _ = self.bp.changed.notified() => self.sync_interest(sink).await?,
-                _ = ping.tick() => {
-                    timed(sink.ping::<redis::Value>()).await?;
-                }
-            }
+            self.bp.changed.notified().await;
+            self.note_changes();
         }
     }
 
-    // ---- Publishing ----------------------------------------------------------------------
+    // ---- Writing -------------------------------------------------------------------------
 
-    async fn publish(&self, conn: &mut MultiplexedConnection) -> Result<()> {
+    async fn write(&self, conn: &mut MultiplexedConnection) -> Result<()> {
         loop {
             if self.unsent.borrow().is_empty() && !self.fill() {
                 self.bp.outbound.ready().await;
@@ -278,12 +308,21 @@ impl Link {
             }
             let pipe = self.pipeline();
             timed(pipe.query_async::<()>(conn)).await?;
-            let sent: Vec<Item> = self.unsent.borrow_mut().drain(..).map(|(_, i)| i).collect();
+            let sent: Vec<(u64, Item)> = self.unsent.borrow_mut().drain(..).collect();
             self.bp
                 .stats
                 .published
                 .fetch_add(sent.len() as u64, Relaxed);
-            self.bp.outbound.release(&sent);
+            let mut done = Vec::new();
+            let mut awaiting = self.awaiting.borrow_mut();
+            for (seq, item) in sent {
+                if item.ack.is_some() {
+                    awaiting.push_back((seq, item));
+                } else {
+                    done.push(item);
+                }
+            }
+            self.bp.outbound.release(&done);
         }
     }
 
@@ -303,19 +342,125 @@ impl Link {
     }
 
     fn pipeline(&self) -> redis::Pipeline {
-        let interest = self.interest.borrow();
         let unsent = self.unsent.borrow();
         let mut pipe = redis::pipe();
         let mut payload = Vec::new();
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        // Entries older than the retention go (in whole nodes of the stream: `~`).
+        let min_id = now_ms.saturating_sub(self.retention.as_millis() as u64);
         for (seq, item) in unsent.iter() {
             payload.clear();
             naming::encode(self.bp.node, *seq, &item.msg, &mut payload);
-            pipe.cmd("PUBLISH")
-                .arg(naming::channel(interest.prefix(item.mount), &item.channel))
-                .arg(&payload[..])
-                .ignore();
+            let cmd = pipe
+                .cmd("XADD")
+                .arg(&self.logs[item.mount])
+                .arg("MINID")
+                .arg("~")
+                .arg(min_id)
+                .arg("*")
+                .arg("c")
+                .arg(&*item.channel)
+                .arg("p")
+                .arg(&payload[..]);
+            if item.local {
+                cmd.arg("d").arg(1);
+            }
+            cmd.ignore();
         }
         pipe
+    }
+
+    // ---- Redis lost ----------------------------------------------------------------------
+
+    /// Delivers here every publish still waiting to be confirmed by Redis, so that none waits
+    /// for Redis to come back; they stay queued, marked as delivered here, for the log.
+    fn fail_over(&self) {
+        {
+            let mut awaiting = self.awaiting.borrow_mut();
+            let mut unsent = self.unsent.borrow_mut();
+            let acked = (awaiting.iter().chain(unsent.iter())).filter(|(_, i)| i.ack.is_some());
+            let (lo, hi) = acked.fold((u64::MAX, 0), |(lo, hi), (s, _)| (lo.min(*s), hi.max(*s)));
+            if lo <= hi {
+                // They may be in the log unmarked: skipped here if read after all.
+                let mut ranges = self.failed_over.borrow_mut();
+                if ranges.len() == FAILED_OVER_RANGES {
+                    ranges.pop_front();
+                }
+                ranges.push_back((lo, hi));
+            }
+            let mut done = Vec::new();
+            for (_, mut item) in awaiting.drain(..) {
+                self.deliver_here(&mut item);
+                done.push(item);
+            }
+            self.bp.outbound.release(&done);
+            for (_, item) in unsent.iter_mut() {
+                self.deliver_here(item);
+            }
+        }
+        // The rest have no sequence number yet: numbered now, they are written marked.
+        loop {
+            let before = self.unsent.borrow().len();
+            self.fill();
+            let mut unsent = self.unsent.borrow_mut();
+            if unsent.len() == before {
+                break;
+            }
+            for (_, item) in unsent[before..].iter_mut() {
+                self.deliver_here(item);
+            }
+        }
+    }
+
+    /// Hands a publish still owed its delivery to its owner worker here.
+    fn deliver_here(&self, item: &mut Item) {
+        let Some(ack) = item.ack.take() else {
+            return;
+        };
+        item.local = true;
+        let env = Envelope::Publish {
+            mount: item.mount,
+            channel: item.channel.clone(),
+            msg: item.msg.clone(),
+            ack: Some(ack),
+            at: Instant::now(),
+        };
+        self.hand_over(owner(&item.channel, self.mesh.workers()), env);
+    }
+
+    /// The reply hold of this process's publish `seq`, read back from the log (earlier ones
+    /// never read back, which only a trimmed log explains, are let go).
+    fn read_back(&self, seq: u64) -> Option<Ack> {
+        let mut awaiting = self.awaiting.borrow_mut();
+        let mut done = Vec::new();
+        let mut found = None;
+        while let Some(&(s, _)) = awaiting.front() {
+            if s > seq {
+                break;
+            }
+            let (s, mut item) = awaiting.pop_front().expect("a front");
+            if s == seq {
+                found = item.ack.take();
+            }
+            done.push(item);
+        }
+        self.bp.outbound.release(&done);
+        if found.is_some() {
+            return found;
+        }
+        // Read back before the write's confirmation was handled: still in the batch, which
+        // keeps the item (without its hold) until then.
+        let mut unsent = self.unsent.borrow_mut();
+        let (_, item) = unsent.iter_mut().find(|(s, _)| *s == seq)?;
+        item.ack.take()
+    }
+
+    /// Whether `seq` of this process's own was delivered here when Redis failed under it.
+    fn was_failed_over(&self, seq: u64) -> bool {
+        (self.failed_over.borrow().iter()).any(|&(lo, hi)| (lo..=hi).contains(&seq))
     }
 }
 
