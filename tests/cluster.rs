@@ -329,23 +329,109 @@ fn one_publishers_messages_keep_their_order_on_every_node() {
 
 #[test]
 #[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
-fn a_client_id_of_another_node_gets_the_rehandshake_advice() {
-    // Sessions stay on their process (README: sticky sessions for long-polling).
+fn a_session_follows_its_client_to_any_node_and_misses_nothing() {
+    // A round-robin balancer: every request of one long-polling client goes to the other
+    // process, and publishes are accepted by either. The session moves each time, with what
+    // was queued for it and what the log had for it meanwhile: every message exactly once, in
+    // publish order, and never `Unknown client`.
+    let redis = Redis::start();
+    let nodes = [Node::start(&redis), Node::start(&redis)];
+    let cid = nodes[0].handshake(M);
+    nodes[1].subscribe(M, &cid, json!(["/users/7", "/rooms/*"]));
+    let mut want = Vec::new();
+    let mut got = Vec::new();
+    for i in 0..90 {
+        let channel = if i % 3 == 0 { "/rooms/a" } else { "/users/7" };
+        nodes[i % 2].publish(M, channel, json!(i.to_string()));
+        want.push(i.to_string());
+        if i % 4 == 3 {
+            got.extend(queued(&nodes[(i / 4) % 2], &cid));
+        }
+    }
+    // Not subscribed: never delivered.
+    nodes[0].publish(M, "/users/8", json!("other"));
+    for turn in 0..20 {
+        if got.len() >= want.len() {
+            break;
+        }
+        got.extend(queued(&nodes[turn % 2], &cid));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(got, want, "every message once, in order");
+    // The directory names the process that has it, with its subscriptions.
+    let entry = redis.command(&format!("HGETALL bayou:0:{M}:s:{cid}"));
+    assert!(
+        entry.contains("s:/users/7") && entry.contains("s:/rooms/*"),
+        "{entry}"
+    );
+    // A disconnect ends it everywhere (its entry goes just after the reply: polled, bounded).
+    nodes[0].disconnect(M, &cid);
+    let gone = (0..100).any(|_| {
+        let exists = redis.command(&format!("EXISTS bayou:0:{M}:s:{cid}"));
+        std::thread::sleep(Duration::from_millis(20));
+        exists.trim().trim_start_matches(':') == "0"
+    });
+    assert!(gone, "the directory entry outlived its session");
+}
+
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn a_websocket_on_another_node_takes_the_session_with_its_queue() {
     let redis = Redis::start();
     let (a, b) = (Node::start(&redis), Node::start(&redis));
     let cid = a.handshake(M);
-    let unknown = format!("401:{cid}:Unknown client");
-    let reply = b.bayeux(M, &connect_msg(&cid, "c"));
-    assert_json_eq(
-        &reply,
-        &json!([{"id": "c", "channel": "/meta/connect", "successful": false,
-                 "error": unknown, "advice": {"reconnect": "handshake"}}]),
-    );
-    // A subscribe fails the same way (as in Faye, only a connect carries the advice).
-    let msg =
-        json!({"channel": "/meta/subscribe", "clientId": cid, "subscription": "/x", "id": "s"});
-    let reply = b.bayeux(M, &msg);
-    assert_eq!(reply[0]["error"].as_str(), Some(unknown.as_str()));
+    a.subscribe(M, &cid, json!("/users/1"));
+    // Queued on A while the client is away, then it comes back on B over a WebSocket.
+    a.publish(M, "/users/1", json!("while away"));
+    b.publish(M, "/users/1", json!("also away"));
+    let mut ws = Ws::connect(&b, M);
+    ws.send_json(&json!([{"channel": "/meta/connect", "clientId": cid,
+                          "connectionType": "websocket", "id": "c1"}]));
+    let mut got = Vec::new();
+    let mut connected = false;
+    let read = |ws: &mut Ws, got: &mut Vec<String>, connected: &mut bool| {
+        for m in ws.read_json().as_array().expect("an array") {
+            if m["channel"] == "/meta/connect" {
+                assert_eq!(m["successful"], true, "{}", m.encode());
+                *connected = true;
+            } else {
+                got.push(m["data"].as_str().unwrap_or("?").to_string());
+            }
+        }
+    };
+    while got.len() < 2 || !connected {
+        read(&mut ws, &mut got, &mut connected);
+    }
+    a.publish(M, "/users/1", json!("live"));
+    while got.len() < 3 {
+        read(&mut ws, &mut got, &mut connected);
+    }
+    assert_eq!(got, ["while away", "also away", "live"]);
+    a.wait_metric(r#"bayou_sessions{mount="/faye"}"#, |v| v == 0.0);
+}
+
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn a_forged_or_ended_client_id_gets_the_rehandshake_advice() {
+    let redis = Redis::start();
+    let (a, b) = (Node::start(&redis), Node::start(&redis));
+    let ended = a.handshake(M);
+    a.disconnect(M, &ended);
+    let forged = "0".repeat(ended.len());
+    for cid in [ended.as_str(), forged.as_str(), "short"] {
+        let unknown = format!("401:{cid}:Unknown client");
+        let reply = b.bayeux(M, &connect_msg(cid, "c"));
+        assert_json_eq(
+            &reply,
+            &json!([{"id": "c", "channel": "/meta/connect", "successful": false,
+                     "error": unknown, "advice": {"reconnect": "handshake"}}]),
+        );
+        // A subscribe fails the same way (as in Faye, only a connect carries the advice).
+        let msg = json!({"channel": "/meta/subscribe", "clientId": cid, "subscription": "/x",
+                         "id": "s"});
+        let reply = b.bayeux(M, &msg);
+        assert_eq!(reply[0]["error"].as_str(), Some(unknown.as_str()));
+    }
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub mod outbound;
 pub mod stats;
 
 use crate::config::{Config, Engine};
-use crate::shard::{Ack, Cluster, Mesh};
+use crate::shard::{Ack, Ask, Cluster, Directory, Done, Handover, Mesh};
 use bytes::Bytes;
 use outbound::{Item, Outbound};
 pub use stats::Stats;
@@ -57,6 +57,95 @@ pub struct Backplane {
     outbound: Outbound,
     changes: Mutex<Vec<Change>>,
     changed: tokio::sync::Notify,
+    /// Directory work from the workers, waiting for the link (`link::directory`).
+    ops: Mutex<Vec<Op>>,
+    ops_ready: tokio::sync::Notify,
+}
+
+/// Directory work a worker hands the link.
+enum Op {
+    Opened {
+        mount: usize,
+        client_id: String,
+        ack: Ack,
+    },
+    Subscribed {
+        mount: usize,
+        client_id: String,
+        channels: Vec<String>,
+        on: bool,
+        ack: Ack,
+    },
+    Closed {
+        mount: usize,
+        client_id: String,
+    },
+    /// Look the owner up, ask it; `tries` counts the owners that no longer had it.
+    Fetch {
+        worker: usize,
+        mount: usize,
+        client_id: String,
+        done: Done,
+        tries: u8,
+    },
+    Gave {
+        ask: Ask,
+        session: Option<Handover>,
+    },
+}
+
+impl Directory for Backplane {
+    fn opened(&self, mount: usize, client_id: &str, ack: Ack) {
+        // While Redis is away the session is this process's alone: nothing to wait for.
+        if self.stats.is_up() {
+            self.push_op(Op::Opened {
+                mount,
+                client_id: client_id.into(),
+                ack,
+            });
+        }
+    }
+
+    fn subscribed(&self, mount: usize, client_id: &str, channels: &[String], on: bool, ack: Ack) {
+        if self.stats.is_up() {
+            self.push_op(Op::Subscribed {
+                mount,
+                client_id: client_id.into(),
+                channels: channels.to_vec(),
+                on,
+                ack,
+            });
+        }
+    }
+
+    fn closed(&self, mount: usize, client_id: &str) {
+        if self.stats.is_up() {
+            self.push_op(Op::Closed {
+                mount,
+                client_id: client_id.into(),
+            });
+        }
+    }
+
+    fn fetch(&self, worker: usize, mount: usize, client_id: &str, done: Done) {
+        // Redis away: no other process's session can move here; the client gets `401` now.
+        if !self.stats.is_up() {
+            let _ = done.send(false);
+            return;
+        }
+        self.push_op(Op::Fetch {
+            worker,
+            mount,
+            client_id: client_id.into(),
+            done,
+            tries: 0,
+        });
+    }
+
+    fn gave(&self, ask: Ask, session: Option<Handover>) {
+        // Queued even while Redis is away: the link puts a session it cannot send back.
+        self.push_op(Op::Gave { ask, session });
+    }
 }
 
 impl Cluster for Backplane {
@@ -96,6 +185,15 @@ impl Cluster for Backplane {
 }
 
 impl Backplane {
+    fn push_op(&self, op: Op) {
+        self.ops.lock().unwrap_or_else(|e| e.into_inner()).push(op);
+        self.ops_ready.notify_one();
+    }
+
+    fn take_ops(&self) -> Vec<Op> {
+        std::mem::take(&mut *self.ops.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     fn take_changes(&self) -> Vec<Change> {
         std::mem::take(&mut *self.changes.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -115,11 +213,11 @@ pub fn start(config: &Config, mesh: Arc<Mesh>) -> Result<Option<Arc<Backplane>>,
         stats,
         changes: Mutex::new(Vec::new()),
         changed: tokio::sync::Notify::new(),
+        ops: Mutex::new(Vec::new()),
+        ops_ready: tokio::sync::Notify::new(),
     });
-    let logs = config
-        .mounts
-        .iter()
-        .map(|m| naming::log(&naming::mount_prefix(*db, m)))
+    let prefixes: Vec<String> = (config.mounts.iter())
+        .map(|m| naming::mount_prefix(*db, m))
         .collect();
     // Long enough for a client between two connects, on any mount, to be served its messages
     // by another process after a failure.
@@ -131,7 +229,11 @@ pub fn start(config: &Config, mesh: Arc<Mesh>) -> Result<Option<Arc<Backplane>>,
         backplane.clone(),
         client,
         mesh,
-        logs,
+        link::Names {
+            db: *db,
+            mounts: config.mounts.clone(),
+            prefixes,
+        },
         retention,
         shown.clone(),
     )

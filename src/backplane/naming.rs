@@ -52,6 +52,66 @@ pub fn decode(payload: &[u8]) -> Option<(u64, u64, usize)> {
     Some((node, seq, end + 1))
 }
 
+/// A session's directory entry, a hash: `o` its owner process (16 hex digits) and one field
+/// `s:<channel>` per subscription. Written before the handshake or subscribe reply.
+pub fn session(prefix: &str, client_id: &str) -> String {
+    format!("{prefix}s:{client_id}")
+}
+
+/// The directory field of one subscription.
+pub fn subscription_field(channel: &str) -> String {
+    format!("s:{channel}")
+}
+
+/// A process's inbox, a stream read with the mount logs: asks for its sessions, and answers
+/// to its own asks. Not per mount (`bayou:<db>:node:<hex>`).
+pub fn inbox(db: i64, node: u64) -> String {
+    format!("bayou:{db}:node:{node:016x}")
+}
+
+/// A node id as the directory and the inboxes write it.
+pub fn node_hex(node: u64) -> String {
+    format!("{node:016x}")
+}
+
+pub fn parse_node(text: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(text).ok().filter(|t| t.len() == 16)?;
+    u64::from_str_radix(text, 16).ok()
+}
+
+/// A session's queued messages as one field: each message as its length in decimal, a
+/// newline, then its bytes.
+pub fn encode_queue<'m>(msgs: impl IntoIterator<Item = &'m [u8]>) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    for m in msgs {
+        let _ = writeln!(out, "{}", m.len());
+        out.extend_from_slice(m);
+    }
+    out
+}
+
+pub fn decode_queue(mut blob: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut msgs = Vec::new();
+    while !blob.is_empty() {
+        let nl = blob.iter().position(|&b| b == b'\n')?;
+        let len: usize = std::str::from_utf8(&blob[..nl]).ok()?.parse().ok()?;
+        let rest = &blob[nl + 1..];
+        if rest.len() < len {
+            return None;
+        }
+        msgs.push(rest[..len].to_vec());
+        blob = &rest[len..];
+    }
+    Some(msgs)
+}
+
+/// A stream entry id (`<ms>-<seq>`) as a pair that orders as Redis orders them.
+pub fn entry_id(text: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = text.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +146,28 @@ mod tests {
         ] {
             assert_eq!(decode(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn session_keys_and_queues() {
+        let p = mount_prefix(0, "/faye");
+        assert_eq!(session(&p, "abc"), "bayou:0:/faye:s:abc");
+        assert_eq!(subscription_field("/a/*"), "s:/a/*");
+        assert_eq!(inbox(2, 0xab), "bayou:2:node:00000000000000ab");
+        assert_eq!(
+            parse_node(node_hex(0xdead_beef).as_bytes()),
+            Some(0xdead_beef)
+        );
+        assert_eq!(parse_node(b"xyz"), None);
+        let msgs: [&[u8]; 3] = [b"{\"a\":1}", b"", b"x\ny"];
+        let blob = encode_queue(msgs);
+        let back = decode_queue(&blob).unwrap();
+        assert_eq!(back, msgs.iter().map(|m| m.to_vec()).collect::<Vec<_>>());
+        assert_eq!(decode_queue(b""), Some(Vec::new()));
+        assert_eq!(decode_queue(b"5\nab"), None, "short");
+        assert_eq!(decode_queue(b"x\nab"), None, "not a length");
+        assert!(entry_id("5-2") < entry_id("5-10"));
+        assert!(entry_id("10-0") > entry_id("9-99"));
+        assert_eq!(entry_id("5"), None);
     }
 }

@@ -58,6 +58,23 @@ pub fn worker_of(id: impl AsRef<[u8]>, workers: usize) -> Option<usize> {
     (w < workers).then_some(w)
 }
 
+/// The worker that serves a clientId here: its own worker when it is one of ours for this
+/// worker count, else (a session moving in from a process with more workers) its tag modulo
+/// the count, so every request for it reaches one worker. None for an id of another shape.
+pub fn home_worker(id: impl AsRef<[u8]>, workers: usize) -> Option<usize> {
+    let b = id.as_ref();
+    worker_of(b, workers).or_else(|| {
+        if b.len() != LEN || workers == 0 {
+            return None;
+        }
+        let tag = match b.get(1).copied().and_then(digit) {
+            Some(second) if tag_len(workers) == 2 => digit(b[0])? * 36 + second,
+            _ => digit(b[0])?,
+        };
+        Some(tag % workers)
+    })
+}
+
 /// A 64-bit hash of a clientId under a per-worker random `seed`, for the session index: a few
 /// multiplies over the id's bytes, 8 at a time. Ids are ours and random, so the index's keys
 /// spread evenly; a client naming an unknown id only costs that lookup's own probe.
@@ -127,5 +144,22 @@ mod tests {
         assert_eq!(worker_of(&"z".repeat(31), 2), None);
         let ids: std::collections::HashSet<_> = (0..1000).map(|_| generate(0, 2)).collect();
         assert_eq!(ids.len(), 1000);
+    }
+
+    #[test]
+    fn a_session_from_a_process_with_more_workers_has_one_home_here() {
+        let from_four = generate(3, 4);
+        assert_eq!(worker_of(&from_four, 2), None);
+        assert_eq!(home_worker(&from_four, 2), Some(1));
+        assert_eq!(
+            home_worker(&from_four, 4),
+            Some(3),
+            "its own worker when it exists"
+        );
+        let from_many = generate(150, 200);
+        assert_eq!(home_worker(&from_many, 40), Some(150 % 40));
+        assert_eq!(home_worker(&from_many, 2), home_worker(&from_many, 2));
+        assert_eq!(home_worker("short", 2), None);
+        assert_eq!(home_worker("-".repeat(LEN), 2), None);
     }
 }

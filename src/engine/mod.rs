@@ -3,6 +3,7 @@
 //! as `now`. What must reach other workers comes out as [`Effect`]s for the shard layer.
 
 pub mod interest;
+mod moves;
 pub mod outbox;
 pub mod session;
 pub mod signal;
@@ -112,6 +113,8 @@ pub struct Engine {
     pub pushed: usize,
     /// Client addresses of sessions that ended, for the per-address session count.
     ended: Vec<(usize, IpAddr)>,
+    /// Sessions that expired, for the session directory (None: not tracked).
+    closed: Option<Vec<(usize, String)>>,
     /// Where `deliver` writes the text of a pattern to look it up (reused, so no allocation).
     key: String,
 }
@@ -291,6 +294,7 @@ impl Engine {
             queued: vec![0; mounts],
             pushed: 0,
             ended: Vec::new(),
+            closed: None,
             key: String::new(),
         }
     }
@@ -753,6 +757,9 @@ impl Engine {
             }
             let client_id = s.client_id().to_owned();
             self.destroy(mount as usize, &client_id);
+            if let Some(closed) = &mut self.closed {
+                closed.push((mount as usize, client_id));
+            }
         }
     }
 }

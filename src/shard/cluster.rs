@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 /// Other Bayou processes behind the same load balancer. Called by workers, so every call must
 /// return at once: implementations queue the work for a thread of their own.
-pub trait Cluster: Send + Sync {
+pub trait Cluster: Directory + Send + Sync {
     /// A publish accepted by this process (called once, by its ingress worker, in publish
     /// order); `msg` is the delivered form. True: the cluster delivers it, on every process
     /// this one included, and drops `ack` once it is safely shared (the publish's reply waits
@@ -26,4 +26,54 @@ pub trait Cluster: Send + Sync {
     /// (reported by worker 0) turned on or off. `ack`, when given, is dropped once every
     /// publish accepted anywhere from then on will be delivered here.
     fn interest(&self, mount: usize, key: &str, on: bool, ack: Option<Ack>);
+}
+
+/// The session directory and session moves (`--engine redis://`). A session lives on one
+/// process at a time, the one its directory entry names; a request for a clientId this
+/// process does not hold asks the cluster to move it here ([`Cluster::fetch`]). Its owner's
+/// link hands the owner worker an [`super::Envelope::Depart`] at a position of the mount's
+/// log, and this side installs it with an [`super::Envelope::Arrive`] at the same position,
+/// so that each message of the log reaches it exactly once, on one side or the other.
+pub trait Directory: Send + Sync {
+    /// A new session: the directory names this process its owner before `ack` is dropped.
+    fn opened(&self, mount: usize, client_id: &str, ack: Ack);
+
+    /// Subscriptions added (`on`) or removed; with `ack`, written before it is dropped.
+    fn subscribed(&self, mount: usize, client_id: &str, channels: &[String], on: bool, ack: Ack);
+
+    /// The session ended (disconnect or expiry): its entry goes.
+    fn closed(&self, mount: usize, client_id: &str);
+
+    /// Asks for the session `client_id` to move here, to `worker`. `done` gets true once an
+    /// [`super::Envelope::Arrive`] for it reached the worker's queue ahead of it, false when
+    /// no live process has it (or Redis is away: answered at once).
+    fn fetch(&self, worker: usize, mount: usize, client_id: &str, done: Done);
+
+    /// A worker's answer to a [`super::Envelope::Depart`]: the session, or None when it is
+    /// not here (any more).
+    fn gave(&self, ask: Ask, session: Option<Handover>);
+}
+
+/// Tells a worker waiting for a session move whether the session is here now.
+pub type Done = futures::channel::oneshot::Sender<bool>;
+
+/// Another process's request for one of this process's sessions.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub mount: usize,
+    pub client_id: String,
+    /// The asking process and its number for the request.
+    pub from: u64,
+    pub token: u64,
+    /// The log position up to which this process's link had handed entries to the worker
+    /// when it handed it the ask: the cut between the two owners.
+    pub cut: String,
+}
+
+/// A session leaving its worker: what the next owner needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Handover {
+    pub subscriptions: Vec<String>,
+    /// Messages delivered to it and not yet sent, oldest first.
+    pub queue: Vec<Bytes>,
 }

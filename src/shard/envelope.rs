@@ -149,6 +149,19 @@ pub enum Envelope {
         /// The reply, or why the body was refused (the same refusal on every worker).
         reply: oneshot::Sender<Result<Vec<u8>, crate::bayeux::json::BodyError>>,
     },
+    /// From the link: another process asks for a session of the receiver; every entry of
+    /// the log up to `ask.cut` reached the receiver before this.
+    Depart { ask: super::cluster::Ask },
+    /// From the link: a session moving in from another process, with the messages of the log
+    /// it missed between its old owner's cut and this process's position. Entries after that
+    /// position follow this envelope.
+    Arrive {
+        mount: usize,
+        client_id: String,
+        session: super::cluster::Handover,
+        replay: Vec<Bytes>,
+        done: super::cluster::Done,
+    },
     /// A socket whose session lives on the receiver.
     Adopt {
         fd: OwnedFd,

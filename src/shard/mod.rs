@@ -5,10 +5,11 @@
 pub mod cluster;
 pub mod envelope;
 pub mod mesh;
+mod moves;
 pub mod router;
 pub mod worker;
 
-pub use cluster::Cluster;
+pub use cluster::{Ask, Cluster, Directory, Done, Handover};
 pub use envelope::{Ack, AckDone, Adopt, Envelope, RequestBody};
 pub use mesh::Mesh;
 pub use router::{Node, Peer, Via};

@@ -39,6 +39,9 @@ pub struct Peer {
     pub bearer: bool,
 }
 
+/// A session moving here: its mount and clientId.
+pub(super) type Arriving = (usize, Box<str>);
+
 /// Lists push sockets kept outside the node's registry (set by the transport layer).
 pub type SocketList = Box<dyn Fn() -> Vec<Weak<Outbox>>>;
 
@@ -69,15 +72,18 @@ pub struct Node {
     /// Per mount: when the oldest publish delivered here but not yet written was accepted.
     unwritten_since: RefCell<Vec<Option<Instant>>>,
     /// The other processes serving these channels (`--engine redis://...`), if any.
-    cluster: OnceCell<Arc<dyn Cluster>>,
+    pub(super) cluster: OnceCell<Arc<dyn Cluster>>,
     /// Per mount: its success advice, written once.
     advice: Vec<bayeux::Advice>,
+    /// Sessions being moved here from another process, with the requests waiting for them
+    /// beside the one that asked (`moves`).
+    pub(super) arriving: RefCell<HashMap<Arriving, Vec<super::Done>>>,
 }
 
 /// A batch's completion, made only when some of its work goes to another worker: a batch done
 /// entirely here (a connect, a publish to this worker's own channel) allocates none.
 #[derive(Default)]
-struct LazyAck {
+pub(super) struct LazyAck {
     ack: OnceCell<Ack>,
     done: Cell<Option<AckDone>>,
 }
@@ -92,7 +98,7 @@ impl LazyAck {
     }
 
     /// A clone to send with work that crosses to another worker.
-    fn get(&self) -> Ack {
+    pub(super) fn get(&self) -> Ack {
         let ack = self.ack.get_or_init(|| {
             let (ack, done) = Ack::new();
             self.done.set(Some(done));
@@ -181,6 +187,7 @@ impl Node {
             unwritten_since: RefCell::new(vec![None; mounts]),
             cluster: OnceCell::new(),
             advice,
+            arriving: RefCell::new(HashMap::new()),
         })
     }
 
@@ -194,6 +201,7 @@ impl Node {
 
     /// Joins this worker to the other processes serving the same channels (set once, at start).
     pub fn set_cluster(&self, cluster: Arc<dyn Cluster>) {
+        self.engine.borrow_mut().track_closed();
         let _ = self.cluster.set(cluster);
     }
 
@@ -480,6 +488,7 @@ impl Node {
                 self.begin_drain();
             }
             self.engine.borrow_mut().tick(Instant::now());
+            self.close_expired();
             self.dispatch_effects(None);
             self.release_ended();
             self.refresh_gauges();
@@ -526,6 +535,14 @@ impl Node {
                     let _ = reply.send(out);
                 });
             }
+            Envelope::Depart { ask } => self.depart(ask),
+            Envelope::Arrive {
+                mount,
+                client_id,
+                session,
+                replay,
+                done,
+            } => self.arrive(mount, &client_id, session, replay, done),
             Envelope::Adopt { fd, mount, kind } => {
                 if let Some(adopt) = self.adopt.borrow().as_ref() {
                     adopt(self, fd, mount, kind);
@@ -535,7 +552,7 @@ impl Node {
     }
 
     /// Sends this worker's interest changes to the owners (channels) or everyone (patterns).
-    fn dispatch_effects(self: &Rc<Self>, ack: Option<&LazyAck>) {
+    pub(super) fn dispatch_effects(self: &Rc<Self>, ack: Option<&LazyAck>) {
         let effects = self.engine.borrow_mut().take_effects();
         for e in effects {
             let channel: Arc<str> = Arc::from(e.channel);
@@ -661,7 +678,7 @@ impl Node {
 
     /// The worker holding the session a clientId names, when it names one of ours.
     fn session_worker(&self, client_id: &[u8]) -> Option<usize> {
-        bayeux::id::worker_of(client_id, self.workers())
+        bayeux::id::home_worker(client_id, self.workers())
     }
 
     /// Processes a body on another worker, which sends its reply (or its refusal) back.
@@ -779,6 +796,11 @@ impl Node {
         if msgs.len() > policy.limits.max_batch {
             return Err(BodyError::TooMany);
         }
+        if self.cluster.get().is_some() {
+            for client_id in self.elsewhere(mount, msgs.iter()) {
+                self.fetch(mount, client_id).await;
+            }
+        }
         let mut ack = LazyAck::default();
         // Each message runs as if it came alone, in order: a subscribe, unsubscribe or
         // disconnect waits for the batch's publishes still on their way to subscribers, and a
@@ -792,7 +814,7 @@ impl Node {
         // A falsy message (null, false, 0, "") gets no reply at all (spec 3, step 3).
         for msg in msgs.iter().filter(|m| bayeux::json::truthy(*m)) {
             let reply = match bayeux::classify(msg) {
-                Kind::Handshake => Some(self.handshake(mount, msg, peer, Instant::now())),
+                Kind::Handshake => Some(self.handshake(mount, msg, peer, Instant::now(), &ack)),
                 Kind::Connect => {
                     let engine = self.engine.borrow();
                     match connect::check(msg, |c| engine.exists(mount, c), timeout_ms) {
@@ -820,10 +842,17 @@ impl Node {
                     let (r, channels) = self.check_subscription(mount, msg);
                     if let Some(cid) = bayeux::json::str_field(msg, "clientId") {
                         let mut engine = self.engine.borrow_mut();
-                        if bayeux::classify(msg) == Kind::Subscribe {
+                        let on = bayeux::classify(msg) == Kind::Subscribe;
+                        if on {
                             engine.subscribe(mount, cid, &channels);
                         } else {
                             engine.unsubscribe(mount, cid, &channels);
+                        }
+                        if let Some(cluster) = self.cluster.get()
+                            && !channels.is_empty()
+                            && engine.exists(mount, cid)
+                        {
+                            cluster.subscribed(mount, cid, &channels, on, ack.get());
                         }
                     }
                     self.dispatch_effects(Some(&ack));
@@ -840,6 +869,9 @@ impl Node {
                             h.taken = Some(self.engine.borrow_mut().take_queue(mount, &cid));
                         }
                         self.engine.borrow_mut().destroy(mount, &cid);
+                        if let Some(cluster) = self.cluster.get() {
+                            cluster.closed(mount, &cid);
+                        }
                         self.dispatch_effects(None);
                         self.release_ended();
                     }
@@ -877,7 +909,14 @@ impl Node {
     }
 
     /// A handshake: validated, admitted by the per-address limits, then a new session.
-    fn handshake(&self, mount: usize, msg: bayeux::json::Value, peer: Peer, now: Instant) -> Reply {
+    fn handshake(
+        &self,
+        mount: usize,
+        msg: bayeux::json::Value,
+        peer: Peer,
+        now: Instant,
+        ack: &LazyAck,
+    ) -> Reply {
         let mut r = handshake::check(msg);
         if !r.successful {
             return r;
@@ -890,13 +929,17 @@ impl Node {
         }
         let counted = peer.ip.filter(|_| policy.limiter.counts_sessions());
         let cid = self.engine.borrow_mut().handshake_from(mount, now, counted);
+        if let Some(cluster) = self.cluster.get() {
+            // The reply waits until the directory names this process its owner.
+            cluster.opened(mount, &cid, ack.get());
+        }
         handshake::accept(&mut r, &cid, self.advice[mount].handshake());
         metrics::add(&self.my_stats().mounts[mount].handshakes, 1);
         r
     }
 
     /// Returns the per-address session counts of the sessions that ended.
-    fn release_ended(&self) {
+    pub(super) fn release_ended(&self) {
         let ended = self.engine.borrow_mut().take_ended();
         for (mount, ip) in ended {
             self.settings.policy(mount).limiter.release(ip);

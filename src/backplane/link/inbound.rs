@@ -3,10 +3,11 @@
 //! the mesh. A worker whose queue is full holds up reading (the log keeps the rest), so
 //! nothing read is dropped unless the hold-back queue itself overflows.
 
+use super::directory::Letter;
 use super::{Link, READ_BLOCK_MS, READ_COUNT, READ_PAUSE, Result, timed};
 use crate::backplane::naming;
 use crate::bayeux::channel;
-use crate::shard::{Envelope, owner};
+use crate::shard::Envelope;
 use bytes::Bytes;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
@@ -28,6 +29,18 @@ pub(super) struct Entry {
     pub payload: Option<Vec<u8>>,
     /// Its origin delivered it itself (Redis was away).
     pub local: bool,
+    /// Any other fields (an inbox entry's).
+    pub rest: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Entry {
+    /// All its fields, as written.
+    pub fn fields(self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut fields = self.rest;
+        fields.extend(self.channel.map(|c| (b"c".to_vec(), c)));
+        fields.extend(self.payload.map(|p| (b"p".to_vec(), p)));
+        fields
+    }
 }
 
 impl Link {
@@ -46,21 +59,35 @@ impl Link {
                 .arg("BLOCK")
                 .arg(READ_BLOCK_MS)
                 .arg("STREAMS")
-                .arg(&self.logs);
+                .arg(&self.logs)
+                .arg(&self.inbox);
             for from in self.read_from.borrow().iter() {
                 cmd.arg(from.as_deref().unwrap_or("$"));
             }
+            cmd.arg(&*self.inbox_from.borrow());
             let reply: Value = timed(cmd.query_async(conn)).await?;
             let mut any = false;
+            let mut letters = Vec::new();
             for (key, entries) in streams(reply) {
+                if key == self.inbox.as_bytes() {
+                    letters = entries;
+                    continue;
+                }
                 let Some(mount) = self.logs.iter().position(|l| l.as_bytes() == key) else {
                     continue;
                 };
                 for entry in entries {
                     any = true;
+                    self.release_reached(mount, naming::entry_id(&entry.id));
                     self.incoming(mount, &entry);
                     self.read_from.borrow_mut()[mount] = Some(entry.id);
+                    self.release_reached(mount, None);
                 }
+            }
+            // After the log entries of the same read: a cut falls behind all of them.
+            for letter in letters {
+                *self.inbox_from.borrow_mut() = letter.id.clone();
+                self.letter(Letter::read(letter.fields()), conn).await?;
             }
             self.flush_held();
             if any {
@@ -104,15 +131,23 @@ impl Link {
             stats.unmatched.fetch_add(1, Relaxed);
             return;
         }
-        let env = Envelope::Publish {
-            mount,
-            channel: Arc::from(name),
-            msg: Bytes::copy_from_slice(&payload[at..]),
-            ack,
-            // Timed from its arrival here: another process's clock is not comparable.
-            at: std::time::Instant::now(),
-        };
-        self.hand_over(owner(name, self.mesh.workers()), env);
+        // To every worker, in log order: a session's worker has then had every entry up to
+        // the link's position, which is the cut when the session moves (`directory`).
+        let channel: Arc<str> = Arc::from(name);
+        let msg = Bytes::copy_from_slice(&payload[at..]);
+        // Timed from its arrival here: another process's clock is not comparable.
+        let at = std::time::Instant::now();
+        stats.delivered.fetch_add(1, Relaxed);
+        for to in 0..self.mesh.workers() {
+            let env = Envelope::Deliver {
+                mount,
+                channel: channel.clone(),
+                msg: msg.clone(),
+                ack: ack.clone(),
+                at,
+            };
+            self.hand_over(to, env);
+        }
     }
 
     /// Whether this is the first time `seq` from `origin` arrives (a batch whose
@@ -137,11 +172,8 @@ impl Link {
     pub(super) fn hand_over(&self, to: usize, env: Envelope) {
         let mut held = self.held.borrow_mut();
         if held[to].is_empty() {
-            match self.mesh.try_send(self.mesh.external(), to, env) {
-                Ok(()) => {
-                    self.bp.stats.delivered.fetch_add(1, Relaxed);
-                }
-                Err(env) => held[to].push_back(env),
+            if let Err(env) = self.mesh.try_send(self.mesh.external(), to, env) {
+                held[to].push_back(env);
             }
         } else if held[to].len() < INBOUND_HELD {
             held[to].push_back(env);
@@ -165,7 +197,6 @@ impl Link {
                     q.push_front(env);
                     break;
                 }
-                self.bp.stats.delivered.fetch_add(1, Relaxed);
             }
         }
         if held.iter().all(VecDeque::is_empty) {
@@ -226,7 +257,11 @@ fn entry(item: Value) -> Option<Entry> {
             Some(b"c") => entry.channel = bytes(v),
             Some(b"p") => entry.payload = bytes(v),
             Some(b"d") => entry.local = true,
-            _ => {}
+            Some(other) => {
+                let other = other.to_vec();
+                entry.rest.extend(bytes(v).map(|v| (other, v)));
+            }
+            None => {}
         }
     }
     Some(entry)

@@ -40,7 +40,16 @@ const BATCH_BYTES: u64 = 1024 * 1024;
 /// skip them if they reached the log after all.
 const FAILED_OVER_RANGES: usize = 64;
 
+mod directory;
 mod inbound;
+
+/// The Redis names of this deployment.
+pub(crate) struct Names {
+    pub db: i64,
+    /// Each mount's path and key prefix, by mount index.
+    pub mounts: Vec<String>,
+    pub prefixes: Vec<String>,
+}
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -48,7 +57,7 @@ pub(super) fn spawn(
     bp: Arc<Backplane>,
     client: redis::Client,
     mesh: Arc<Mesh>,
-    logs: Vec<String>,
+    names: Names,
     retention: Duration,
     shown: String,
 ) -> std::io::Result<()> {
@@ -59,7 +68,7 @@ pub(super) fn spawn(
                 .enable_all()
                 .build();
             match rt {
-                Ok(rt) => rt.block_on(Link::new(bp, client, mesh, logs, retention, shown).run()),
+                Ok(rt) => rt.block_on(Link::new(bp, client, mesh, names, retention, shown).run()),
                 Err(e) => tracing::error!(error = %e, "redis backplane: no runtime; not started"),
             }
         })?;
@@ -73,6 +82,16 @@ struct Link {
     shown: String,
     /// Each mount's log key, by mount index.
     logs: Vec<String>,
+    names: Names,
+    /// This process's inbox, and the last entry read from it.
+    inbox: String,
+    inbox_from: RefCell<String>,
+    /// Session moves this process asked for, by token.
+    fetches: RefCell<HashMap<u64, directory::Fetching>>,
+    next_token: Cell<u64>,
+    /// Moves waiting for this process's reading of the log to reach their cut, in arrival
+    /// order (an ask behind a session still arriving waits too).
+    waiting: RefCell<VecDeque<directory::Waiting>>,
     retention: Duration,
     /// The last entry read from each log; None before the first connection.
     read_from: RefCell<Vec<Option<String>>>,
@@ -101,11 +120,18 @@ impl Link {
         bp: Arc<Backplane>,
         client: redis::Client,
         mesh: Arc<Mesh>,
-        logs: Vec<String>,
+        names: Names,
         retention: Duration,
         shown: String,
     ) -> Link {
+        let logs: Vec<String> = names.prefixes.iter().map(|p| naming::log(p)).collect();
         Link {
+            inbox: naming::inbox(names.db, bp.node),
+            inbox_from: RefCell::new("0-0".into()),
+            fetches: RefCell::new(HashMap::new()),
+            next_token: Cell::new(0),
+            waiting: RefCell::new(VecDeque::new()),
+            names,
             held: RefCell::new((0..mesh.workers()).map(|_| VecDeque::new()).collect()),
             read_from: RefCell::new(vec![None; logs.len()]),
             interest: RefCell::new(Interest::new(logs.len())),
@@ -209,6 +235,7 @@ impl Link {
                 _ = &mut sleep => return,
                 _ = self.bp.changed.notified() => self.note_changes(),
                 _ = self.bp.outbound.ready() => self.fail_over(),
+                _ = self.bp.ops_ready.notified() => self.ops_while_down(),
                 _ = tokio::time::sleep(Duration::from_micros(500)), if holding => {}
             }
             self.flush_held();
@@ -241,11 +268,14 @@ impl Link {
         self.bp.stats.connects.fetch_add(1, Relaxed);
         tracing::info!(redis = %self.shown, channels, patterns,
             "redis backplane up: publishes flow between processes through the mount logs");
+        let mut directory = writer.clone();
         let result = tokio::select! {
             r = self.receive(&mut reader) => r,
             r = self.follow_interest() => r,
             r = self.write(&mut writer) => r,
+            r = self.serve_directory(&mut directory) => r,
         };
+        self.abandon_moves();
         result.err().unwrap_or_default()
     }
 

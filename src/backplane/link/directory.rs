@@ -1,0 +1,697 @@
+//! The session directory and session moves, the link's side (see
+//! [`crate::shard::Directory`]). Workers hand it [`Op`]s; it writes the directory, asks the
+//! owner of a session another process holds, and answers the asks of others.
+//!
+//! A move, from B (where the client is now) asking A (the owner):
+//!
+//! 1. B reads the directory (`HGET <prefix>s:<id> o`) and adds an `ask` to A's inbox.
+//! 2. A's link reads the ask with its logs. Having handed its workers every log entry up to
+//!    its position P, it hands the session's worker a `Depart` with cut P: the worker gives
+//!    up the session with what it had not sent, and A writes `o = B` and a `give` (the
+//!    session, its queue and P) to B's inbox.
+//! 3. B's link, at its own position L: when P <= L it reads the entries (P, L] of the log
+//!    (XRANGE), keeps those the session's subscriptions match, and hands them to the session's
+//!    worker with the session (`Arrive`); when P > L it reads on to P first, the session
+//!    arriving right after entry P. Every entry after the cut reaches the session once, on B.
+//!
+//! Each step is ordered behind the log entries handed over before it (one queue per worker),
+//! so a session is never on both sides nor on neither. A session whose owner does not answer in
+//! [`FETCH_TIMEOUT`] is not moved (its client is told to handshake again).
+
+use super::inbound::Entry;
+use super::{Link, Result, timed};
+use crate::backplane::Op;
+use crate::backplane::naming;
+use crate::bayeux::{channel, id};
+use crate::shard::{Ask, Done, Envelope, Handover};
+use bytes::Bytes;
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// How long an asked owner may take to answer.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Owners asked in turn for one session (it may be moving on meanwhile).
+const FETCH_TRIES: u8 = 3;
+/// A directory entry outlives its session by at most this (a process that died without
+/// removing its entries); refreshed when the session changes hands or subscriptions.
+const ENTRY_TTL_MS: u64 = 24 * 3600 * 1000;
+/// An inbox nobody reads any more goes after this.
+const INBOX_TTL_MS: u64 = 3600 * 1000;
+/// Entries kept in an inbox (the reader is never far behind).
+const INBOX_LENGTH: usize = 10_000;
+/// Entries of the log read per XRANGE of a replay.
+const REPLAY_COUNT: usize = 1000;
+
+/// A move this process asked for.
+pub(super) struct Fetching {
+    worker: usize,
+    mount: usize,
+    client_id: String,
+    done: Done,
+    tries: u8,
+    deadline: Instant,
+}
+
+/// A step of a move waiting for this process's reading of the log.
+pub(super) enum Waiting {
+    /// A session given to this process, to arrive once the log is read up to `cut`.
+    Arrival {
+        worker: usize,
+        mount: usize,
+        client_id: String,
+        session: Handover,
+        cut: (u64, u64),
+        done: Option<Done>,
+    },
+    /// An ask for a session behind one still arriving.
+    Ask { worker: usize, ask: Ask },
+}
+
+/// An entry of an inbox, as read.
+#[derive(Debug, Default)]
+pub(super) struct Letter {
+    kind: Vec<u8>,
+    token: u64,
+    client_id: String,
+    mount: String,
+    /// The sending process.
+    from: u64,
+    cut: String,
+    subscriptions: Vec<String>,
+    queue: Vec<u8>,
+}
+
+impl Letter {
+    pub(super) fn read(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Letter {
+        let mut l = Letter::default();
+        for (k, v) in fields {
+            let text = || String::from_utf8(v.clone()).unwrap_or_default();
+            match &k[..] {
+                b"k" => l.kind = v,
+                b"t" => l.token = text().parse().unwrap_or(0),
+                b"c" => l.client_id = text(),
+                b"m" => l.mount = text(),
+                b"r" => l.from = naming::parse_node(&v).unwrap_or(0),
+                b"p" => l.cut = text(),
+                b"s" => {
+                    l.subscriptions = text()
+                        .split('\n')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                }
+                b"q" => l.queue = v,
+                _ => {}
+            }
+        }
+        l
+    }
+}
+
+impl Link {
+    fn session_key(&self, mount: usize, client_id: &str) -> String {
+        naming::session(&self.names.prefixes[mount], client_id)
+    }
+
+    /// Runs the workers' directory work as it comes, in pipelined batches; gives up moves
+    /// whose owner did not answer in time.
+    pub(super) async fn serve_directory(&self, conn: &mut MultiplexedConnection) -> Result<()> {
+        loop {
+            let ops = self.bp.take_ops();
+            if ops.is_empty() {
+                tokio::select! {
+                    _ = self.bp.ops_ready.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                self.expire_fetches();
+                continue;
+            }
+            self.run_ops(ops, conn).await?;
+        }
+    }
+
+    async fn run_ops(&self, ops: Vec<Op>, conn: &mut MultiplexedConnection) -> Result<()> {
+        let me = naming::node_hex(self.bp.node);
+        let mut pipe = redis::pipe();
+        let mut lookups = Vec::new();
+        let mut acks = Vec::new();
+        let mut gave = Vec::new();
+        for op in ops {
+            match op {
+                Op::Opened {
+                    mount,
+                    client_id,
+                    ack,
+                } => {
+                    let key = self.session_key(mount, &client_id);
+                    pipe.cmd("HSET").arg(&key).arg("o").arg(&me).ignore();
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ENTRY_TTL_MS).ignore();
+                    acks.push(ack);
+                }
+                Op::Subscribed {
+                    mount,
+                    client_id,
+                    channels,
+                    on,
+                    ack,
+                } => {
+                    let key = self.session_key(mount, &client_id);
+                    let fields = channels.iter().map(|c| naming::subscription_field(c));
+                    if on {
+                        let cmd = pipe.cmd("HSET").arg(&key);
+                        for f in fields {
+                            cmd.arg(f).arg(1);
+                        }
+                        cmd.ignore();
+                    } else {
+                        pipe.cmd("HDEL")
+                            .arg(&key)
+                            .arg(fields.collect::<Vec<_>>())
+                            .ignore();
+                    }
+                    acks.push(ack);
+                }
+                Op::Closed { mount, client_id } => {
+                    pipe.cmd("DEL")
+                        .arg(self.session_key(mount, &client_id))
+                        .ignore();
+                }
+                Op::Fetch {
+                    worker,
+                    mount,
+                    client_id,
+                    done,
+                    tries,
+                } => {
+                    pipe.cmd("HGET")
+                        .arg(self.session_key(mount, &client_id))
+                        .arg("o");
+                    lookups.push((worker, mount, client_id, done, tries));
+                }
+                Op::Gave { ask, session } => {
+                    self.write_give(&mut pipe, &ask, session.as_ref());
+                    gave.push((ask, session));
+                }
+            }
+        }
+        let owners: Vec<Value> = match timed(pipe.query_async(conn)).await {
+            Ok(v) => v,
+            Err(e) => {
+                // Not sent: sessions given away come back here, the other work is let go.
+                for (ask, session) in gave {
+                    self.take_back(ask, session);
+                }
+                return Err(e);
+            }
+        };
+        drop(acks);
+        if lookups.is_empty() {
+            return Ok(());
+        }
+        let mut asks = redis::pipe();
+        for ((worker, mount, client_id, done, tries), owner) in lookups.into_iter().zip(owners) {
+            let owner = match owner {
+                Value::BulkString(b) => naming::parse_node(&b),
+                _ => None,
+            };
+            // Unknown (never, or expired), or named ours but not here: not a live session.
+            let Some(owner) = owner.filter(|&o| o != self.bp.node) else {
+                let _ = done.send(false);
+                continue;
+            };
+            let token = self.next_token.get() + 1;
+            self.next_token.set(token);
+            let inbox = naming::inbox(self.names.db, owner);
+            asks.cmd("XADD")
+                .arg(&inbox)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(INBOX_LENGTH)
+                .arg("*")
+                .arg("k")
+                .arg("ask")
+                .arg("t")
+                .arg(token)
+                .arg("c")
+                .arg(&client_id)
+                .arg("m")
+                .arg(&self.names.mounts[mount])
+                .arg("r")
+                .arg(&me)
+                .ignore();
+            asks.cmd("PEXPIRE").arg(&inbox).arg(INBOX_TTL_MS).ignore();
+            self.fetches.borrow_mut().insert(
+                token,
+                Fetching {
+                    worker,
+                    mount,
+                    client_id,
+                    done,
+                    tries,
+                    deadline: Instant::now() + FETCH_TIMEOUT,
+                },
+            );
+        }
+        timed(asks.query_async::<()>(conn)).await
+    }
+
+    /// The answer to an ask: the directory names the asker, then the session (or its
+    /// absence) goes to its inbox.
+    fn write_give(&self, pipe: &mut redis::Pipeline, ask: &Ask, session: Option<&Handover>) {
+        let inbox = naming::inbox(self.names.db, ask.from);
+        if session.is_some() {
+            let key = self.session_key(ask.mount, &ask.client_id);
+            let owner = naming::node_hex(ask.from);
+            pipe.cmd("HSET").arg(&key).arg("o").arg(owner).ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(ENTRY_TTL_MS).ignore();
+        }
+        pipe.cmd("XADD")
+            .arg(&inbox)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(INBOX_LENGTH)
+            .arg("*")
+            .arg("t")
+            .arg(ask.token)
+            .arg("r")
+            .arg(naming::node_hex(self.bp.node));
+        match session {
+            Some(s) => pipe
+                .arg("k")
+                .arg("give")
+                .arg("c")
+                .arg(&ask.client_id)
+                .arg("m")
+                .arg(&self.names.mounts[ask.mount])
+                .arg("p")
+                .arg(&ask.cut)
+                .arg("s")
+                .arg(s.subscriptions.join("\n"))
+                .arg("q")
+                .arg(naming::encode_queue(s.queue.iter().map(|m| &m[..]))),
+            None => pipe.arg("k").arg("none"),
+        };
+        pipe.ignore();
+        pipe.cmd("PEXPIRE").arg(&inbox).arg(INBOX_TTL_MS).ignore();
+    }
+
+    /// A session this process gave away but could not send: it arrives back here.
+    fn take_back(&self, ask: Ask, session: Option<Handover>) {
+        let Some(session) = session else {
+            return;
+        };
+        let Some(worker) = id::home_worker(&ask.client_id, self.mesh.workers()) else {
+            return;
+        };
+        let (done, _) = futures::channel::oneshot::channel();
+        self.hand_over(
+            worker,
+            Envelope::Arrive {
+                mount: ask.mount,
+                client_id: ask.client_id,
+                session,
+                replay: Vec::new(),
+                done,
+            },
+        );
+    }
+
+    /// Gives up the moves whose owner did not answer in time: their clients handshake again.
+    fn expire_fetches(&self) {
+        let now = Instant::now();
+        self.fetches.borrow_mut().retain(|_, f| f.deadline > now);
+    }
+
+    /// The connection is lost: moves under way are given up (their requests answer `401`),
+    /// sessions given away and not yet sent come back, and what waits for the log arrives
+    /// now (the log cannot be read to its cut).
+    pub(super) fn abandon_moves(&self) {
+        self.fetches.borrow_mut().clear();
+        let waiting: Vec<Waiting> = self.waiting.borrow_mut().drain(..).collect();
+        for w in waiting {
+            self.release(w);
+        }
+        self.ops_while_down();
+    }
+
+    /// Directory work while Redis is away: nothing to write or wait for, moves fail, and a
+    /// session given away stays here.
+    pub(super) fn ops_while_down(&self) {
+        for op in self.bp.take_ops() {
+            match op {
+                Op::Gave { ask, session } => self.take_back(ask, session),
+                Op::Fetch { done, .. } => {
+                    let _ = done.send(false);
+                }
+                Op::Opened { .. } | Op::Subscribed { .. } | Op::Closed { .. } => {}
+            }
+        }
+    }
+
+    /// One entry of this process's inbox, read after the log entries of the same read.
+    pub(super) async fn letter(
+        &self,
+        letter: Letter,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<()> {
+        match &letter.kind[..] {
+            b"ask" => {
+                let mount = self.names.mounts.iter().position(|m| *m == letter.mount);
+                let worker = id::home_worker(&letter.client_id, self.mesh.workers());
+                let ask = Ask {
+                    mount: mount.unwrap_or(0),
+                    client_id: letter.client_id,
+                    from: letter.from,
+                    token: letter.token,
+                    cut: String::new(),
+                };
+                match (mount, worker) {
+                    (Some(_), Some(worker)) => {
+                        let behind = self.waiting.borrow().iter().any(|w| match w {
+                            Waiting::Arrival { client_id, .. } => *client_id == ask.client_id,
+                            Waiting::Ask { ask: a, .. } => a.client_id == ask.client_id,
+                        });
+                        if behind {
+                            self.waiting
+                                .borrow_mut()
+                                .push_back(Waiting::Ask { worker, ask });
+                        } else {
+                            self.release(Waiting::Ask { worker, ask });
+                        }
+                    }
+                    _ => self.bp.push_op(Op::Gave { ask, session: None }),
+                }
+            }
+            b"give" => self.arrival(letter, conn).await?,
+            b"none" => {
+                let Some(f) = self.fetches.borrow_mut().remove(&letter.token) else {
+                    return Ok(());
+                };
+                if f.tries + 1 < FETCH_TRIES {
+                    // It moved on meanwhile: ask its new owner.
+                    self.bp.push_op(Op::Fetch {
+                        worker: f.worker,
+                        mount: f.mount,
+                        client_id: f.client_id,
+                        done: f.done,
+                        tries: f.tries + 1,
+                    });
+                } else {
+                    let _ = f.done.send(false);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A session given to this process: it arrives at this process's position in the log,
+    /// with what it missed between the cut and here, or after reading on to the cut.
+    async fn arrival(&self, letter: Letter, conn: &mut MultiplexedConnection) -> Result<()> {
+        let fetching = self.fetches.borrow_mut().remove(&letter.token);
+        let Some(mount) = self.names.mounts.iter().position(|m| *m == letter.mount) else {
+            return Ok(());
+        };
+        let Some(worker) = (fetching.as_ref().map(|f| f.worker))
+            .or_else(|| id::home_worker(&letter.client_id, self.mesh.workers()))
+        else {
+            return Ok(());
+        };
+        // Given even if the ask timed out here meanwhile: it is this process's now.
+        let done = fetching.map(|f| f.done);
+        let queue = naming::decode_queue(&letter.queue).unwrap_or_default();
+        let session = Handover {
+            subscriptions: letter.subscriptions,
+            queue: queue.into_iter().map(Bytes::from).collect(),
+        };
+        // From now on this process reads the session's channels, before any worker says so.
+        {
+            let mut interest = self.interest.borrow_mut();
+            for s in &session.subscriptions {
+                interest.change(mount, s, true);
+            }
+        }
+        let here = self.read_from.borrow()[mount]
+            .clone()
+            .unwrap_or_else(|| "0-0".into());
+        let cut = naming::entry_id(&letter.cut).unwrap_or_default();
+        if Some(cut) > naming::entry_id(&here) {
+            // The old owner read further than this process: read on to its cut first.
+            self.waiting.borrow_mut().push_back(Waiting::Arrival {
+                worker,
+                mount,
+                client_id: letter.client_id,
+                session,
+                cut,
+                done,
+            });
+            return Ok(());
+        }
+        let replay = (self.replay(
+            mount,
+            &letter.cut,
+            &here,
+            letter.from,
+            &session.subscriptions,
+            conn,
+        ))
+        .await?;
+        let done = done.unwrap_or_else(|| futures::channel::oneshot::channel().0);
+        let client_id = letter.client_id;
+        self.hand_over(
+            worker,
+            Envelope::Arrive {
+                mount,
+                client_id,
+                session,
+                replay,
+                done,
+            },
+        );
+        Ok(())
+    }
+
+    /// The messages of `mount`'s log after `from` up to `to` that `subscriptions` match,
+    /// except those the old owner `giver` delivered itself while Redis was away.
+    async fn replay(
+        &self,
+        mount: usize,
+        from: &str,
+        to: &str,
+        giver: u64,
+        subscriptions: &[String],
+        conn: &mut MultiplexedConnection,
+    ) -> Result<Vec<Bytes>> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut start = format!("({from}");
+        loop {
+            let reply: Value = timed(
+                redis::cmd("XRANGE")
+                    .arg(&self.logs[mount])
+                    .arg(&start)
+                    .arg(to)
+                    .arg("COUNT")
+                    .arg(REPLAY_COUNT)
+                    .query_async(conn),
+            )
+            .await?;
+            let entries = super::inbound::entries(reply);
+            let n = entries.len();
+            for e in &entries {
+                if let Some(msg) = replayed(e, giver, subscriptions, &mut seen) {
+                    out.push(msg);
+                }
+            }
+            match entries.last() {
+                Some(last) if n == REPLAY_COUNT => start = format!("({}", last.id),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Lets waiting moves go whose cut the reading of `mount`'s log has reached, or passed
+    /// when `next` (the entry about to be handed over) is after it. An ask waits behind a
+    /// session with its clientId still arriving.
+    pub(super) fn release_reached(&self, mount: usize, next: Option<(u64, u64)>) {
+        if self.waiting.borrow().is_empty() {
+            return;
+        }
+        let here = self.read_from.borrow()[mount]
+            .as_deref()
+            .and_then(naming::entry_id);
+        let waiting: Vec<Waiting> = self.waiting.borrow_mut().drain(..).collect();
+        let mut blocked: Vec<String> = Vec::new();
+        let mut keep = std::collections::VecDeque::new();
+        for w in waiting {
+            let ready = match &w {
+                Waiting::Ask { ask, .. } => !blocked.contains(&ask.client_id),
+                Waiting::Arrival {
+                    mount: m,
+                    cut,
+                    client_id,
+                    ..
+                } => {
+                    let reached = *m != mount
+                        || here.is_some_and(|h| h >= *cut)
+                        || next.is_some_and(|n| n > *cut);
+                    if !reached || *m != mount {
+                        blocked.push(client_id.clone());
+                    }
+                    reached && *m == mount
+                }
+            };
+            if ready {
+                self.release(w);
+            } else {
+                keep.push_back(w);
+            }
+        }
+        let mut waiting = self.waiting.borrow_mut();
+        keep.append(&mut waiting);
+        *waiting = keep;
+    }
+
+    fn release(&self, w: Waiting) {
+        match w {
+            Waiting::Ask { worker, mut ask } => {
+                ask.cut = self.read_from.borrow()[ask.mount]
+                    .clone()
+                    .unwrap_or_else(|| "0-0".into());
+                self.hand_over(worker, Envelope::Depart { ask });
+            }
+            Waiting::Arrival {
+                worker,
+                mount,
+                client_id,
+                session,
+                done,
+                ..
+            } => {
+                let done = done.unwrap_or_else(|| futures::channel::oneshot::channel().0);
+                let replay = Vec::new();
+                self.hand_over(
+                    worker,
+                    Envelope::Arrive {
+                        mount,
+                        client_id,
+                        session,
+                        replay,
+                        done,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// A log entry a moving session missed, as it is delivered; None when it is not one (not
+/// matched, not Bayou's, or delivered by the old owner itself, or seen already).
+fn replayed(
+    e: &Entry,
+    giver: u64,
+    subscriptions: &[String],
+    seen: &mut HashSet<(u64, u64)>,
+) -> Option<Bytes> {
+    let (name, payload) = (e.channel.as_deref()?, e.payload.as_deref()?);
+    let (origin, seq, at) = naming::decode(payload)?;
+    if e.local && origin == giver {
+        return None;
+    }
+    let name = std::str::from_utf8(name)
+        .ok()
+        .filter(|n| channel::is_name(n))?;
+    let matches = channel::expand(name);
+    if !subscriptions.iter().any(|s| matches.contains(s)) {
+        return None;
+    }
+    seen.insert((origin, seq))
+        .then(|| Bytes::copy_from_slice(&payload[at..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(channel: &str, origin: u64, seq: u64, local: bool) -> Entry {
+        let mut payload = Vec::new();
+        naming::encode(
+            origin,
+            seq,
+            format!("{{\"channel\":\"{channel}\"}}").as_bytes(),
+            &mut payload,
+        );
+        Entry {
+            id: "1-0".into(),
+            channel: Some(channel.as_bytes().to_vec()),
+            payload: Some(payload),
+            local,
+            rest: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_replay_keeps_what_the_session_matches_once() {
+        let subs = vec!["/a".to_string(), "/p/*".to_string()];
+        let mut seen = HashSet::new();
+        let got = |e: &Entry, seen: &mut HashSet<_>| {
+            replayed(e, 9, &subs, seen).map(|b| String::from_utf8(b.to_vec()).unwrap())
+        };
+        assert_eq!(
+            got(&entry("/a", 1, 1, false), &mut seen).as_deref(),
+            Some(r#"{"channel":"/a"}"#)
+        );
+        assert!(
+            got(&entry("/a", 1, 1, false), &mut seen).is_none(),
+            "written twice"
+        );
+        assert!(
+            got(&entry("/p/x", 1, 2, false), &mut seen).is_some(),
+            "a pattern"
+        );
+        assert!(
+            got(&entry("/p/x/y", 1, 3, false), &mut seen).is_none(),
+            "one level only"
+        );
+        assert!(
+            got(&entry("/b", 1, 4, false), &mut seen).is_none(),
+            "not subscribed"
+        );
+        assert!(
+            got(&entry("/a", 9, 5, true), &mut seen).is_none(),
+            "the giver delivered it itself"
+        );
+        assert!(
+            got(&entry("/a", 2, 6, true), &mut seen).is_some(),
+            "another process did"
+        );
+        let mut bad = entry("/a", 1, 7, false);
+        bad.payload = Some(b"junk".to_vec());
+        assert!(got(&bad, &mut seen).is_none());
+    }
+
+    #[test]
+    fn a_letter_reads_its_fields() {
+        let f = |k: &str, v: &[u8]| (k.as_bytes().to_vec(), v.to_vec());
+        let l = Letter::read(vec![
+            f("k", b"give"),
+            f("t", b"12"),
+            f("c", b"abc"),
+            f("m", b"/faye"),
+            f("r", naming::node_hex(7).as_bytes()),
+            f("p", b"5-1"),
+            f("s", b"/a\n/b/*"),
+            f("q", &naming::encode_queue([&b"x"[..]])),
+        ]);
+        assert_eq!(l.kind, b"give");
+        assert_eq!((l.token, l.from), (12, 7));
+        assert_eq!(
+            (l.client_id.as_str(), l.mount.as_str(), l.cut.as_str()),
+            ("abc", "/faye", "5-1")
+        );
+        assert_eq!(l.subscriptions, ["/a", "/b/*"]);
+        assert_eq!(naming::decode_queue(&l.queue).unwrap(), [b"x".to_vec()]);
+    }
+}
