@@ -115,7 +115,7 @@ else
   # driver change nothing in them, so they run under the first combination only.
   once="deploy_files bench config_ranges"
   # The cluster suite starts its own redis-server and processes: it runs once, after the loop.
-  e2e=$(ls tests/node/*.test.mjs | grep -v '/cluster\.test\.mjs$')
+  e2e=$(ls tests/node/*.test.mjs | grep -Ev '/(cluster|balanced)\.test\.mjs$')
   first=1
   for combo in $matrix; do
     export BAYOU_TEST_WORKERS="${combo%%:*}" BAYOU_DRIVER="${combo##*:}"
@@ -134,6 +134,8 @@ else
   stage "Cluster suite (Redis backplane, real redis-server): 2 workers, epoll driver"
   cargo test --release --test cluster -- --ignored
   node --test --test-concurrency=1 tests/node/cluster.test.mjs
+  stage "Behind HAProxy (round-robin, /readyz checks): steady state and a rolling deploy"
+  node --test --test-concurrency=1 tests/node/balanced.test.mjs
 fi
 
 stage "All tests passed"

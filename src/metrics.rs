@@ -234,6 +234,13 @@ impl Stats {
             .sum()
     }
 
+    /// Sessions on every worker and mount (the gauges, so as of the last timer tick).
+    pub fn sessions(&self) -> u64 {
+        (self.workers.iter())
+            .flat_map(|w| w.mounts.iter().map(|m| m.sessions.load(Relaxed)))
+            .sum()
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);

@@ -72,6 +72,10 @@ pub fn run(config: Config) -> Result<(), String> {
     if let Some(b) = &cluster {
         let _ = stats.backplane.set(b.stats.clone());
     }
+    let clustered = cluster.is_some();
+    let idle_check = cluster.clone();
+    // Nothing handed over is still on its way to Redis.
+    let cluster_idle = move || idle_check.as_ref().is_none_or(|b| b.idle());
     let lifecycle = Arc::new(Lifecycle::new(config.drain));
     let (tx, rx) = mpsc::channel();
     for (idx, listener) in listeners.into_iter().enumerate() {
@@ -117,15 +121,20 @@ pub fn run(config: Config) -> Result<(), String> {
             None => rx.recv().map_err(|_| "every worker stopped".to_string())?,
             Some(started) => {
                 let open = stats.open_connections();
-                if open == 0 {
-                    tracing::info!("drained: every connection closed");
+                // With Redis, sessions are handed over as their clients reappear on another
+                // process: the drain waits for them too (their clients have no connection
+                // between two long-polls, or while a WebSocket reconnects).
+                let kept = if clustered { stats.sessions() } else { 0 };
+                if open == 0 && kept == 0 && cluster_idle() {
+                    tracing::info!("drained: every connection closed, every session handed over");
                     return Ok(());
                 }
                 // Leave a second of the window for the process to end.
                 if started.elapsed() + std::time::Duration::from_secs(1) >= config.drain {
                     tracing::warn!(
                         open,
-                        "drain window over; exiting with connections still open"
+                        sessions = kept,
+                        "drain window over; exiting with connections or sessions still open"
                     );
                     return Ok(());
                 }

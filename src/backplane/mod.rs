@@ -60,6 +60,8 @@ pub struct Backplane {
     /// Directory work from the workers, waiting for the link (`link::directory`).
     ops: Mutex<Vec<Op>>,
     ops_ready: tokio::sync::Notify,
+    /// Directory work queued or being written.
+    ops_open: std::sync::atomic::AtomicUsize,
 }
 
 /// Directory work a worker hands the link.
@@ -185,9 +187,22 @@ impl Cluster for Backplane {
 }
 
 impl Backplane {
+    /// Whether no directory work waits for the link (a drain ends only then).
+    pub fn idle(&self) -> bool {
+        self.ops_open.load(std::sync::atomic::Ordering::Acquire) == 0
+    }
+
     fn push_op(&self, op: Op) {
+        self.ops_open
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.ops.lock().unwrap_or_else(|e| e.into_inner()).push(op);
         self.ops_ready.notify_one();
+    }
+
+    /// `n` ops taken by the link are done (written, or let go).
+    fn ops_done(&self, n: usize) {
+        self.ops_open
+            .fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
     }
 
     fn take_ops(&self) -> Vec<Op> {
@@ -215,6 +230,7 @@ pub fn start(config: &Config, mesh: Arc<Mesh>) -> Result<Option<Arc<Backplane>>,
         changed: tokio::sync::Notify::new(),
         ops: Mutex::new(Vec::new()),
         ops_ready: tokio::sync::Notify::new(),
+        ops_open: std::sync::atomic::AtomicUsize::new(0),
     });
     let prefixes: Vec<String> = (config.mounts.iter())
         .map(|m| naming::mount_prefix(*db, m))

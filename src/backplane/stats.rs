@@ -29,6 +29,11 @@ pub struct Stats {
     pub buffered: AtomicU64,
     pub buffered_bytes: AtomicU64,
     /// Exact channels and patterns with subscribers in this process.
+    /// Sessions moved here from another process, moved away, and asked for in vain (no
+    /// live process had them: the client is told to handshake again).
+    pub moved_in: AtomicU64,
+    pub moved_out: AtomicU64,
+    pub move_failed: AtomicU64,
     pub channels: AtomicU64,
     pub globs: AtomicU64,
 }
@@ -95,6 +100,21 @@ impl Stats {
             let _ = writeln!(
                 out,
                 "bayou_backplane_skipped_total{{reason=\"{reason}\"}} {}",
+                v.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP bayou_backplane_session_moves_total Sessions moved between processes, by outcome.\n# TYPE bayou_backplane_session_moves_total counter"
+        );
+        for (outcome, v) in [
+            ("in", &self.moved_in),
+            ("out", &self.moved_out),
+            ("not_found", &self.move_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "bayou_backplane_session_moves_total{{outcome=\"{outcome}\"}} {}",
                 v.load(Relaxed)
             );
         }

@@ -38,8 +38,8 @@ function bayouBin() {
   return bin;
 }
 
-function serverArgs({ mounts, timeout, ping, workers, listen, extraArgs }) {
-  const args = ['--listen', listen, '--workers', String(workers), '--admin-listen', '127.0.0.1:0'];
+function serverArgs({ mounts, timeout, ping, workers, listen, adminListen, extraArgs }) {
+  const args = ['--listen', listen, '--workers', String(workers), '--admin-listen', adminListen];
   for (const mount of mounts) args.push('--mount', mount);
   args.push('--timeout', String(timeout));
   if (ping !== undefined) args.push('--ping', String(ping));
@@ -61,7 +61,8 @@ function normaliseListen(listen) {
  * `kind: 'faye'` real Node Faye whatever the suite runs against (for side-by-side tests).
  *
  * `listen` (a port number or "host:port") lets a test restart a server on the port a previous
- * one used. Resolves to {url, port, process, stop(), output()}; `output()` returns what the
+ * one used; `adminListen` ("host:port") fixes the admin port the same way (for a balancer's
+ * health checks). Resolves to {url, port, process, stop(), output()}; `output()` returns what the
  * server has printed so far, for failure messages.
  */
 export async function startServer({
@@ -70,10 +71,13 @@ export async function startServer({
   ping,
   workers = Number(process.env.BAYOU_TEST_WORKERS || DEFAULT_WORKERS),
   listen,
+  adminListen = '127.0.0.1:0',
   extraArgs = [],
   kind = SERVER_KIND,
 } = {}) {
-  const args = serverArgs({ mounts, timeout, ping, workers, listen: normaliseListen(listen), extraArgs });
+  const args = serverArgs({
+    mounts, timeout, ping, workers, listen: normaliseListen(listen), adminListen, extraArgs,
+  });
   const [command, argv] = kind === 'faye'
     ? [process.execPath, [FAYE_SERVER, ...args]]
     : [bayouBin(), args];

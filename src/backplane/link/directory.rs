@@ -28,6 +28,7 @@ use bytes::Bytes;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// How long an asked owner may take to answer.
@@ -128,7 +129,10 @@ impl Link {
                 self.expire_fetches();
                 continue;
             }
-            self.run_ops(ops, conn).await?;
+            let n = ops.len();
+            let done = self.run_ops(ops, conn).await;
+            self.bp.ops_done(n);
+            done?;
         }
     }
 
@@ -207,6 +211,8 @@ impl Link {
             }
         };
         drop(acks);
+        let given = gave.iter().filter(|(_, s)| s.is_some()).count();
+        self.bp.stats.moved_out.fetch_add(given as u64, Relaxed);
         if lookups.is_empty() {
             return Ok(());
         }
@@ -218,6 +224,7 @@ impl Link {
             };
             // Unknown (never, or expired), or named ours but not here: not a live session.
             let Some(owner) = owner.filter(|&o| o != self.bp.node) else {
+                self.bp.stats.move_failed.fetch_add(1, Relaxed);
                 let _ = done.send(false);
                 continue;
             };
@@ -321,7 +328,11 @@ impl Link {
     /// Gives up the moves whose owner did not answer in time: their clients handshake again.
     fn expire_fetches(&self) {
         let now = Instant::now();
-        self.fetches.borrow_mut().retain(|_, f| f.deadline > now);
+        let mut fetches = self.fetches.borrow_mut();
+        let before = fetches.len();
+        fetches.retain(|_, f| f.deadline > now);
+        let expired = (before - fetches.len()) as u64;
+        self.bp.stats.move_failed.fetch_add(expired, Relaxed);
     }
 
     /// The connection is lost: moves under way are given up (their requests answer `401`),
@@ -339,7 +350,9 @@ impl Link {
     /// Directory work while Redis is away: nothing to write or wait for, moves fail, and a
     /// session given away stays here.
     pub(super) fn ops_while_down(&self) {
-        for op in self.bp.take_ops() {
+        let ops = self.bp.take_ops();
+        let n = ops.len();
+        for op in ops {
             match op {
                 Op::Gave { ask, session } => self.take_back(ask, session),
                 Op::Fetch { done, .. } => {
@@ -348,6 +361,7 @@ impl Link {
                 Op::Opened { .. } | Op::Subscribed { .. } | Op::Closed { .. } => {}
             }
         }
+        self.bp.ops_done(n);
     }
 
     /// One entry of this process's inbox, read after the log entries of the same read.
@@ -399,6 +413,7 @@ impl Link {
                         tries: f.tries + 1,
                     });
                 } else {
+                    self.bp.stats.move_failed.fetch_add(1, Relaxed);
                     let _ = f.done.send(false);
                 }
             }
@@ -460,6 +475,7 @@ impl Link {
         .await?;
         let done = done.unwrap_or_else(|| futures::channel::oneshot::channel().0);
         let client_id = letter.client_id;
+        self.bp.stats.moved_in.fetch_add(1, Relaxed);
         self.hand_over(
             worker,
             Envelope::Arrive {
@@ -572,6 +588,7 @@ impl Link {
             } => {
                 let done = done.unwrap_or_else(|| futures::channel::oneshot::channel().0);
                 let replay = Vec::new();
+                self.bp.stats.moved_in.fetch_add(1, Relaxed);
                 self.hand_over(
                     worker,
                     Envelope::Arrive {

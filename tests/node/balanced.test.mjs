@@ -1,0 +1,345 @@
+// Bayou as the product runs Faye: several processes behind a load balancer that spreads every
+// request round-robin, on one redis-server (issue 18). Real parts only: Debian's HAProxy (per
+// request round-robin, health checks on each process's /readyz the way an ALB target group
+// checks), a real redis-server, Bayou processes, and real Faye clients: Node over WebSocket,
+// Node long-polling, and the browser client in headless Chromium (WebSocket, and long-polling
+// by CORS). A publisher POSTs a numbered message per user channel through the balancer.
+//
+// Each scenario counts, per client, lost, duplicated and out-of-order messages and
+// rehandshakes, and requires none of any: in steady state, and through a rolling deploy
+// (start A2, SIGTERM A, start B2, SIGTERM B) that hands every session over.
+//
+// ./test.sh runs this file once (not per worker/driver combination). Nothing is timed: every
+// wait is bounded only so that a hang fails.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import faye from 'faye';
+import { chromium } from 'playwright-core';
+import { startServer, SERVER_KIND } from './server.mjs';
+import { startRedis, freePort } from './redis.mjs';
+
+const WAIT_MS = 60_000;
+const PER_TEST = { timeout: 240_000 };
+const CHROMIUM = process.env.BAYOU_TEST_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--disable-features=LocalNetworkAccessChecks',
+];
+const NODE_WS = 12;
+const NODE_LP = 6;
+/** Messages per second, over all users. */
+const RATE = 100;
+
+function until(check, what, ms = WAIT_MS) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tick = async () => {
+      try {
+        if (await check()) return resolve();
+      } catch (e) {
+        return reject(e);
+      }
+      if (Date.now() - started > ms) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 50);
+    };
+    tick();
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// --- The processes --------------------------------------------------------------------------
+
+/** A slot behind the balancer: fixed ports, a process started and stopped at will. */
+async function slot(name) {
+  return { name, port: await freePort(), adminPort: await freePort(), server: null };
+}
+
+async function startIn(s, redis) {
+  s.server = await startServer({
+    timeout: 10,
+    listen: s.port,
+    adminListen: `127.0.0.1:${s.adminPort}`,
+    extraArgs: ['--engine', redis.url, '--drain-secs', '15'],
+  });
+  await until(async () => (await metrics(s)).bayou_backplane_up === 1, `${s.name}: the backplane up`);
+}
+
+async function metrics(s) {
+  const text = await (await fetch(`http://127.0.0.1:${s.adminPort}/metrics`)).text();
+  const out = {};
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out[line.slice(0, at)] = Number(line.slice(at + 1));
+  }
+  return out;
+}
+
+/** SIGTERM, then waits (bounded) for the drain to end and the process to exit. */
+async function drain(s) {
+  const child = s.server.process;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, sleep(WAIT_MS).then(() => { throw new Error(`${s.name} did not exit`); })]);
+  const out = s.server.output();
+  s.server = null;
+  return out;
+}
+
+/** HAProxy in front of `slots`: round-robin per request, /readyz checked every 200 ms. */
+async function startBalancer(slots) {
+  const port = await freePort();
+  const statsPort = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'bayou-haproxy-'));
+  const config = `
+global
+  maxconn 4000
+defaults
+  mode http
+  option http-server-close
+  timeout connect 2s
+  timeout client 120s
+  timeout server 120s
+  timeout tunnel 1h
+frontend web
+  bind 127.0.0.1:${port}
+  default_backend bayou
+backend bayou
+  balance roundrobin
+  option httpchk GET /readyz
+  http-check expect status 200
+  default-server inter 200ms fall 1 rise 1
+${slots.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check port ${s.adminPort}`).join('\n')}
+listen stats
+  bind 127.0.0.1:${statsPort}
+  stats enable
+  stats uri /stats
+`;
+  const file = join(dir, 'haproxy.cfg');
+  writeFileSync(file, config);
+  const child = spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (c) => { output += c; });
+  child.stderr.on('data', (c) => { output += c; });
+  const exited = new Promise((r) => child.once('exit', r));
+  const lb = {
+    url: `http://127.0.0.1:${port}`,
+    output: () => output,
+    /** Server name -> UP or DOWN, as HAProxy sees it. */
+    async states() {
+      const csv = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text();
+      const out = {};
+      for (const line of csv.split('\n')) {
+        const f = line.split(',');
+        if (f[0] === 'bayou' && f[1] !== 'BACKEND') out[f[1]] = f[17];
+      }
+      return out;
+    },
+    async waitStates(want) {
+      await until(async () => {
+        const got = await lb.states();
+        return Object.entries(want).every(([k, v]) => (got[k] || '').startsWith(v));
+      }, `HAProxy to see ${JSON.stringify(want)}`);
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(5000)]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await until(async () => {
+    try { await lb.states(); return true; } catch { return false; }
+  }, `haproxy up:\n${output}`);
+  return lb;
+}
+
+// --- The clients ----------------------------------------------------------------------------
+
+/** A Node faye.Client for user `i`: what it received (by number) and its handshakes. */
+function nodeClient(url, i, transport) {
+  const c = new faye.Client(`${url}/faye`);
+  if (transport === 'long-polling') c.disable('websocket');
+  c.user = i;
+  c.kind = `node ${transport}`;
+  c.numbers = [];
+  c.handshakes = 0;
+  c.addExtension({
+    outgoing: (m, cb) => { if (m.channel === '/meta/handshake') c.handshakes++; cb(m); },
+  });
+  c.ready = c.subscribe(`/users/${i}`, (data) => c.numbers.push(data.n));
+  c.report = async () => ({ numbers: c.numbers, handshakes: c.handshakes });
+  c.stop = async () => { await Promise.race([Promise.resolve(c.disconnect()), sleep(3000)]); };
+  return c;
+}
+
+function pageHtml(url, i, disable) {
+  return `<!doctype html><html><head><meta charset="utf-8">
+<script src="${url}/faye/client.js"></script></head><body><script>
+  window.numbers = []; window.handshakes = 0;
+  const client = new Faye.Client(${JSON.stringify(`${url}/faye`)});
+  ${disable ? `client.disable(${JSON.stringify(disable)});` : ''}
+  client.addExtension({ outgoing: (m, cb) => { if (m.channel === '/meta/handshake') window.handshakes++; cb(m); } });
+  client.subscribe('/users/${i}', (data) => window.numbers.push(data.n)).then(
+    () => { window.ready = true; }, (e) => { window.failed = String(e && e.message || e); });
+</script></body></html>`;
+}
+
+/** A page on a second origin (so long-polling goes by CORS) with the browser client. */
+async function browserClient(browser, url, i, disable) {
+  const html = pageHtml(url, i, disable);
+  const pages = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  await new Promise((r) => pages.listen(0, '127.0.0.1', r));
+  const page = await browser.newPage();
+  await page.goto(`http://127.0.0.1:${pages.address().port}/app.html`);
+  const c = {
+    user: i,
+    kind: disable ? 'browser long-polling' : 'browser websocket',
+    ready: page.waitForFunction(() => window.ready || window.failed, null, { timeout: WAIT_MS })
+      .then(async () => {
+        const failed = await page.evaluate(() => window.failed);
+        if (failed) throw new Error(`browser subscribe failed: ${failed}`);
+      }),
+    report: () => page.evaluate(() => ({ numbers: window.numbers, handshakes: window.handshakes })),
+    stop: async () => {
+      await page.close();
+      pages.closeAllConnections();
+      await new Promise((r) => pages.close(r));
+    },
+  };
+  return c;
+}
+
+/** Publishes numbered messages to every user in turn through the balancer until stopped. */
+function publisher(url, users) {
+  const accepted = new Map(users.map((u) => [u, []]));
+  let stopping = false;
+  let failed = 0;
+  let n = 0;
+  const run = (async () => {
+    while (!stopping) {
+      const user = users[n % users.length];
+      n++;
+      const body = JSON.stringify({ channel: `/users/${user}`, data: { n } });
+      try {
+        const res = await fetch(`${url}/faye`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, body,
+        });
+        const reply = await res.json();
+        if (res.status === 200 && reply[0]?.successful) accepted.get(user).push(n);
+        else failed++;
+      } catch {
+        failed++;
+      }
+      await sleep(1000 / RATE);
+    }
+  })();
+  return {
+    accepted,
+    async stop() { stopping = true; await run; return failed; },
+  };
+}
+
+/** Per client: lost, duplicated and out-of-order messages, and rehandshakes. */
+async function tally(clients, accepted) {
+  const rows = [];
+  for (const c of clients) {
+    const { numbers, handshakes } = await c.report();
+    const want = accepted.get(c.user);
+    const got = new Set(numbers);
+    rows.push({
+      client: `${c.kind} /users/${c.user}`,
+      lost: want.filter((n) => !got.has(n)).length,
+      duplicated: numbers.length - got.size,
+      outOfOrder: numbers.filter((n, k) => k > 0 && n < numbers[k - 1]).length,
+      rehandshakes: handshakes - 1,
+      received: numbers.length,
+      accepted: want.length,
+    });
+  }
+  return rows;
+}
+
+async function scenario(t, run) {
+  if (SERVER_KIND === 'faye') return t.skip('the Redis engine options are Bayou\'s');
+  const redis = await startRedis();
+  const slots = [await slot('a'), await slot('b'), await slot('a2'), await slot('b2')];
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  let lb;
+  const clients = [];
+  try {
+    await startIn(slots[0], redis);
+    await startIn(slots[1], redis);
+    lb = await startBalancer(slots);
+    await lb.waitStates({ a: 'UP', b: 'UP', a2: 'DOWN', b2: 'DOWN' });
+    let user = 0;
+    for (let k = 0; k < NODE_WS; k++) clients.push(nodeClient(lb.url, user++, 'websocket'));
+    for (let k = 0; k < NODE_LP; k++) clients.push(nodeClient(lb.url, user++, 'long-polling'));
+    clients.push(await browserClient(browser, lb.url, user++));
+    clients.push(await browserClient(browser, lb.url, user++, 'websocket'));
+    await Promise.all(clients.map((c) => c.ready));
+    const pub = publisher(lb.url, clients.map((c) => c.user));
+    await run({ slots, redis, lb });
+    const failed = await pub.stop();
+    // Everything accepted arrives (bounded wait), then nothing more may come.
+    const accepted = pub.accepted;
+    const total = [...accepted.values()].reduce((a, v) => a + v.length, 0);
+    await until(async () => {
+      const rows = await tally(clients, accepted);
+      return rows.every((r) => r.lost === 0);
+    }, 'every accepted message at its client', 30_000).catch(() => {});
+    await sleep(500);
+    const rows = await tally(clients, accepted);
+    const sum = (k) => rows.reduce((a, r) => a + r[k], 0);
+    t.diagnostic(`accepted ${total}, publishes refused or failed ${failed}; lost ${sum('lost')}, ` +
+      `duplicated ${sum('duplicated')}, out of order ${sum('outOfOrder')}, rehandshakes ${sum('rehandshakes')}`);
+    const bad = rows.filter((r) => r.lost || r.duplicated || r.outOfOrder || r.rehandshakes);
+    assert.deepEqual(bad, [], 'every client got every accepted message once, in order, on its first session');
+    assert.ok(total > 0, 'messages were published');
+    return rows;
+  } finally {
+    for (const c of clients) await c.stop().catch(() => {});
+    await browser.close().catch(() => {});
+    if (lb) await lb.stop();
+    for (const s of slots) if (s.server) await s.server.stop();
+    await redis.kill();
+  }
+}
+
+test('steady state through a round-robin balancer: nothing lost, nothing repeated', PER_TEST, async (t) => {
+  await scenario(t, async ({ slots }) => {
+    await sleep(4000);
+    // Requests really hop between the processes, and their sessions follow.
+    let moves = 0;
+    for (const s of slots.slice(0, 2)) {
+      moves += (await metrics(s))['bayou_backplane_session_moves_total{outcome="in"}'];
+    }
+    t.diagnostic(`session moves: ${moves}`);
+    assert.ok(moves > 0, 'sessions moved between the processes');
+  });
+});
+
+test('a rolling deploy hands every session over: no rehandshake, nothing lost', PER_TEST, async (t) => {
+  await scenario(t, async ({ slots, redis, lb }) => {
+    const [a, b, a2, b2] = slots;
+    await sleep(1000);
+    await startIn(a2, redis);
+    await lb.waitStates({ a2: 'UP' });
+    const outA = await drain(a);
+    assert.match(outA, /every session handed over/, 'A handed every session over before exiting');
+    await startIn(b2, redis);
+    await lb.waitStates({ b2: 'UP' });
+    const outB = await drain(b);
+    assert.match(outB, /every session handed over/, 'B handed every session over before exiting');
+    await sleep(1000);
+  });
+});
