@@ -23,6 +23,7 @@ fn envelope(channel: &Arc<str>) -> Envelope {
         msg: Bytes::from_static(br#"{"channel":"/chat/room-42","data":{"text":"hi"}}"#),
         ack: None,
         at: Instant::now(),
+        pos: 0,
     }
 }
 

@@ -412,6 +412,99 @@ fn a_websocket_on_another_node_takes_the_session_with_its_queue() {
 
 #[test]
 #[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn a_session_of_a_killed_process_is_adopted_with_what_it_missed() {
+    // A dies without a drain (SIGKILL). The client's next request reaches B, which adopts the
+    // session under the same clientId (atomically in Redis) and replays the log from A's last
+    // checkpoint: what was queued on A and what was published while nobody held the session.
+    let redis = Redis::start();
+    let (mut a, b) = (Node::start(&redis), Node::start(&redis));
+    let cid = a.handshake(M);
+    a.subscribe(M, &cid, json!("/users/1"));
+    for i in 0..5 {
+        b.publish(M, "/users/1", json!(i.to_string()));
+    }
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        got.extend(queued(&a, &cid));
+    }
+    // A connect that finds nothing confirms those five.
+    assert!(queued(&a, &cid).is_empty());
+    for i in 5..10 {
+        b.publish(M, "/users/1", json!(i.to_string()));
+    }
+    a.wait_metric(r#"bayou_queued_messages{mount="/faye"}"#, |v| v == 5.0);
+    // Two more checkpoints: one written after the five were queued.
+    let written = a.metric("bayou_backplane_checkpoints_total");
+    a.wait_metric("bayou_backplane_checkpoints_total", |v| v >= written + 2.0);
+    a.server.signal("KILL");
+    let _ = a.server.wait_exit(Duration::from_secs(10));
+    for i in 10..15 {
+        b.publish(M, "/users/1", json!(i.to_string()));
+    }
+    // B adopts it (once A's liveness key has expired) and replays from A's checkpoint.
+    let mut after = Vec::new();
+    while after.len() < 10 {
+        let more = queued(&b, &cid);
+        assert!(!more.is_empty() || after.len() < 10, "nothing more");
+        after.extend(more);
+    }
+    let want: Vec<String> = (5..15).map(|i| i.to_string()).collect();
+    assert_eq!(
+        after, want,
+        "what A had queued, then what came meanwhile, once each"
+    );
+    let adopted = r#"bayou_backplane_session_moves_total{outcome="adopted"}"#;
+    assert_eq!(b.metric(adopted), 1.0);
+    // B owns it now: a publish reaches it directly.
+    b.publish(M, "/users/1", json!("15"));
+    assert_eq!(data_of(&b.deliveries(M, &cid, 1)), ["15"]);
+}
+
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn two_processes_adopting_one_session_at_once_leave_one_owner() {
+    let redis = Redis::start();
+    let mut a = Node::start(&redis);
+    let (b, c) = (Node::start(&redis), Node::start(&redis));
+    let cid = a.handshake(M);
+    a.subscribe(M, &cid, json!("/users/2"));
+    a.server.signal("KILL");
+    let _ = a.server.wait_exit(Duration::from_secs(10));
+    // Both ask at once; both requests succeed (the loser asks the winner for it), and the
+    // session lives on exactly one process.
+    let connect_on = |addr: SocketAddr, id: &str| {
+        let body = connect_msg(&cid, id).encode();
+        let raw = build_request(
+            "POST",
+            M,
+            &[("Host", "x"), ("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        let mut conn = Conn::open(addr);
+        conn.send(&raw);
+        conn.read_response().json()
+    };
+    let (addr_b, addr_c) = (b.addr, c.addr);
+    let (rb, rc) = std::thread::scope(|s| {
+        let tb = s.spawn(|| connect_on(addr_b, "b"));
+        let tc = s.spawn(|| connect_on(addr_c, "c"));
+        (tb.join().unwrap(), tc.join().unwrap())
+    });
+    let ok = |r: &Value| r[0]["successful"].as_bool() == Some(true);
+    assert!(ok(&rb) || ok(&rc), "{} {}", rb.encode(), rc.encode());
+    let adopted = r#"bayou_backplane_session_moves_total{outcome="adopted"}"#;
+    assert_eq!(b.metric(adopted) + c.metric(adopted), 1.0, "adopted once");
+    let sessions = r#"bayou_sessions{mount="/faye"}"#;
+    b.wait_metric(sessions, |_| true);
+    let (nb, nc) = (b.metric(sessions), c.metric(sessions));
+    assert_eq!(nb + nc, 1.0, "one owner");
+    b.publish(M, "/users/2", json!("x"));
+    let owner = if nb == 1.0 { &b } else { &c };
+    assert_eq!(data_of(&owner.deliveries(M, &cid, 1)), ["x"]);
+}
+
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
 fn a_forged_or_ended_client_id_gets_the_rehandshake_advice() {
     let redis = Redis::start();
     let (a, b) = (Node::start(&redis), Node::start(&redis));

@@ -94,6 +94,11 @@ enum Op {
         ask: Ask,
         session: Option<Handover>,
     },
+    Checkpoint {
+        worker: usize,
+        mount: usize,
+        pos: u64,
+    },
 }
 
 impl Directory for Backplane {
@@ -142,6 +147,12 @@ impl Directory for Backplane {
             done,
             tries: 0,
         });
+    }
+
+    fn checkpoint(&self, worker: usize, mount: usize, pos: u64) {
+        if self.stats.is_up() {
+            self.push_op(Op::Checkpoint { worker, mount, pos });
+        }
     }
 
     fn gave(&self, ask: Ask, session: Option<Handover>) {

@@ -69,6 +69,19 @@ pub fn inbox(db: i64, node: u64) -> String {
     format!("bayou:{db}:node:{node:016x}")
 }
 
+/// A process's liveness key, refreshed every second with a short expiry: while it exists,
+/// its sessions are asked for; once it is gone, adopted (`<inbox>:alive`).
+pub fn alive(db: i64, node: u64) -> String {
+    format!("{}:alive", inbox(db, node))
+}
+
+/// A process's checkpoint on one mount (`<prefix>cp:<node>`): a log position at or before
+/// every message its clients may not have received, written every second. A process that
+/// adopts one of its sessions after a crash replays the log from there.
+pub fn checkpoint(prefix: &str, node: u64) -> String {
+    format!("{prefix}cp:{node:016x}")
+}
+
 /// A node id as the directory and the inboxes write it.
 pub fn node_hex(node: u64) -> String {
     format!("{node:016x}")
@@ -104,6 +117,23 @@ pub fn decode_queue(mut blob: &[u8]) -> Option<Vec<Vec<u8>>> {
         blob = &rest[len..];
     }
     Some(msgs)
+}
+
+/// A log position in one word, ordered as the entries are: the id's milliseconds and its
+/// sequence number (capped, so a packed position is never after the entry's own).
+pub fn pack(text: &str) -> u64 {
+    entry_id(text).map_or(0, |(ms, seq)| (ms << 16) | seq.min(0xffff))
+}
+
+/// The id of the entry just before the packed position `pos` (for an exclusive range that
+/// starts with the entry at `pos`).
+pub fn before_packed(pos: u64) -> String {
+    let (ms, seq) = (pos >> 16, pos & 0xffff);
+    match (ms, seq) {
+        (0, 0) => "0-0".into(),
+        (ms, 0) => format!("{}-{}", ms - 1, u64::MAX),
+        (ms, seq) => format!("{ms}-{}", seq - 1),
+    }
 }
 
 /// A stream entry id (`<ms>-<seq>`) as a pair that orders as Redis orders them.
@@ -154,6 +184,8 @@ mod tests {
         assert_eq!(session(&p, "abc"), "bayou:0:/faye:s:abc");
         assert_eq!(subscription_field("/a/*"), "s:/a/*");
         assert_eq!(inbox(2, 0xab), "bayou:2:node:00000000000000ab");
+        assert_eq!(alive(2, 0xab), "bayou:2:node:00000000000000ab:alive");
+        assert_eq!(checkpoint(&p, 0xab), "bayou:0:/faye:cp:00000000000000ab");
         assert_eq!(
             parse_node(node_hex(0xdead_beef).as_bytes()),
             Some(0xdead_beef)
@@ -169,5 +201,10 @@ mod tests {
         assert!(entry_id("5-2") < entry_id("5-10"));
         assert!(entry_id("10-0") > entry_id("9-99"));
         assert_eq!(entry_id("5"), None);
+        assert!(pack("5-2") < pack("5-3") && pack("5-3") < pack("6-0"));
+        assert_eq!(pack("5-99999"), pack("5-65535"), "capped, never after");
+        assert_eq!(before_packed(pack("5-2")), "5-1");
+        assert_eq!(before_packed(pack("5-0")), format!("4-{}", u64::MAX));
+        assert_eq!(before_packed(0), "0-0");
     }
 }

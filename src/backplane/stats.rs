@@ -34,6 +34,10 @@ pub struct Stats {
     pub moved_in: AtomicU64,
     pub moved_out: AtomicU64,
     pub move_failed: AtomicU64,
+    /// Sessions adopted from a process that died.
+    pub adopted: AtomicU64,
+    /// Checkpoints written (one per mount and second while connected).
+    pub checkpoints: AtomicU64,
     pub channels: AtomicU64,
     pub globs: AtomicU64,
 }
@@ -103,6 +107,13 @@ impl Stats {
                 v.load(Relaxed)
             );
         }
+        one(
+            out,
+            "bayou_backplane_checkpoints_total",
+            "counter",
+            "Checkpoints written: per mount, a log position before anything a client here may miss.",
+            &self.checkpoints,
+        );
         let _ = writeln!(
             out,
             "# HELP bayou_backplane_session_moves_total Sessions moved between processes, by outcome.\n# TYPE bayou_backplane_session_moves_total counter"
@@ -111,6 +122,7 @@ impl Stats {
             ("in", &self.moved_in),
             ("out", &self.moved_out),
             ("not_found", &self.move_failed),
+            ("adopted", &self.adopted),
         ] {
             let _ = writeln!(
                 out,

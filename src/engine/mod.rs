@@ -149,6 +149,8 @@ fn exact(frame: Vec<u8>) -> Bytes {
 /// One publish being delivered on this worker: the frames made for it so far and its counts.
 struct Delivery<'m> {
     seq: u64,
+    /// Its log position (packed; 0: none, as with the memory engine).
+    pos: u64,
     msg: &'m Bytes,
     /// The frame for WebSockets and for EventSource streams, each made once, when first needed.
     ws: Option<Bytes>,
@@ -204,6 +206,7 @@ impl Delivery<'_> {
             } else {
                 self.queued += 1;
             }
+            session.mark_unconfirmed(self.pos);
             if let Some(Pending {
                 target: Target::Http(signal),
                 ..
@@ -455,6 +458,10 @@ impl Engine {
         self.ping(mount, slot, now);
         self.answer_pending(mount, slot);
         let session = &mut self.mounts[mount].sessions[slot];
+        // A connect with nothing queued confirms what the previous reply carried.
+        if !session.has_queue() && session.socket.as_ref().is_none_or(|s| s.is_idle()) {
+            session.confirm();
+        }
         if let Some((out, reply)) = socket {
             let rebind = session.socket.as_ref().map(|s| s.id) != Some(out.id);
             if let Some(old) = session.socket.replace(out.clone()) {
@@ -643,9 +650,16 @@ impl Engine {
 
     /// Delivers a publish to every local subscriber of the channel, once per client.
     pub fn deliver(&mut self, mount: usize, name: &str, msg: &Bytes) -> usize {
+        self.deliver_at(mount, name, msg, 0)
+    }
+
+    /// [`Engine::deliver`] for an entry of the mount's log at `pos` (packed): the sessions
+    /// it reaches keep the oldest such position their client may not have received.
+    pub fn deliver_at(&mut self, mount: usize, name: &str, msg: &Bytes, pos: u64) -> usize {
         self.seq += 1;
         let mut run = Delivery {
             seq: self.seq,
+            pos,
             msg,
             ws: None,
             es: None,

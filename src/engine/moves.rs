@@ -66,6 +66,24 @@ impl Engine {
         true
     }
 
+    /// The oldest log position (packed) on `mount` that a client here may not have received,
+    /// or None: the oldest unconfirmed queued message, or `floor` (a position every push
+    /// made before it came after) while a socket still has pushes to write.
+    pub fn oldest_unconfirmed(&self, mount: usize, floor: u64) -> Option<u64> {
+        let m = self.mounts.get(mount)?;
+        let mut oldest: Option<u64> = None;
+        for (_, s) in m.sessions.iter() {
+            let mut pos = s.unconfirmed();
+            if floor != 0 && s.socket.as_ref().is_some_and(|o| !o.is_idle()) {
+                pos = if pos == 0 { floor } else { pos.min(floor) };
+            }
+            if pos != 0 {
+                oldest = Some(oldest.map_or(pos, |o| o.min(pos)));
+            }
+        }
+        oldest
+    }
+
     /// From now on, sessions that expire are listed for [`Engine::take_closed`] (the
     /// directory removes them); the memory engine keeps no such list.
     pub fn track_closed(&mut self) {
@@ -112,6 +130,30 @@ mod tests {
         assert!(!b.arrive(0, &cid, &subs, Vec::new(), now), "already here");
         b.deliver(0, "/p/y", &Bytes::from_static(b"3"));
         assert_eq!(b.take_queue(0, &cid), [&b"1"[..], b"2", b"3"]);
+    }
+
+    #[test]
+    fn the_oldest_unconfirmed_position_holds_until_a_connect_confirms_it() {
+        let now = Instant::now();
+        let mut e = engine();
+        let (a, b) = (e.handshake(0, now), e.handshake(0, now));
+        e.subscribe(0, &a, &["/a".into()]);
+        e.subscribe(0, &b, &["/b".into()]);
+        assert_eq!(e.oldest_unconfirmed(0, 0), None);
+        e.deliver_at(0, "/a", &Bytes::from_static(b"1"), 10);
+        e.deliver_at(0, "/b", &Bytes::from_static(b"2"), 20);
+        e.deliver_at(0, "/a", &Bytes::from_static(b"3"), 30);
+        assert_eq!(e.oldest_unconfirmed(0, 0), Some(10));
+        // The connect that takes a's messages does not confirm them; the next one does.
+        let zero = std::time::Duration::ZERO;
+        let _ = e.connect(0, &a, zero, None, now);
+        assert_eq!(e.oldest_unconfirmed(0, 0), Some(10));
+        let _ = e.connect(0, &a, zero, None, now);
+        assert_eq!(e.oldest_unconfirmed(0, 0), Some(20), "b's is left");
+        e.deliver(0, "/b", &Bytes::from_static(b"4"));
+        let _ = e.connect(0, &b, zero, None, now);
+        let _ = e.connect(0, &b, zero, None, now);
+        assert_eq!(e.oldest_unconfirmed(0, 0), None);
     }
 
     #[test]

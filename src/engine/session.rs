@@ -65,6 +65,18 @@ pub enum Target {
     Socket(Rc<Outbox>),
 }
 
+/// What waits for a client between two connects.
+#[derive(Default)]
+pub struct Queue {
+    /// Delivered messages (encoded objects), oldest first.
+    pub msgs: VecDeque<Bytes>,
+    /// With the Redis engine: the log position (packed) of the oldest message queued for the
+    /// client that it has not confirmed yet by a later connect (0: none). The process's
+    /// checkpoint stays at or before it, so that another process adopting the session after
+    /// a crash replays from there.
+    pub unconfirmed: u64,
+}
+
 pub struct Session {
     /// The clientId, inline (every clientId this engine makes is `id::LEN` ASCII characters).
     client_id: [u8; id::LEN],
@@ -73,7 +85,7 @@ pub struct Session {
     /// Delivered messages (encoded objects) waiting for a connect, oldest first; boxed, as
     /// a client with a socket never needs one (8 bytes in every session instead of 32).
     #[allow(clippy::box_collection)]
-    queue: Option<Box<VecDeque<Bytes>>>,
+    queue: Option<Box<Queue>>,
     pub pending: Option<Pending>,
     pub socket: Option<Rc<Outbox>>,
     /// Expiry deadline, in milliseconds of the engine's clock.
@@ -125,12 +137,43 @@ impl Session {
     }
 
     pub fn has_queue(&self) -> bool {
-        self.queue.as_ref().is_some_and(|q| !q.is_empty())
+        self.queue.as_ref().is_some_and(|q| !q.msgs.is_empty())
     }
 
-    /// Takes the queued messages, leaving no buffer behind.
+    /// Takes the queued messages, leaving no buffer behind (unless the client has still to
+    /// confirm them: see [`Queue::unconfirmed`]).
     pub fn take_queue(&mut self) -> VecDeque<Bytes> {
-        self.queue.take().map(|q| *q).unwrap_or_default()
+        let Some(q) = self.queue.as_mut() else {
+            return VecDeque::new();
+        };
+        let msgs = std::mem::take(&mut q.msgs);
+        if q.unconfirmed == 0 {
+            self.queue = None;
+        }
+        msgs
+    }
+
+    /// Notes that a message at log position `pos` (packed; 0: none) was queued for the client.
+    pub fn mark_unconfirmed(&mut self, pos: u64) {
+        if pos == 0 {
+            return;
+        }
+        let q = self.queue.get_or_insert_with(Box::default);
+        if q.unconfirmed == 0 {
+            q.unconfirmed = pos;
+        }
+    }
+
+    /// The client confirmed what it was sent (a connect found nothing queued).
+    pub fn confirm(&mut self) {
+        if self.queue.as_ref().is_some_and(|q| q.msgs.is_empty()) {
+            self.queue = None;
+        }
+    }
+
+    /// See [`Queue::unconfirmed`] (0: none).
+    pub fn unconfirmed(&self) -> u64 {
+        self.queue.as_ref().map_or(0, |q| q.unconfirmed)
     }
 
     /// Puts `msgs` (older than anything queued) at the front, in order, then drops the oldest
@@ -139,7 +182,7 @@ impl Session {
         if msgs.is_empty() {
             return (0, 0);
         }
-        let q = self.queue.get_or_insert_with(Box::default);
+        let q = &mut self.queue.get_or_insert_with(Box::default).msgs;
         let before = q.len();
         for msg in msgs.into_iter().rev() {
             q.push_front(msg);
@@ -151,7 +194,7 @@ impl Session {
 
     /// Queues a message, dropping the oldest beyond `limit`; true when one was dropped.
     pub fn enqueue(&mut self, msg: Bytes, limit: usize) -> bool {
-        let q = self.queue.get_or_insert_with(Box::default);
+        let q = &mut self.queue.get_or_insert_with(Box::default).msgs;
         let full = q.len() >= limit;
         if full {
             q.pop_front();

@@ -49,6 +49,10 @@ pub trait Directory: Send + Sync {
     /// no live process has it (or Redis is away: answered at once).
     fn fetch(&self, worker: usize, mount: usize, client_id: &str, done: Done);
 
+    /// A worker's answer to a [`super::Envelope::Checkpoint`]: the oldest log position
+    /// (packed) a client of its may not have received.
+    fn checkpoint(&self, worker: usize, mount: usize, pos: u64);
+
     /// A worker's answer to a [`super::Envelope::Depart`]: the session, or None when it is
     /// not here (any more).
     fn gave(&self, ask: Ask, session: Option<Handover>);

@@ -125,14 +125,20 @@ pub enum Envelope {
         /// When the publish was accepted (for the publish-to-write latency).
         at: Instant,
     },
-    /// From the owner: deliver to local subscribers.
+    /// From the owner: deliver to local subscribers. From the link, `pos` is the entry's
+    /// position in the mount's log (packed, [`crate::backplane::naming::pack`]; else 0).
     Deliver {
         mount: usize,
         channel: Arc<str>,
         msg: Bytes,
         ack: Option<Ack>,
         at: Instant,
+        pos: u64,
     },
+    /// From the link, every second: every entry of the log up to `pos` (packed) came before
+    /// this; the worker answers with the oldest position a client of its may still miss
+    /// ([`super::Cluster::checkpoint`]).
+    Checkpoint { mount: usize, pos: u64 },
     /// A worker's interest in a channel (to its owner) or a pattern (to all) turned on or off.
     Interest {
         mount: usize,

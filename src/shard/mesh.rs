@@ -260,6 +260,7 @@ mod tests {
             msg: Bytes::from(n.to_string()),
             ack: None,
             at: Instant::now(),
+            pos: 0,
         }
     }
 

@@ -109,6 +109,23 @@ impl Node {
         let _ = done.send(here);
     }
 
+    /// The link's checkpoint: every entry up to `pos` reached this worker; answers with the
+    /// oldest position a client here may still miss (a socket with pushes still to write
+    /// counts from the previous checkpoint's position).
+    pub(super) fn checkpoint(&self, mount: usize, pos: u64) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        let Some(floor) = (self.last_checkpoint.borrow_mut().get_mut(mount))
+            .map(|last| std::mem::replace(last, pos))
+        else {
+            return;
+        };
+        let oldest = self.engine.borrow().oldest_unconfirmed(mount, floor.max(1));
+        let low = oldest.map_or(pos, |o| o.min(pos));
+        cluster.checkpoint(self.me, mount, low);
+    }
+
     /// Removes the directory entries of the sessions that expired here.
     pub(super) fn close_expired(&self) {
         let closed = self.engine.borrow_mut().take_closed();

@@ -78,6 +78,8 @@ pub struct Node {
     /// Sessions being moved here from another process, with the requests waiting for them
     /// beside the one that asked (`moves`).
     pub(super) arriving: RefCell<HashMap<Arriving, Vec<super::Done>>>,
+    /// The position of the link's previous checkpoint (`moves`).
+    pub(super) last_checkpoint: RefCell<Vec<u64>>,
 }
 
 /// A batch's completion, made only when some of its work goes to another worker: a batch done
@@ -188,6 +190,7 @@ impl Node {
             cluster: OnceCell::new(),
             advice,
             arriving: RefCell::new(HashMap::new()),
+            last_checkpoint: RefCell::new(vec![0; mounts]),
         })
     }
 
@@ -254,10 +257,10 @@ impl Node {
         metrics::set(&self.my_stats().mesh_depth, depth as u64);
     }
 
-    fn deliver_here(&self, mount: usize, channel: &str, msg: &Bytes, at: Instant) {
+    fn deliver_here(&self, mount: usize, channel: &str, msg: &Bytes, at: Instant, pos: u64) {
         let (n, pushed) = {
             let mut engine = self.engine.borrow_mut();
-            let n = engine.deliver(mount, channel, msg);
+            let n = engine.deliver_at(mount, channel, msg, pos);
             (n, engine.pushed)
         };
         metrics::add(&self.my_stats().mounts[mount].deliveries, n as u64);
@@ -510,9 +513,11 @@ impl Node {
                 msg,
                 ack: _ack,
                 at,
+                pos,
             } => {
-                self.deliver_here(mount, &channel, &msg, at);
+                self.deliver_here(mount, &channel, &msg, at, pos);
             }
+            Envelope::Checkpoint { mount, pos } => self.checkpoint(mount, pos),
             Envelope::Interest {
                 mount,
                 channel,
@@ -592,7 +597,7 @@ impl Node {
         let targets = self.engine.borrow().interested(mount, &channel);
         for w in targets.iter() {
             if w == self.me {
-                self.deliver_here(mount, &channel, &msg, at);
+                self.deliver_here(mount, &channel, &msg, at, 0);
             } else {
                 let env = Envelope::Deliver {
                     mount,
@@ -600,6 +605,7 @@ impl Node {
                     msg: msg.clone(),
                     ack: ack.map(LazyAck::get),
                     at,
+                    pos: 0,
                 };
                 self.send(w, env);
             }

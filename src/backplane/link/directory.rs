@@ -44,6 +44,27 @@ const INBOX_TTL_MS: u64 = 3600 * 1000;
 const INBOX_LENGTH: usize = 10_000;
 /// Entries of the log read per XRANGE of a replay.
 const REPLAY_COUNT: usize = 1000;
+/// How often this process refreshes its liveness key and writes its checkpoints.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long a liveness key outlives its last refresh.
+const ALIVE_MS: u64 = 3000;
+
+/// Looks a session's owner up and, when the owner is dead (its liveness key gone), makes
+/// this process the owner in the same step, so that of two processes adopting one session at
+/// once exactly one does. KEYS[1]: the session's entry; ARGV: this process, the liveness key
+/// of an owner without its hex (`bayou:<db>:node:`), the mount's checkpoint prefix
+/// (`<prefix>cp:`), the entry's expiry. Returns {0} (no session), {1} (named this process),
+/// {2, owner} (alive: ask it) or {3, owner, checkpoint, fields} (adopted).
+const FETCH: &str = r"
+local owner = redis.call('HGET', KEYS[1], 'o')
+if not owner then return {0} end
+if owner == ARGV[1] then return {1} end
+if redis.call('EXISTS', ARGV[2] .. owner .. ':alive') == 1 then return {2, owner} end
+redis.call('HSET', KEYS[1], 'o', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local cp = redis.call('GET', ARGV[3] .. owner) or ''
+return {3, owner, cp, redis.call('HKEYS', KEYS[1])}
+";
 
 /// A move this process asked for.
 pub(super) struct Fetching {
@@ -119,7 +140,13 @@ impl Link {
     /// Runs the workers' directory work as it comes, in pipelined batches; gives up moves
     /// whose owner did not answer in time.
     pub(super) async fn serve_directory(&self, conn: &mut MultiplexedConnection) -> Result<()> {
+        let mut beat = Instant::now();
+        self.heartbeat(conn).await?;
         loop {
+            if beat.elapsed() >= HEARTBEAT {
+                beat = Instant::now();
+                self.heartbeat(conn).await?;
+            }
             let ops = self.bp.take_ops();
             if ops.is_empty() {
                 tokio::select! {
@@ -178,8 +205,13 @@ impl Link {
                     acks.push(ack);
                 }
                 Op::Closed { mount, client_id } => {
-                    pipe.cmd("DEL")
+                    // Only while the entry names this process: a copy that outlived a move
+                    // must not remove the session of the process that has it now.
+                    pipe.cmd("EVAL")
+                        .arg(CLOSE)
+                        .arg(1)
                         .arg(self.session_key(mount, &client_id))
+                        .arg(&me)
                         .ignore();
                 }
                 Op::Fetch {
@@ -189,18 +221,42 @@ impl Link {
                     done,
                     tries,
                 } => {
-                    pipe.cmd("HGET")
+                    pipe.cmd("EVAL")
+                        .arg(FETCH)
+                        .arg(1)
                         .arg(self.session_key(mount, &client_id))
-                        .arg("o");
+                        .arg(&me)
+                        .arg(format!("bayou:{}:node:", self.names.db))
+                        .arg(format!("{}cp:", self.names.prefixes[mount]))
+                        .arg(ENTRY_TTL_MS);
                     lookups.push((worker, mount, client_id, done, tries));
                 }
                 Op::Gave { ask, session } => {
                     self.write_give(&mut pipe, &ask, session.as_ref());
                     gave.push((ask, session));
                 }
+                Op::Checkpoint { worker, mount, pos } => {
+                    if let Some(low) = self.checkpoint_answer(worker, mount, pos) {
+                        let key = naming::checkpoint(&self.names.prefixes[mount], self.bp.node);
+                        let ttl = self.retention.as_millis() as u64;
+                        pipe.cmd("SET")
+                            .arg(key)
+                            .arg(low)
+                            .arg("PX")
+                            .arg(ttl)
+                            .ignore();
+                        self.bp.stats.checkpoints.fetch_add(1, Relaxed);
+                    }
+                }
             }
         }
-        let owners: Vec<Value> = match timed(pipe.query_async(conn)).await {
+        // Checkpoint answers alone may leave nothing to send.
+        let sent = if pipe.is_empty() {
+            Ok(Vec::new())
+        } else {
+            timed(pipe.query_async(conn)).await
+        };
+        let owners: Vec<Value> = match sent {
             Ok(v) => v,
             Err(e) => {
                 // Not sent: sessions given away come back here, the other work is let go.
@@ -217,19 +273,36 @@ impl Link {
             return Ok(());
         }
         let mut asks = redis::pipe();
-        for ((worker, mount, client_id, done, tries), owner) in lookups.into_iter().zip(owners) {
-            let owner = match owner {
-                Value::BulkString(b) => naming::parse_node(&b),
-                _ => None,
-            };
-            // Unknown (never, or expired), or named ours but not here: not a live session.
-            let Some(owner) = owner.filter(|&o| o != self.bp.node) else {
-                self.bp.stats.move_failed.fetch_add(1, Relaxed);
-                let _ = done.send(false);
-                continue;
-            };
+        for ((worker, mount, client_id, done, tries), found) in lookups.into_iter().zip(owners) {
             let token = self.next_token.get() + 1;
             self.next_token.set(token);
+            let owner = match Found::read(found) {
+                Found::Owner(owner) => owner,
+                Found::Adopted { fields, checkpoint } => {
+                    // Its owner died: the session arrives here through this process's own
+                    // inbox, read with the logs like a move, replaying from the checkpoint.
+                    self.bp.stats.adopted.fetch_add(1, Relaxed);
+                    self.write_adoption(&mut asks, token, mount, &client_id, &fields, checkpoint);
+                    self.fetches.borrow_mut().insert(
+                        token,
+                        Fetching {
+                            worker,
+                            mount,
+                            client_id,
+                            done,
+                            tries,
+                            deadline: Instant::now() + FETCH_TIMEOUT,
+                        },
+                    );
+                    continue;
+                }
+                // Unknown (never, or expired), or named ours but not here: not a live session.
+                Found::Nothing => {
+                    self.bp.stats.move_failed.fetch_add(1, Relaxed);
+                    let _ = done.send(false);
+                    continue;
+                }
+            };
             let inbox = naming::inbox(self.names.db, owner);
             asks.cmd("XADD")
                 .arg(&inbox)
@@ -260,6 +333,9 @@ impl Link {
                     deadline: Instant::now() + FETCH_TIMEOUT,
                 },
             );
+        }
+        if asks.is_empty() {
+            return Ok(());
         }
         timed(asks.query_async::<()>(conn)).await
     }
@@ -326,13 +402,108 @@ impl Link {
     }
 
     /// Gives up the moves whose owner did not answer in time: their clients handshake again.
+    /// Moves whose owner did not answer in time are tried again: by then a dead owner's
+    /// liveness key has expired and the session is adopted. After the last try the client
+    /// is told to handshake again.
     fn expire_fetches(&self) {
         let now = Instant::now();
-        let mut fetches = self.fetches.borrow_mut();
-        let before = fetches.len();
-        fetches.retain(|_, f| f.deadline > now);
-        let expired = (before - fetches.len()) as u64;
-        self.bp.stats.move_failed.fetch_add(expired, Relaxed);
+        let expired: Vec<u64> = (self.fetches.borrow().iter())
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in expired {
+            let Some(f) = self.fetches.borrow_mut().remove(&token) else {
+                continue;
+            };
+            if f.tries + 1 < FETCH_TRIES {
+                self.bp.push_op(Op::Fetch {
+                    worker: f.worker,
+                    mount: f.mount,
+                    client_id: f.client_id,
+                    done: f.done,
+                    tries: f.tries + 1,
+                });
+            } else {
+                self.bp.stats.move_failed.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Refreshes this process's liveness key and asks the workers for their checkpoints.
+    async fn heartbeat(&self, conn: &mut MultiplexedConnection) -> Result<()> {
+        let alive = naming::alive(self.names.db, self.bp.node);
+        let set = redis::cmd("SET")
+            .arg(alive)
+            .arg(1)
+            .arg("PX")
+            .arg(ALIVE_MS)
+            .clone();
+        timed(set.query_async::<()>(conn)).await?;
+        for mount in 0..self.logs.len() {
+            let Some(pos) = self.read_from.borrow()[mount].as_deref().map(naming::pack) else {
+                continue;
+            };
+            for w in 0..self.mesh.workers() {
+                self.hand_over(w, Envelope::Checkpoint { mount, pos });
+            }
+        }
+        Ok(())
+    }
+
+    /// Records one worker's checkpoint answer; once every worker has answered, the mount's
+    /// checkpoint to write (the oldest of them).
+    fn checkpoint_answer(&self, worker: usize, mount: usize, pos: u64) -> Option<u64> {
+        let mut rounds = self.checkpoints.borrow_mut();
+        let round = rounds.get_mut(mount)?;
+        *round.get_mut(worker)? = Some(pos);
+        if round.iter().any(Option::is_none) {
+            return None;
+        }
+        let low = round.iter().flatten().min().copied();
+        round.iter_mut().for_each(|r| *r = None);
+        low
+    }
+
+    /// An adopted session's arrival, as a `give` in this process's own inbox: its
+    /// subscriptions from the directory, and a cut just before the dead owner's checkpoint
+    /// (the whole retained log when it left none).
+    fn write_adoption(
+        &self,
+        pipe: &mut redis::Pipeline,
+        token: u64,
+        mount: usize,
+        client_id: &str,
+        fields: &[String],
+        checkpoint: Option<u64>,
+    ) {
+        let subscriptions: Vec<&str> = (fields.iter())
+            .filter_map(|f| f.strip_prefix("s:"))
+            .collect();
+        let cut = checkpoint.map_or_else(|| "0-0".to_string(), naming::before_packed);
+        pipe.cmd("XADD")
+            .arg(&self.inbox)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(INBOX_LENGTH)
+            .arg("*")
+            .arg("k")
+            .arg("give")
+            .arg("t")
+            .arg(token)
+            .arg("c")
+            .arg(client_id)
+            .arg("m")
+            .arg(&self.names.mounts[mount])
+            // No giver: whatever the dead owner delivered itself is replayed too.
+            .arg("r")
+            .arg(naming::node_hex(0))
+            .arg("p")
+            .arg(cut)
+            .arg("s")
+            .arg(subscriptions.join("\n"))
+            .arg("q")
+            .arg("")
+            .ignore();
     }
 
     /// The connection is lost: moves under way are given up (their requests answer `401`),
@@ -358,7 +529,10 @@ impl Link {
                 Op::Fetch { done, .. } => {
                     let _ = done.send(false);
                 }
-                Op::Opened { .. } | Op::Subscribed { .. } | Op::Closed { .. } => {}
+                Op::Opened { .. }
+                | Op::Subscribed { .. }
+                | Op::Closed { .. }
+                | Op::Checkpoint { .. } => {}
             }
         }
         self.bp.ops_done(n);
@@ -600,6 +774,49 @@ impl Link {
                     },
                 );
             }
+        }
+    }
+}
+
+/// Removes a session's entry if it names this process (ARGV[1]).
+const CLOSE: &str = r"
+if redis.call('HGET', KEYS[1], 'o') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// What [`FETCH`] found.
+enum Found {
+    Nothing,
+    Owner(u64),
+    Adopted {
+        fields: Vec<String>,
+        checkpoint: Option<u64>,
+    },
+}
+
+impl Found {
+    fn read(reply: Value) -> Found {
+        let Value::Array(parts) = reply else {
+            return Found::Nothing;
+        };
+        let text = |v: &Value| match v {
+            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        };
+        match parts.first() {
+            Some(Value::Int(2)) => (parts.get(1).and_then(text))
+                .and_then(|o| naming::parse_node(o.as_bytes()))
+                .map_or(Found::Nothing, Found::Owner),
+            Some(Value::Int(3)) => {
+                let checkpoint = (parts.get(2).and_then(text)).and_then(|c| c.parse().ok());
+                let fields = match parts.get(3) {
+                    Some(Value::Array(f)) => f.iter().filter_map(text).collect(),
+                    _ => Vec::new(),
+                };
+                Found::Adopted { fields, checkpoint }
+            }
+            _ => Found::Nothing,
         }
     }
 }

@@ -137,6 +137,7 @@ impl Link {
         let msg = Bytes::copy_from_slice(&payload[at..]);
         // Timed from its arrival here: another process's clock is not comparable.
         let at = std::time::Instant::now();
+        let pos = naming::pack(&entry.id);
         stats.delivered.fetch_add(1, Relaxed);
         for to in 0..self.mesh.workers() {
             let env = Envelope::Deliver {
@@ -145,6 +146,7 @@ impl Link {
                 msg: msg.clone(),
                 ack: ack.clone(),
                 at,
+                pos,
             };
             self.hand_over(to, env);
         }

@@ -92,6 +92,8 @@ struct Link {
     /// Moves waiting for this process's reading of the log to reach their cut, in arrival
     /// order (an ask behind a session still arriving waits too).
     waiting: RefCell<VecDeque<directory::Waiting>>,
+    /// Per mount, each worker's answer to the current checkpoint round.
+    checkpoints: RefCell<Vec<Vec<Option<u64>>>>,
     retention: Duration,
     /// The last entry read from each log; None before the first connection.
     read_from: RefCell<Vec<Option<String>>>,
@@ -131,6 +133,7 @@ impl Link {
             fetches: RefCell::new(HashMap::new()),
             next_token: Cell::new(0),
             waiting: RefCell::new(VecDeque::new()),
+            checkpoints: RefCell::new(vec![vec![None; mesh.workers()]; logs.len()]),
             names,
             held: RefCell::new((0..mesh.workers()).map(|_| VecDeque::new()).collect()),
             read_from: RefCell::new(vec![None; logs.len()]),
