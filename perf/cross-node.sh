@@ -71,3 +71,5 @@ for n in a b; do
   curl -s "http://$admin/metrics" | grep -E '^bayou_backplane_(published|received|delivered|dropped)' | tr '\n' ' '
   echo
 done
+echo "== session moves (one long-polling client alternating its connects between A and B)"
+python3 perf/moves.py "$a" "$b" "$port" 500

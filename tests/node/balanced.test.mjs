@@ -101,7 +101,8 @@ async function drain(s) {
  * defect under investigation (a stale copy of a session that moved on; its client is served
  * elsewhere, and the scenario's counts show nothing lost), so it is reported, not failed.
  */
-function handedOver(output) {
+function handedOver(text) {
+  const output = text.replace(/\x1b\[[0-9;]*m/g, '');
   if (/every session handed over/.test(output)) return 'every session handed over';
   const left = /sessions=(\d+)/.exec(output);
   return `drain window ended with ${left ? left[1] : '?'} session(s) left`;
