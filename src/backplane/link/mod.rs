@@ -24,14 +24,13 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one XREAD waits for an entry: an idle connection is checked this often.
 const READ_BLOCK_MS: u64 = 1000;
 /// After a read that returned entries, the next waits this long, so that under load one
-/// XREAD brings many entries at the cost of this much delay for the later messages of a
-/// burst; the first of a quiet spell is delivered at once. A publish is answered once its
-/// process has read it back, so this also bounds what a publisher that waits for each reply
-/// pays per publish. 2 ms: each process reads at most 500 times a second, so above about
-/// 1,000 publishes a second with two processes Redis runs at most two commands per message
-/// (one XADD, the reads amortised); below that rate a quiet Redis does a little more.
-/// (20 ms kept commands lower at low rates but held every publish reply 20 ms.)
-const READ_PAUSE: Duration = Duration::from_millis(2);
+/// XREAD brings many entries (Redis commands per message stay near one) at the cost of this
+/// much delay for the later messages of a burst; the first of a quiet spell is delivered at
+/// once. A publish is answered once its process has read it back, so a publisher that waits
+/// for each reply pays up to this per publish (`perf/RESULTS.md`). 2 ms was tried (956a373):
+/// batches of 50 ran 6 times faster, but the rolling-deploy scenario then showed duplicates
+/// in one run of three, so it waits for the fix of that race.
+const READ_PAUSE: Duration = Duration::from_millis(20);
 /// Entries per read.
 const READ_COUNT: usize = 512;
 /// Back-off between connection attempts: doubled each failure up to the maximum, jittered.
