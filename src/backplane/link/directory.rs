@@ -251,12 +251,12 @@ impl Link {
             }
         }
         // Checkpoint answers alone may leave nothing to send.
-        let sent = if pipe.is_empty() {
+        let written = if pipe.is_empty() {
             Ok(Vec::new())
         } else {
             timed(pipe.query_async(conn)).await
         };
-        let owners: Vec<Value> = match sent {
+        let owners: Vec<Value> = match written {
             Ok(v) => v,
             Err(e) => {
                 // Not sent: sessions given away come back here, the other work is let go.
@@ -276,25 +276,27 @@ impl Link {
         for ((worker, mount, client_id, done, tries), found) in lookups.into_iter().zip(owners) {
             let token = self.next_token.get() + 1;
             self.next_token.set(token);
-            let owner = match Found::read(found) {
-                Found::Owner(owner) => owner,
+            match Found::read(found) {
+                Found::Owner(owner) => {
+                    let inbox = naming::inbox(self.names.db, owner);
+                    letter(&mut asks, &inbox)
+                        .arg("k")
+                        .arg("ask")
+                        .arg("t")
+                        .arg(token)
+                        .arg("c")
+                        .arg(&client_id)
+                        .arg("m")
+                        .arg(&self.names.mounts[mount])
+                        .arg("r")
+                        .arg(&me);
+                    sent(&mut asks, &inbox);
+                }
                 Found::Adopted { fields, checkpoint } => {
                     // Its owner died: the session arrives here through this process's own
                     // inbox, read with the logs like a move, replaying from the checkpoint.
                     self.bp.stats.adopted.fetch_add(1, Relaxed);
                     self.write_adoption(&mut asks, token, mount, &client_id, &fields, checkpoint);
-                    self.fetches.borrow_mut().insert(
-                        token,
-                        Fetching {
-                            worker,
-                            mount,
-                            client_id,
-                            done,
-                            tries,
-                            deadline: Instant::now() + FETCH_TIMEOUT,
-                        },
-                    );
-                    continue;
                 }
                 // Unknown (never, or expired), or named ours but not here: not a live session.
                 Found::Nothing => {
@@ -302,37 +304,17 @@ impl Link {
                     let _ = done.send(false);
                     continue;
                 }
+            }
+            let deadline = Instant::now() + FETCH_TIMEOUT;
+            let fetching = Fetching {
+                worker,
+                mount,
+                client_id,
+                done,
+                tries,
+                deadline,
             };
-            let inbox = naming::inbox(self.names.db, owner);
-            asks.cmd("XADD")
-                .arg(&inbox)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(INBOX_LENGTH)
-                .arg("*")
-                .arg("k")
-                .arg("ask")
-                .arg("t")
-                .arg(token)
-                .arg("c")
-                .arg(&client_id)
-                .arg("m")
-                .arg(&self.names.mounts[mount])
-                .arg("r")
-                .arg(&me)
-                .ignore();
-            asks.cmd("PEXPIRE").arg(&inbox).arg(INBOX_TTL_MS).ignore();
-            self.fetches.borrow_mut().insert(
-                token,
-                Fetching {
-                    worker,
-                    mount,
-                    client_id,
-                    done,
-                    tries,
-                    deadline: Instant::now() + FETCH_TIMEOUT,
-                },
-            );
+            self.fetches.borrow_mut().insert(token, fetching);
         }
         if asks.is_empty() {
             return Ok(());
@@ -350,12 +332,7 @@ impl Link {
             pipe.cmd("HSET").arg(&key).arg("o").arg(owner).ignore();
             pipe.cmd("PEXPIRE").arg(&key).arg(ENTRY_TTL_MS).ignore();
         }
-        pipe.cmd("XADD")
-            .arg(&inbox)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(INBOX_LENGTH)
-            .arg("*")
+        letter(pipe, &inbox)
             .arg("t")
             .arg(ask.token)
             .arg("r")
@@ -376,8 +353,7 @@ impl Link {
                 .arg(naming::encode_queue(s.queue.iter().map(|m| &m[..]))),
             None => pipe.arg("k").arg("none"),
         };
-        pipe.ignore();
-        pipe.cmd("PEXPIRE").arg(&inbox).arg(INBOX_TTL_MS).ignore();
+        sent(pipe, &inbox);
     }
 
     /// A session this process gave away but could not send: it arrives back here.
@@ -388,20 +364,31 @@ impl Link {
         let Some(worker) = id::home_worker(&ask.client_id, self.mesh.workers()) else {
             return;
         };
-        let (done, _) = futures::channel::oneshot::channel();
-        self.hand_over(
-            worker,
-            Envelope::Arrive {
-                mount: ask.mount,
-                client_id: ask.client_id,
-                session,
-                replay: Vec::new(),
-                done,
-            },
-        );
+        self.arrive_at(worker, ask.mount, ask.client_id, session, Vec::new(), None);
     }
 
-    /// Gives up the moves whose owner did not answer in time: their clients handshake again.
+    /// Hands a session arriving here to its worker, behind every log entry handed over so
+    /// far; `done` (when a request of this process asked for it) hears once it is there.
+    fn arrive_at(
+        &self,
+        worker: usize,
+        mount: usize,
+        client_id: String,
+        session: Handover,
+        replay: Vec<Bytes>,
+        done: Option<Done>,
+    ) {
+        let done = done.unwrap_or_else(|| futures::channel::oneshot::channel().0);
+        let env = Envelope::Arrive {
+            mount,
+            client_id,
+            session,
+            replay,
+            done,
+        };
+        self.hand_over(worker, env);
+    }
+
     /// Moves whose owner did not answer in time are tried again: by then a dead owner's
     /// liveness key has expired and the session is adopted. After the last try the client
     /// is told to handshake again.
@@ -480,12 +467,7 @@ impl Link {
             .filter_map(|f| f.strip_prefix("s:"))
             .collect();
         let cut = checkpoint.map_or_else(|| "0-0".to_string(), naming::before_packed);
-        pipe.cmd("XADD")
-            .arg(&self.inbox)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(INBOX_LENGTH)
-            .arg("*")
+        letter(pipe, &self.inbox)
             .arg("k")
             .arg("give")
             .arg("t")
@@ -502,8 +484,8 @@ impl Link {
             .arg("s")
             .arg(subscriptions.join("\n"))
             .arg("q")
-            .arg("")
-            .ignore();
+            .arg("");
+        sent(pipe, &self.inbox);
     }
 
     /// The connection is lost: moves under way are given up (their requests answer `401`),
@@ -647,19 +629,8 @@ impl Link {
             conn,
         ))
         .await?;
-        let done = done.unwrap_or_else(|| futures::channel::oneshot::channel().0);
-        let client_id = letter.client_id;
         self.bp.stats.moved_in.fetch_add(1, Relaxed);
-        self.hand_over(
-            worker,
-            Envelope::Arrive {
-                mount,
-                client_id,
-                session,
-                replay,
-                done,
-            },
-        );
+        self.arrive_at(worker, mount, letter.client_id, session, replay, done);
         Ok(())
     }
 
@@ -760,19 +731,8 @@ impl Link {
                 done,
                 ..
             } => {
-                let done = done.unwrap_or_else(|| futures::channel::oneshot::channel().0);
-                let replay = Vec::new();
                 self.bp.stats.moved_in.fetch_add(1, Relaxed);
-                self.hand_over(
-                    worker,
-                    Envelope::Arrive {
-                        mount,
-                        client_id,
-                        session,
-                        replay,
-                        done,
-                    },
-                );
+                self.arrive_at(worker, mount, client_id, session, Vec::new(), done);
             }
         }
     }
@@ -783,6 +743,21 @@ const CLOSE: &str = r"
 if redis.call('HGET', KEYS[1], 'o') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 ";
+
+/// Starts an entry of the inbox `inbox` in `pipe` (its fields follow), trimmed to
+/// [`INBOX_LENGTH`]; [`sent`] ends it.
+fn letter<'p>(pipe: &'p mut redis::Pipeline, inbox: &str) -> &'p mut redis::Pipeline {
+    (pipe.cmd("XADD").arg(inbox).arg("MAXLEN").arg("~"))
+        .arg(INBOX_LENGTH)
+        .arg("*")
+}
+
+/// Ends an inbox entry begun with [`letter`]: its reply is not read, and an inbox nobody
+/// reads any more expires.
+fn sent(pipe: &mut redis::Pipeline, inbox: &str) {
+    pipe.ignore();
+    pipe.cmd("PEXPIRE").arg(inbox).arg(INBOX_TTL_MS).ignore();
+}
 
 /// What [`FETCH`] found.
 enum Found {
