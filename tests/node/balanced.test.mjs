@@ -25,6 +25,7 @@ import faye from 'faye';
 import { chromium } from 'playwright-core';
 import { startServer, SERVER_KIND } from './server.mjs';
 import { startRedis, freePort } from './redis.mjs';
+import { until as untilWithin, scrapeMetrics } from './poll.mjs';
 
 const WAIT_MS = 60_000;
 const PER_TEST = { timeout: 240_000 };
@@ -39,22 +40,7 @@ const NODE_LP = 6;
 /** Messages per second, over all users. */
 const RATE = 100;
 
-function until(check, what, ms = WAIT_MS) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = async () => {
-      try {
-        if (await check()) return resolve();
-      } catch (e) {
-        return reject(e);
-      }
-      if (Date.now() - started > ms) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 50);
-    };
-    tick();
-  });
-}
-
+const until = (check, what, ms = WAIT_MS) => untilWithin(check, what, ms);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // --- The processes --------------------------------------------------------------------------
@@ -74,16 +60,7 @@ async function startIn(s, redis) {
   await until(async () => (await metrics(s)).bayou_backplane_up === 1, `${s.name}: the backplane up`);
 }
 
-async function metrics(s) {
-  const text = await (await fetch(`http://127.0.0.1:${s.adminPort}/metrics`)).text();
-  const out = {};
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    out[line.slice(0, at)] = Number(line.slice(at + 1));
-  }
-  return out;
-}
+const metrics = (s) => scrapeMetrics(`http://127.0.0.1:${s.adminPort}`);
 
 /** SIGTERM, then waits (bounded) for the drain to end and the process to exit. */
 async function drain(s) {

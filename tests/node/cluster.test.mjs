@@ -13,25 +13,11 @@ import net from 'node:net';
 import faye from 'faye';
 import { startServer, SERVER_KIND } from './server.mjs';
 import { startRedis, redisCommand } from './redis.mjs';
+import { until as untilWithin, scrapeMetrics } from './poll.mjs';
 
 const WAIT_MS = 30_000;
+const until = (check, what) => untilWithin(check, what, WAIT_MS);
 const PER_TEST = { timeout: 120_000 };
-
-function until(check, what) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = async () => {
-      try {
-        if (await check()) return resolve();
-      } catch (e) {
-        return reject(e);
-      }
-      if (Date.now() - started > WAIT_MS) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 25);
-    };
-    tick();
-  });
-}
 
 /** A Bayou process on the backplane; resolves once its backplane is up. */
 async function startNode(redis) {
@@ -43,16 +29,7 @@ async function startNode(redis) {
   return node;
 }
 
-async function metrics(admin) {
-  const text = await (await fetch(`${admin}/metrics`)).text();
-  const out = {};
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    out[line.slice(0, at)] = Number(line.slice(at + 1));
-  }
-  return out;
-}
+const metrics = scrapeMetrics;
 
 /**
  * A real faye.Client on `url` recording the data of every message the server sends it (an
