@@ -35,7 +35,7 @@ pub mod outbound;
 pub mod stats;
 
 use crate::config::{Config, Engine};
-use crate::shard::{Ack, Ask, Cluster, Directory, Done, Handover, Mesh};
+use crate::shard::{Ack, Ask, Cluster, Directory, Done, Handover, Mesh, Until};
 use bytes::Bytes;
 use outbound::{Item, Outbound};
 pub use stats::Stats;
@@ -169,6 +169,7 @@ impl Cluster for Backplane {
         channel: &Arc<str>,
         msg: &Bytes,
         ack: Ack,
+        until: Until,
     ) -> bool {
         // While Redis is away the worker delivers here, and the log gets a copy marked so.
         let up = self.stats.is_up();
@@ -177,9 +178,14 @@ impl Cluster for Backplane {
             channel: channel.clone(),
             msg: msg.clone(),
             ack: up.then_some(ack),
+            until,
             local: !up,
         };
         self.outbound.push(item) && up
+    }
+
+    fn backed_up(&self) -> bool {
+        self.stats.is_up() && self.outbound.nearly_full()
     }
 
     fn interest(&self, mount: usize, key: &str, on: bool, ack: Option<Ack>) {

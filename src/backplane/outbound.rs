@@ -10,7 +10,7 @@
 //! bounded whatever the publish rate and however long Redis is away.
 
 use super::stats::Stats;
-use crate::shard::Ack;
+use crate::shard::{Ack, Until};
 use bytes::Bytes;
 use crossbeam_queue::SegQueue;
 use std::sync::Arc;
@@ -21,6 +21,9 @@ use tokio::sync::Notify;
 pub const LIMIT_MESSAGES: u64 = 10_000;
 /// Bytes that may wait for Redis at once (messages, channel names and bookkeeping).
 pub const LIMIT_BYTES: u64 = 16 * 1024 * 1024;
+/// Headroom below the bounds at which publishers start to wait ([`Outbound::nearly_full`]).
+const MARGIN_MESSAGES: u64 = LIMIT_MESSAGES / 8;
+const MARGIN_BYTES: u64 = LIMIT_BYTES / 8;
 /// Bookkeeping counted per waiting publish on top of its message and channel name.
 const OVERHEAD: u64 = 64;
 
@@ -29,11 +32,13 @@ pub struct Item {
     pub mount: usize,
     pub channel: Arc<str>,
     pub msg: Bytes,
-    /// Held until the log has it (or, if Redis is lost first, until this process delivered
-    /// it itself): the publish's reply waits for it.
+    /// Held until the log has it or until this process has read it back (as `until` says;
+    /// if Redis is lost first, until this process delivered it itself): the publish's reply
+    /// waits for it.
     pub ack: Option<Ack>,
-    /// This process delivered it already (Redis was away): the log marks it so, and this
-    /// process skips it when reading it back.
+    pub until: Until,
+    /// This process delivered it already (Redis was away, or it was read back before its
+    /// write was confirmed): the log marks it so, and this process skips it when reading it.
     pub local: bool,
 }
 
@@ -92,6 +97,13 @@ impl Outbound {
         true
     }
 
+    /// Within a margin of the bound (room for what the other workers push meanwhile):
+    /// publishers wait while Redis is up, rather than be refused.
+    pub fn nearly_full(&self) -> bool {
+        self.stats.buffered.load(Relaxed) + MARGIN_MESSAGES >= LIMIT_MESSAGES
+            || self.stats.buffered_bytes.load(Relaxed) + MARGIN_BYTES >= LIMIT_BYTES
+    }
+
     /// Moves up to `max` waiting publishes (at most `max_bytes`, at least one) into `out`, in
     /// order.
     pub fn take(&self, max: usize, max_bytes: u64, out: &mut Vec<Item>) {
@@ -146,6 +158,7 @@ mod tests {
             channel: Arc::from("/a"),
             msg: Bytes::from(vec![b'x'; n]),
             ack: None,
+            until: Until::Shared,
             local: false,
         }
     }

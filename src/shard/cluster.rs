@@ -10,8 +10,8 @@ use std::sync::Arc;
 pub trait Cluster: Directory + Send + Sync {
     /// A publish accepted by this process (called once, by its ingress worker, in publish
     /// order); `msg` is the delivered form. True: the cluster delivers it, on every process
-    /// this one included, and drops `ack` once it is safely shared (the publish's reply waits
-    /// for that). False: this worker must deliver it here itself (the cluster cannot take it
+    /// this one included, and drops `ack` when `until` says (the publish's reply waits for
+    /// that). False: this worker must deliver it here itself (the cluster cannot take it
     /// now); the cluster passes it on to the other processes later if it can.
     fn publish(
         &self,
@@ -20,12 +20,29 @@ pub trait Cluster: Directory + Send + Sync {
         channel: &Arc<str>,
         msg: &Bytes,
         ack: Ack,
+        until: Until,
     ) -> bool;
+
+    /// Its queue for the other processes is full while they are reachable: a publish now
+    /// would reach this process's subscribers only, so the publisher waits instead.
+    fn backed_up(&self) -> bool;
 
     /// This process's interest in an exact channel (reported by its owner worker) or a pattern
     /// (reported by worker 0) turned on or off. `ack`, when given, is dropped once every
     /// publish accepted anywhere from then on will be delivered here.
     fn interest(&self, mount: usize, key: &str, on: bool, ack: Option<Ack>);
+}
+
+/// How long a publish holds its batch's reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Until the shared order has it: every process, this one included, delivers it in that
+    /// order, so the publisher's next publish (sent after this reply) comes after it
+    /// everywhere. The usual case.
+    Shared,
+    /// Until this process has delivered it too: a later message of the same batch (an
+    /// unsubscribe, a disconnect) must find it delivered, as it would with one process.
+    DeliveredHere,
 }
 
 /// The session directory and session moves (`--engine redis://`). A session lives on one

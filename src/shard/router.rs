@@ -2,7 +2,7 @@
 //! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
 
 use super::mesh::Class;
-use super::{Ack, AckDone, Adopt, Cluster, Envelope, Mesh, RequestBody, owner};
+use super::{Ack, AckDone, Adopt, Cluster, Envelope, Mesh, RequestBody, Until, owner};
 use crate::bayeux::json::{BodyError, JsonArray, Reply, parse_batch};
 use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, scan, subscribe};
 use crate::config::Settings;
@@ -612,12 +612,19 @@ impl Node {
         }
     }
 
-    fn publish(self: &Rc<Self>, mount: usize, channel: &str, msg: Bytes, ack: &LazyAck) {
+    fn publish(
+        self: &Rc<Self>,
+        mount: usize,
+        channel: &str,
+        msg: Bytes,
+        ack: &LazyAck,
+        until: Until,
+    ) {
         let channel: Arc<str> = Arc::from(channel);
         // With a cluster that takes it, every process delivers it from the shared order, this
-        // one included; the batch's reply waits until it is shared.
+        // one included; the batch's reply waits until it is shared (or delivered here).
         if let Some(cluster) = self.cluster.get()
-            && cluster.publish(self.me, mount, &channel, &msg, ack.get())
+            && cluster.publish(self.me, mount, &channel, &msg, ack.get(), until)
         {
             return;
         }
@@ -817,8 +824,22 @@ impl Node {
         let mut out = JsonArray::expecting(REPLY_BYTES * msgs.len());
         let mut held: smallvec::SmallVec<[HeldConnect; 1]> = smallvec::SmallVec::new();
         let timeout_ms = policy.timeout.as_millis() as u64;
+        // Publishes after the batch's last subscription change or disconnect need only be
+        // shared before the reply; earlier ones must be delivered here first.
+        let last_change = (msgs.iter().enumerate())
+            .filter(|(_, m)| {
+                matches!(
+                    bayeux::classify(*m),
+                    Kind::Subscribe | Kind::Unsubscribe | Kind::Disconnect
+                )
+            })
+            .map(|(i, _)| i)
+            .last();
         // A falsy message (null, false, 0, "") gets no reply at all (spec 3, step 3).
-        for msg in msgs.iter().filter(|m| bayeux::json::truthy(*m)) {
+        for (i, msg) in msgs.iter().enumerate() {
+            if !bayeux::json::truthy(msg) {
+                continue;
+            }
             let reply = match bayeux::classify(msg) {
                 Kind::Handshake => Some(self.handshake(mount, msg, peer, Instant::now(), &ack)),
                 Kind::Connect => {
@@ -891,7 +912,11 @@ impl Node {
                             ack.settle().await;
                         }
                         self.room_to_publish(channel).await;
-                        self.publish(mount, channel, delivered, &ack);
+                        let until = match last_change {
+                            Some(last) if last > i => Until::DeliveredHere,
+                            _ => Until::Shared,
+                        };
+                        self.publish(mount, channel, delivered, &ack, until);
                         publishing = true;
                     }
                     Some(r)
@@ -1023,6 +1048,13 @@ impl Node {
     /// Waits until a publish to `channel` may be sent: room towards its owner, or, when this
     /// worker owns it, no backed-up deliveries.
     async fn room_to_publish(&self, channel: &str) {
+        if let Some(cluster) = self.cluster.get() {
+            // Shared through the cluster: its queue is the one to wait for. Only under a
+            // sustained overload; it refuses no more once Redis is lost.
+            while cluster.backed_up() {
+                monoio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
         match owner(channel, self.workers()) {
             to if to == self.me => self.uncongested().await,
             to => self.room(to, Class::Route).await,

@@ -67,6 +67,7 @@ impl Link {
             cmd.arg(&*self.inbox_from.borrow());
             let reply: Value = timed(cmd.query_async(conn)).await?;
             let mut any = false;
+            let mut full = false;
             let mut letters = Vec::new();
             for (key, entries) in streams(reply) {
                 if key == self.inbox.as_bytes() {
@@ -76,6 +77,7 @@ impl Link {
                 let Some(mount) = self.logs.iter().position(|l| l.as_bytes() == key) else {
                     continue;
                 };
+                full |= entries.len() == READ_COUNT;
                 for entry in entries {
                     any = true;
                     self.release_reached(mount, naming::entry_id(&entry.id));
@@ -90,7 +92,8 @@ impl Link {
                 self.letter(Letter::read(letter.fields()), conn).await?;
             }
             self.flush_held();
-            if any {
+            // A full read: more is waiting, read on at once.
+            if any && !full {
                 tokio::time::sleep(READ_PAUSE).await;
             }
         }

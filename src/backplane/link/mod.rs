@@ -9,7 +9,7 @@ use super::interest::Interest;
 use super::naming;
 use super::outbound::Item;
 use super::{Backplane, Change};
-use crate::shard::{Ack, Envelope, Mesh, owner};
+use crate::shard::{Ack, Envelope, Mesh, Until, owner};
 use redis::aio::MultiplexedConnection;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -26,10 +26,10 @@ const READ_BLOCK_MS: u64 = 1000;
 /// After a read that returned entries, the next waits this long, so that under load one
 /// XREAD brings many entries (Redis commands per message stay near one) at the cost of this
 /// much delay for the later messages of a burst; the first of a quiet spell is delivered at
-/// once. A publish is answered once its process has read it back, so a publisher that waits
-/// for each reply pays up to this per publish (`perf/RESULTS.md`). 2 ms was tried (956a373):
-/// batches of 50 ran 6 times faster, but the rolling-deploy scenario then showed duplicates
-/// in one run of three, so it waits for the fix of that race.
+/// once. A publish is answered once the log has it, so a publisher that waits for each reply
+/// does not pay this; only a batch whose later messages depend on its publish being delivered
+/// here (an unsubscribe after it) waits for the read-back. 2 ms was tried (956a373): the
+/// rolling-deploy scenario then showed duplicates in one run of three, a race not yet found.
 const READ_PAUSE: Duration = Duration::from_millis(20);
 /// Entries per read.
 const READ_COUNT: usize = 512;
@@ -351,8 +351,12 @@ impl Link {
                 .fetch_add(sent.len() as u64, Relaxed);
             let mut done = Vec::new();
             let mut awaiting = self.awaiting.borrow_mut();
-            for (seq, item) in sent {
-                if item.ack.is_some() {
+            for (seq, mut item) in sent {
+                if !item.local {
+                    // Still delivered here only from the log: tracked until read back.
+                    if item.until == Until::Shared {
+                        drop(item.ack.take());
+                    }
                     awaiting.push_back((seq, item));
                 } else {
                     done.push(item);
@@ -417,7 +421,7 @@ impl Link {
         {
             let mut awaiting = self.awaiting.borrow_mut();
             let mut unsent = self.unsent.borrow_mut();
-            let acked = (awaiting.iter().chain(unsent.iter())).filter(|(_, i)| i.ack.is_some());
+            let acked = (awaiting.iter().chain(unsent.iter())).filter(|(_, i)| !i.local);
             let (lo, hi) = acked.fold((u64::MAX, 0), |(lo, hi), (s, _)| (lo.min(*s), hi.max(*s)));
             if lo <= hi {
                 // They may be in the log unmarked: skipped here if read after all.
@@ -453,15 +457,15 @@ impl Link {
 
     /// Hands a publish still owed its delivery to its owner worker here.
     fn deliver_here(&self, item: &mut Item) {
-        let Some(ack) = item.ack.take() else {
+        if item.local {
             return;
-        };
+        }
         item.local = true;
         let env = Envelope::Publish {
             mount: item.mount,
             channel: item.channel.clone(),
             msg: item.msg.clone(),
-            ack: Some(ack),
+            ack: item.ack.take(),
             at: Instant::now(),
         };
         self.hand_over(owner(&item.channel, self.mesh.workers()), env);
@@ -491,6 +495,8 @@ impl Link {
         // keeps the item (without its hold) until then.
         let mut unsent = self.unsent.borrow_mut();
         let (_, item) = unsent.iter_mut().find(|(s, _)| *s == seq)?;
+        // Delivered now: not again if Redis is lost before the confirmation.
+        item.local = true;
         item.ack.take()
     }
 
