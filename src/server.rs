@@ -76,6 +76,13 @@ pub fn run(config: Config) -> Result<(), String> {
     let idle_check = cluster.clone();
     // Nothing handed over is still on its way to Redis.
     let cluster_idle = move || idle_check.as_ref().is_none_or(|b| b.idle());
+    let leaving = cluster.clone();
+    // Sessions whose clients did not come back in the window are left in the directory.
+    let leave = move || {
+        if let Some(b) = &leaving {
+            b.leave();
+        }
+    };
     let lifecycle = Arc::new(Lifecycle::new(config.drain));
     let (tx, rx) = mpsc::channel();
     for (idx, listener) in listeners.into_iter().enumerate() {
@@ -131,11 +138,23 @@ pub fn run(config: Config) -> Result<(), String> {
                 }
                 // Leave a second of the window for the process to end.
                 if started.elapsed() + std::time::Duration::from_secs(1) >= config.drain {
-                    tracing::warn!(
-                        open,
-                        sessions = kept,
-                        "drain window over; exiting with connections or sessions still open"
-                    );
+                    if kept > 0 {
+                        leave();
+                        let parked = park_wait(&stats, &cluster_idle);
+                        tracing::info!(
+                            sessions = kept,
+                            parked,
+                            "drain window over: sessions whose clients did not come back are \
+                             left in the directory for the process they reach next"
+                        );
+                    }
+                    if open > 0 || stats.sessions() > 0 {
+                        tracing::warn!(
+                            open,
+                            sessions = stats.sessions(),
+                            "drain window over; exiting with connections or sessions still open"
+                        );
+                    }
                     return Ok(());
                 }
                 match rx.recv_timeout(std::time::Duration::from_millis(100)) {
@@ -202,4 +221,17 @@ fn spawn_signal_thread(tx: mpsc::Sender<Event>) -> Result<(), String> {
         })
         .map_err(|e| format!("signal thread: {e}"))?;
     Ok(())
+}
+
+/// Waits (at most 800 ms, inside the window's last second) until every session here has
+/// been parked and the directory has written them; whether that happened in time.
+fn park_wait(stats: &crate::metrics::Stats, idle: &dyn Fn() -> bool) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(800);
+    while std::time::Instant::now() < until {
+        if stats.sessions() == 0 && idle() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
 }

@@ -24,8 +24,14 @@ struct Node {
 
 impl Node {
     fn start(redis: &Redis) -> Node {
+        Node::start_with(redis, &[])
+    }
+
+    fn start_with(redis: &Redis, extra: &[&str]) -> Node {
         let url = redis.url();
-        let server = Server::start(&["--mount", M, "--timeout", "10", "--engine", &url]);
+        let mut args = vec!["--mount", M, "--timeout", "10", "--engine", &url];
+        args.extend_from_slice(extra);
+        let server = Server::start(&args);
         let admin = server.admin_addr();
         let node = Node { server, admin };
         node.wait_metric("bayou_backplane_up", |v| v == 1.0);
@@ -458,6 +464,61 @@ fn a_session_of_a_killed_process_is_adopted_with_what_it_missed() {
     // B owns it now: a publish reaches it directly.
     b.publish(M, "/users/1", json!("15"));
     assert_eq!(data_of(&b.deliveries(M, &cid, 1)), ["15"]);
+}
+
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn a_session_left_when_a_drain_ends_is_taken_whole_by_the_next_process() {
+    // A drains (SIGTERM) and the client does not come back within the window: A leaves the
+    // session in the directory with its queue and its log position. The client's next
+    // request reaches B, which takes it as a move, not as a crash adoption: what A had
+    // queued, then what came after A left, each once.
+    let redis = Redis::start();
+    let mut a = Node::start_with(&redis, &["--drain-secs", "2"]);
+    let b = Node::start(&redis);
+    let cid = a.handshake(M);
+    a.subscribe(M, &cid, json!("/users/1"));
+    // Two delivered and confirmed, so a replay from A's checkpoint would not be this.
+    b.publish(M, "/users/1", json!("a"));
+    b.publish(M, "/users/1", json!("b"));
+    let mut first = Vec::new();
+    while first.len() < 2 {
+        first.extend(queued(&a, &cid));
+    }
+    assert!(queued(&a, &cid).is_empty());
+    for i in 0..5 {
+        b.publish(M, "/users/1", json!(i.to_string()));
+    }
+    a.wait_metric(r#"bayou_queued_messages{mount="/faye"}"#, |v| v == 5.0);
+    a.server.signal("TERM");
+    assert_eq!(a.server.wait_exit(Duration::from_secs(10)), Some(0));
+    let log = a.server.stderr_text();
+    assert!(log.contains("left in the directory"), "{log}");
+    assert!(!log.contains("still open"), "{log}");
+    for i in 5..10 {
+        b.publish(M, "/users/1", json!(i.to_string()));
+    }
+    let mut after = Vec::new();
+    while after.len() < 10 {
+        let more = queued(&b, &cid);
+        assert!(!more.is_empty() || after.len() < 10, "nothing more");
+        after.extend(more);
+    }
+    let want: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    assert_eq!(
+        after, want,
+        "what A had queued, then what came after, once each"
+    );
+    let moves = |o: &str| {
+        b.metric(&format!(
+            r#"bayou_backplane_session_moves_total{{outcome="{o}"}}"#
+        ))
+    };
+    assert_eq!(moves("unparked"), 1.0);
+    assert_eq!(moves("adopted"), 0.0);
+    // B owns it now: a publish reaches it directly.
+    b.publish(M, "/users/1", json!("10"));
+    assert_eq!(data_of(&b.deliveries(M, &cid, 1)), ["10"]);
 }
 
 #[test]

@@ -99,6 +99,16 @@ enum Op {
         mount: usize,
         pos: u64,
     },
+    /// The process leaves: every worker parks its sessions (`Envelope::Leave`).
+    LeaveAll,
+    /// A session left in the directory by a process that leaves.
+    Park {
+        mount: usize,
+        client_id: String,
+        cut: String,
+        session: Handover,
+        expires_ms: u64,
+    },
 }
 
 impl Directory for Backplane {
@@ -159,6 +169,16 @@ impl Directory for Backplane {
         // Queued even while Redis is away: the link puts a session it cannot send back.
         self.push_op(Op::Gave { ask, session });
     }
+
+    fn parked(&self, mount: usize, client_id: &str, cut: &str, session: Handover, expires_ms: u64) {
+        self.push_op(Op::Park {
+            mount,
+            client_id: client_id.into(),
+            cut: cut.into(),
+            session,
+            expires_ms,
+        });
+    }
 }
 
 impl Cluster for Backplane {
@@ -205,6 +225,14 @@ impl Cluster for Backplane {
 
 impl Backplane {
     /// Whether no directory work waits for the link (a drain ends only then).
+    /// The drain window is over: every session still here is parked in the directory, for
+    /// the process its client reaches next. [`Backplane::idle`] once they are written.
+    pub fn leave(&self) {
+        if self.stats.is_up() {
+            self.push_op(Op::LeaveAll);
+        }
+    }
+
     pub fn idle(&self) -> bool {
         self.ops_open.load(std::sync::atomic::Ordering::Acquire) == 0
     }

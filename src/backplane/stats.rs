@@ -36,6 +36,10 @@ pub struct Stats {
     pub move_failed: AtomicU64,
     /// Sessions adopted from a process that died.
     pub adopted: AtomicU64,
+    /// Sessions this process left in the directory when its drain window ended, and sessions
+    /// it took from there (left by a process that is gone).
+    pub parked: AtomicU64,
+    pub unparked: AtomicU64,
     /// Checkpoints written (one per mount and second while connected).
     pub checkpoints: AtomicU64,
     pub channels: AtomicU64,
@@ -123,6 +127,8 @@ impl Stats {
             ("out", &self.moved_out),
             ("not_found", &self.move_failed),
             ("adopted", &self.adopted),
+            ("parked", &self.parked),
+            ("unparked", &self.unparked),
         ] {
             let _ = writeln!(
                 out,

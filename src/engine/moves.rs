@@ -31,6 +31,13 @@ impl Engine {
         Some((subscriptions, queue))
     }
 
+    /// The clientIds of every session on `mount` (for a process that leaves for good).
+    pub fn client_ids(&self, mount: usize) -> Vec<String> {
+        (self.mounts.get(mount).into_iter())
+            .flat_map(|m| m.sessions.iter().map(|(_, s)| s.client_id().to_owned()))
+            .collect()
+    }
+
     /// Installs a session moving in from another process, under its clientId, with its
     /// subscriptions and the messages waiting for it; false (nothing done) when the id is
     /// not one of Bayou's or a session here already has it (or its hash).

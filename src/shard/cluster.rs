@@ -73,6 +73,11 @@ pub trait Directory: Send + Sync {
     /// A worker's answer to a [`super::Envelope::Depart`]: the session, or None when it is
     /// not here (any more).
     fn gave(&self, ask: Ask, session: Option<Handover>);
+
+    /// A worker's answer to a [`super::Envelope::Leave`]: one of its sessions, left in the
+    /// directory at the log position `cut` for whichever process its client reaches next,
+    /// within `expires_ms` (its expiry, as if it had stayed).
+    fn parked(&self, mount: usize, client_id: &str, cut: &str, session: Handover, expires_ms: u64);
 }
 
 /// Tells a worker waiting for a session move whether the session is here now.

@@ -158,6 +158,10 @@ pub enum Envelope {
     /// From the link: another process asks for a session of the receiver; every entry of
     /// the log up to `ask.cut` reached the receiver before this.
     Depart { ask: super::cluster::Ask },
+    /// From the link: this process leaves for good, its drain window over; every session of
+    /// `mount` still on the receiver is parked in the directory. Every entry of the log up to
+    /// `cut` reached the receiver before this.
+    Leave { mount: usize, cut: String },
     /// From the link: a session moving in from another process, with the messages of the log
     /// it missed between its old owner's cut and this process's position. Entries after that
     /// position follow this envelope.

@@ -74,6 +74,14 @@ impl Node {
             return;
         };
         let left = self.engine.borrow_mut().depart(ask.mount, &ask.client_id);
+        tracing::debug!(
+            client_id = %ask.client_id,
+            to = %format_args!("{:016x}", ask.from),
+            cut = %ask.cut,
+            here = left.is_some(),
+            queued = left.as_ref().map_or(0, |l| l.1.len()),
+            "session asked for: leaves"
+        );
         self.dispatch_effects(None);
         self.release_ended();
         let session = left.map(|(subscriptions, queue)| Handover {
@@ -81,6 +89,30 @@ impl Node {
             queue,
         });
         cluster.gave(ask, session);
+    }
+
+    /// The process leaves for good: every session of `mount` here is parked in the directory
+    /// at `cut`, with its queue, for the process its client reaches next (no crash adoption,
+    /// so nothing is replayed twice).
+    pub(super) fn leave(self: &Rc<Self>, mount: usize, cut: &str) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        let expires_ms = 2 * self.settings.policy(mount).timeout.as_millis() as u64;
+        let ids = self.engine.borrow().client_ids(mount);
+        for client_id in ids {
+            let left = self.engine.borrow_mut().depart(mount, &client_id);
+            if let Some((subscriptions, queue)) = left {
+                let session = Handover {
+                    subscriptions,
+                    queue,
+                };
+                cluster.parked(mount, &client_id, cut, session, expires_ms);
+            }
+        }
+        self.dispatch_effects(None);
+        self.release_ended();
+        self.refresh_gauges();
     }
 
     /// A session moving in: installed with its queue and then the messages of the log it
@@ -97,6 +129,7 @@ impl Node {
             subscriptions,
             mut queue,
         } = session;
+        let (queued, replayed) = (queue.len(), replay.len());
         queue.extend(replay);
         let here = self.engine.borrow_mut().arrive(
             mount,
@@ -104,6 +137,13 @@ impl Node {
             &subscriptions,
             queue,
             Instant::now(),
+        );
+        tracing::debug!(
+            %client_id,
+            installed = here,
+            queued,
+            replayed,
+            "session arrived"
         );
         self.dispatch_effects(None);
         let _ = done.send(here);

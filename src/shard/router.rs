@@ -237,7 +237,7 @@ impl Node {
     }
 
     /// Refreshes this worker's gauges from the engine.
-    fn refresh_gauges(&self) {
+    pub(super) fn refresh_gauges(&self) {
         let engine = self.engine.borrow();
         for (mount, m) in self.my_stats().mounts.iter().enumerate() {
             let (sessions, local, owned, patterns) = engine.table_sizes(mount);
@@ -312,12 +312,14 @@ impl Node {
     }
 
     /// Starts this worker's part of a drain: answer held connects now and close every push
-    /// socket with 1001 at a random moment within the first three quarters of the window, so
-    /// clients do not all reconnect at once.
+    /// socket with 1001 at a random moment within the first half of the window, so clients
+    /// do not all reconnect at once. With the retry pause of [`Node::drain_advice`] (at most
+    /// a quarter of the window) every client is back, on another process, with a quarter of
+    /// the window left for its session to move there.
     fn begin_drain(self: &Rc<Self>) {
         self.draining.set(true);
         self.engine.borrow_mut().answer_all_pending();
-        let spread = self.lifecycle.window.mul_f64(0.75);
+        let spread = self.lifecycle.window.mul_f64(0.5);
         let mut sockets: Vec<Weak<Outbox>> = self.sockets.borrow().values().cloned().collect();
         if let Some(list) = self.more_sockets.borrow().as_ref() {
             sockets.extend(list());
@@ -341,11 +343,12 @@ impl Node {
         });
     }
 
-    /// Advice for connects answered while draining: retry after a random pause, so the
-    /// reconnects (to other tasks, once the load balancer has taken this one out) spread out.
+    /// Advice for connects answered while draining: retry after a random pause of up to a
+    /// quarter of the window, so the reconnects (to other tasks, once the load balancer has
+    /// taken this one out) spread out.
     fn drain_advice(&self, mount: usize) -> String {
         let window_ms = self.lifecycle.window.as_millis() as u64;
-        let jitter = rand::random::<u64>() % window_ms.max(1) / 2 + 100;
+        let jitter = rand::random::<u64>() % (window_ms / 4).max(1) + 100;
         let timeout = self.settings.policy(mount).timeout;
         bayeux::advice_retry(jitter, timeout.as_millis() as u64)
     }
@@ -541,6 +544,7 @@ impl Node {
                 });
             }
             Envelope::Depart { ask } => self.depart(ask),
+            Envelope::Leave { mount, cut } => self.leave(mount, &cut),
             Envelope::Arrive {
                 mount,
                 client_id,

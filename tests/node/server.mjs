@@ -90,10 +90,15 @@ export async function startServer({
   }));
 
   let output = '';
+  // Echoed line by line, each marked with the process's pid: several servers share stderr.
+  let partial = '';
   const record = (chunk) => {
     output += chunk;
     if (output.length > 64_000) output = output.slice(-32_000);
-    if (process.env.BAYOU_TEST_VERBOSE) process.stderr.write(chunk);
+    if (!process.env.BAYOU_TEST_VERBOSE) return;
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop();
+    for (const line of lines) process.stderr.write(`[${child.pid}] ${line}\n`);
   };
   child.stderr.setEncoding('utf8').on('data', record);
   child.stdout.setEncoding('utf8');

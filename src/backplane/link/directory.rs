@@ -54,16 +54,35 @@ const ALIVE_MS: u64 = 3000;
 /// once exactly one does. KEYS[1]: the session's entry; ARGV: this process, the liveness key
 /// of an owner without its hex (`bayou:<db>:node:`), the mount's checkpoint prefix
 /// (`<prefix>cp:`), the entry's expiry. Returns {0} (no session), {1} (named this process),
-/// {2, owner} (alive: ask it) or {3, owner, checkpoint, fields} (adopted).
+/// {2, owner} (alive: ask it), {3, owner, checkpoint, fields} (adopted), or
+/// {4, giver, cut, queue, fields} (left by a process that is gone: taken, see [`PARK`]).
 const FETCH: &str = r"
 local owner = redis.call('HGET', KEYS[1], 'o')
 if not owner then return {0} end
+if owner == '-' then
+  local left = redis.call('HMGET', KEYS[1], 'r', 'p', 'q')
+  redis.call('HDEL', KEYS[1], 'r', 'p', 'q')
+  redis.call('HSET', KEYS[1], 'o', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {4, left[1] or '', left[2] or '', left[3] or '', redis.call('HKEYS', KEYS[1])}
+end
 if owner == ARGV[1] then return {1} end
 if redis.call('EXISTS', ARGV[2] .. owner .. ':alive') == 1 then return {2, owner} end
 redis.call('HSET', KEYS[1], 'o', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local cp = redis.call('GET', ARGV[3] .. owner) or ''
 return {3, owner, cp, redis.call('HKEYS', KEYS[1])}
+";
+
+/// Leaves a session in its entry for whichever process its client reaches next, if the entry
+/// still names this process: owner `-`, with the giver (`r`), the cut (`p`) and the queue
+/// (`q`), expiring when the session would have. KEYS[1]: the entry; ARGV: this process, the
+/// cut, the encoded queue, the expiry in ms.
+const PARK: &str = r"
+if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'o', '-', 'r', ARGV[1], 'p', ARGV[2], 'q', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
 ";
 
 /// A move this process asked for.
@@ -235,6 +254,37 @@ impl Link {
                     self.write_give(&mut pipe, &ask, session.as_ref());
                     gave.push((ask, session));
                 }
+                Op::LeaveAll => {
+                    // Through the workers' queues, behind every entry handed over so far.
+                    for mount in 0..self.names.mounts.len() {
+                        let cut = self.read_from.borrow()[mount]
+                            .clone()
+                            .unwrap_or_else(|| "0-0".into());
+                        for worker in 0..self.mesh.workers() {
+                            let cut = cut.clone();
+                            self.hand_over(worker, Envelope::Leave { mount, cut });
+                        }
+                    }
+                }
+                Op::Park {
+                    mount,
+                    client_id,
+                    cut,
+                    session,
+                    expires_ms,
+                } => {
+                    let queue = naming::encode_queue(session.queue.iter().map(|m| &m[..]));
+                    pipe.cmd("EVAL")
+                        .arg(PARK)
+                        .arg(1)
+                        .arg(self.session_key(mount, &client_id))
+                        .arg(&me)
+                        .arg(cut)
+                        .arg(queue)
+                        .arg(expires_ms.max(1))
+                        .ignore();
+                    self.bp.stats.parked.fetch_add(1, Relaxed);
+                }
                 Op::Checkpoint { worker, mount, pos } => {
                     if let Some(low) = self.checkpoint_answer(worker, mount, pos) {
                         let key = naming::checkpoint(&self.names.prefixes[mount], self.bp.node);
@@ -276,7 +326,9 @@ impl Link {
         for ((worker, mount, client_id, done, tries), found) in lookups.into_iter().zip(owners) {
             let token = self.next_token.get() + 1;
             self.next_token.set(token);
-            match Found::read(found) {
+            let found = Found::read(found);
+            tracing::debug!(%client_id, token, tries, found = found.kind(), "session lookup");
+            match found {
                 Found::Owner(owner) => {
                     let inbox = naming::inbox(self.names.db, owner);
                     letter(&mut asks, &inbox)
@@ -294,9 +346,34 @@ impl Link {
                 }
                 Found::Adopted { fields, checkpoint } => {
                     // Its owner died: the session arrives here through this process's own
-                    // inbox, read with the logs like a move, replaying from the checkpoint.
+                    // inbox, read with the logs like a move, replaying from just before the
+                    // checkpoint (the whole retained log when it left none), and with no
+                    // giver: whatever the dead owner delivered itself is replayed too.
                     self.bp.stats.adopted.fetch_add(1, Relaxed);
-                    self.write_adoption(&mut asks, token, mount, &client_id, &fields, checkpoint);
+                    let cut = checkpoint.map_or_else(|| "0-0".to_string(), naming::before_packed);
+                    let taken = Taken {
+                        fields: &fields,
+                        giver: 0,
+                        cut: &cut,
+                        queue: b"",
+                    };
+                    self.write_taken(&mut asks, token, mount, &client_id, taken);
+                }
+                Found::Parked {
+                    giver,
+                    cut,
+                    queue,
+                    fields,
+                } => {
+                    // Left by a process that is gone: its exact cut and queue, as a move.
+                    self.bp.stats.unparked.fetch_add(1, Relaxed);
+                    let taken = Taken {
+                        fields: &fields,
+                        giver,
+                        cut: &cut,
+                        queue: &queue,
+                    };
+                    self.write_taken(&mut asks, token, mount, &client_id, taken);
                 }
                 // Unknown (never, or expired), or named ours but not here: not a live session.
                 Found::Nothing => {
@@ -402,6 +479,7 @@ impl Link {
             let Some(f) = self.fetches.borrow_mut().remove(&token) else {
                 continue;
             };
+            tracing::debug!(client_id = %f.client_id, token, tries = f.tries, "session move timed out");
             if f.tries + 1 < FETCH_TRIES {
                 self.bp.push_op(Op::Fetch {
                     worker: f.worker,
@@ -451,22 +529,19 @@ impl Link {
         low
     }
 
-    /// An adopted session's arrival, as a `give` in this process's own inbox: its
-    /// subscriptions from the directory, and a cut just before the dead owner's checkpoint
-    /// (the whole retained log when it left none).
-    fn write_adoption(
+    /// The arrival of a session taken from the directory (adopted, or left there), as a
+    /// `give` in this process's own inbox: its subscriptions from the entry's fields.
+    fn write_taken(
         &self,
         pipe: &mut redis::Pipeline,
         token: u64,
         mount: usize,
         client_id: &str,
-        fields: &[String],
-        checkpoint: Option<u64>,
+        taken: Taken<'_>,
     ) {
-        let subscriptions: Vec<&str> = (fields.iter())
+        let subscriptions: Vec<&str> = (taken.fields.iter())
             .filter_map(|f| f.strip_prefix("s:"))
             .collect();
-        let cut = checkpoint.map_or_else(|| "0-0".to_string(), naming::before_packed);
         letter(pipe, &self.inbox)
             .arg("k")
             .arg("give")
@@ -476,15 +551,14 @@ impl Link {
             .arg(client_id)
             .arg("m")
             .arg(&self.names.mounts[mount])
-            // No giver: whatever the dead owner delivered itself is replayed too.
             .arg("r")
-            .arg(naming::node_hex(0))
+            .arg(naming::node_hex(taken.giver))
             .arg("p")
-            .arg(cut)
+            .arg(taken.cut)
             .arg("s")
             .arg(subscriptions.join("\n"))
             .arg("q")
-            .arg("");
+            .arg(taken.queue);
         sent(pipe, &self.inbox);
     }
 
@@ -508,6 +582,8 @@ impl Link {
         for op in ops {
             match op {
                 Op::Gave { ask, session } => self.take_back(ask, session),
+                // Redis is away as the process leaves: its sessions end with it.
+                Op::LeaveAll | Op::Park { .. } => {}
                 Op::Fetch { done, .. } => {
                     let _ = done.send(false);
                 }
@@ -556,6 +632,7 @@ impl Link {
             }
             b"give" => self.arrival(letter, conn).await?,
             b"none" => {
+                tracing::debug!(token = letter.token, from = %naming::node_hex(letter.from), "session not there");
                 let Some(f) = self.fetches.borrow_mut().remove(&letter.token) else {
                     return Ok(());
                 };
@@ -582,6 +659,14 @@ impl Link {
     /// with what it missed between the cut and here, or after reading on to the cut.
     async fn arrival(&self, letter: Letter, conn: &mut MultiplexedConnection) -> Result<()> {
         let fetching = self.fetches.borrow_mut().remove(&letter.token);
+        tracing::debug!(
+            client_id = %letter.client_id,
+            token = letter.token,
+            from = %naming::node_hex(letter.from),
+            cut = %letter.cut,
+            asked = fetching.is_some(),
+            "session given here"
+        );
         let Some(mount) = self.names.mounts.iter().position(|m| *m == letter.mount) else {
             return Ok(());
         };
@@ -767,6 +852,33 @@ enum Found {
         fields: Vec<String>,
         checkpoint: Option<u64>,
     },
+    Parked {
+        giver: u64,
+        cut: String,
+        queue: Vec<u8>,
+        fields: Vec<String>,
+    },
+}
+
+impl Found {
+    fn kind(&self) -> &'static str {
+        match self {
+            Found::Nothing => "nothing",
+            Found::Owner(_) => "owner",
+            Found::Adopted { .. } => "adopted",
+            Found::Parked { .. } => "parked",
+        }
+    }
+}
+
+/// A session taken from the directory, as its arrival letter says it.
+struct Taken<'a> {
+    /// The entry's fields (`s:<channel>` per subscription).
+    fields: &'a [String],
+    /// The process that delivered up to `cut` (0: none known).
+    giver: u64,
+    cut: &'a str,
+    queue: &'a [u8],
 }
 
 impl Found {
@@ -790,6 +902,25 @@ impl Found {
                     _ => Vec::new(),
                 };
                 Found::Adopted { fields, checkpoint }
+            }
+            Some(Value::Int(4)) => {
+                let bytes = |v: Option<&Value>| match v {
+                    Some(Value::BulkString(b)) => b.clone(),
+                    _ => Vec::new(),
+                };
+                let giver = (parts.get(1).and_then(text))
+                    .and_then(|g| naming::parse_node(g.as_bytes()))
+                    .unwrap_or(0);
+                let fields = match parts.get(4) {
+                    Some(Value::Array(f)) => f.iter().filter_map(text).collect(),
+                    _ => Vec::new(),
+                };
+                Found::Parked {
+                    giver,
+                    cut: parts.get(2).and_then(text).unwrap_or_default(),
+                    queue: bytes(parts.get(3)),
+                    fields,
+                }
             }
             _ => Found::Nothing,
         }
