@@ -67,6 +67,12 @@ echo "== latency: one message per POST, 1,000/s, 10000 messages"
 run "one process, memory engine" "$solo" "$solo" --messages 10000 --batch 1 --rate 1000
 run "cross-node (publish A, deliver B)" "$a" "$b" --messages 10000 --batch 1 --rate 1000
 run "Node Faye + faye-redis, cross-node" "$fa" "$fb" --messages 10000 --batch 1 --rate 1000
+echo "== one publisher waiting for each reply (one message per POST, as fast as acknowledged), 5000 messages"
+run "cross-node (publish A, deliver B)" "$a" "$b" --messages 5000 --batch 1
+run "Node Faye + faye-redis, cross-node" "$fa" "$fb" --messages 5000 --batch 1
+echo "== the issue's rate: one message per POST, 200/s, 4000 messages"
+run "cross-node (publish A, deliver B)" "$a" "$b" --messages 4000 --batch 1 --rate 200
+run "Node Faye + faye-redis, cross-node" "$fa" "$fb" --messages 4000 --batch 1 --rate 200
 echo "== A and B metrics (backplane)"
 for n in a b; do
   admin=$(sed -n 's,admin on http://,,p' "$out/$n.out")

@@ -4,7 +4,7 @@
 //! nothing read is dropped unless the hold-back queue itself overflows.
 
 use super::directory::Letter;
-use super::{Link, READ_BLOCK_MS, READ_COUNT, READ_PAUSE, Result, timed};
+use super::{Link, READ_BLOCK_MS, READ_COUNT, Result, read_pause, timed};
 use crate::backplane::naming;
 use crate::bayeux::channel;
 use crate::shard::Envelope;
@@ -45,6 +45,7 @@ impl Entry {
 
 impl Link {
     pub(super) async fn receive(&self, conn: &mut MultiplexedConnection) -> Result<()> {
+        let mut last_read = std::time::Instant::now();
         loop {
             if self.holding() {
                 self.flush_held();
@@ -68,6 +69,7 @@ impl Link {
             let reply: Value = timed(cmd.query_async(conn)).await?;
             let mut any = false;
             let mut full = false;
+            let mut read_entries = 0;
             let mut letters = Vec::new();
             for (key, entries) in streams(reply) {
                 if key == self.inbox.as_bytes() {
@@ -78,6 +80,7 @@ impl Link {
                     continue;
                 };
                 full |= entries.len() == READ_COUNT;
+                read_entries += entries.len();
                 for entry in entries {
                     any = true;
                     self.release_reached(mount, naming::entry_id(&entry.id));
@@ -93,8 +96,10 @@ impl Link {
             }
             self.flush_held();
             // A full read: more is waiting, read on at once.
+            let since = last_read.elapsed();
+            last_read = std::time::Instant::now();
             if any && !full {
-                tokio::time::sleep(READ_PAUSE).await;
+                tokio::time::sleep(read_pause(read_entries, since)).await;
             }
         }
     }

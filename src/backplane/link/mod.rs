@@ -23,14 +23,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one XREAD waits for an entry: an idle connection is checked this often.
 const READ_BLOCK_MS: u64 = 1000;
-/// After a read that returned entries, the next waits this long, so that under load one
-/// XREAD brings many entries (Redis commands per message stay near one) at the cost of this
-/// much delay for the later messages of a burst; the first of a quiet spell is delivered at
-/// once. A publish is answered once the log has it, so a publisher that waits for each reply
-/// does not pay this; only a batch whose later messages depend on its publish being delivered
-/// here (an unsubscribe after it) waits for the read-back. 2 ms was tried (956a373): the
-/// rolling-deploy scenario then showed duplicates in one run of three, a race not yet found.
-const READ_PAUSE: Duration = Duration::from_millis(20);
+/// After a read that returned entries, the next waits long enough for about
+/// [`READ_BATCH`] more at the rate the last read saw, between [`READ_PAUSE_MIN`] and
+/// [`READ_PAUSE_MAX`], so that one XREAD brings several entries (Redis commands per message
+/// stay under two with a few processes) and a message waits about half the pause: under a
+/// millisecond at thousands of publishes a second, up to 10 ms on average at a few hundred.
+/// The first entry of a quiet spell is delivered at once, and a full read reads on at once.
+/// A publish is answered once the log has it, so publishers do not wait for this.
+const READ_BATCH: f64 = 4.0;
+const READ_PAUSE_MIN: Duration = Duration::from_micros(500);
+const READ_PAUSE_MAX: Duration = Duration::from_millis(20);
+
+/// The pause before the next read, after one that returned `entries` entries `since` the
+/// previous read returned.
+fn read_pause(entries: usize, since: Duration) -> Duration {
+    let rate = entries as f64 / since.as_secs_f64().max(1e-6);
+    Duration::from_secs_f64(READ_BATCH / rate).clamp(READ_PAUSE_MIN, READ_PAUSE_MAX)
+}
 /// Entries per read.
 const READ_COUNT: usize = 512;
 /// Back-off between connection attempts: doubled each failure up to the maximum, jittered.
@@ -517,4 +526,22 @@ async fn timed<T>(f: impl std::future::Future<Output = redis::RedisResult<T>>) -
 /// Between half and all of `d`, so processes that lost Redis together do not retry together.
 fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_pause_waits_for_a_few_entries_at_the_rate_seen_within_bounds() {
+        let ms = Duration::from_millis;
+        // 1,000 entries/s: about 4 ms for four more.
+        assert_eq!(read_pause(10, ms(10)), ms(4));
+        // Quiet: one entry after a long wait pauses the most.
+        assert_eq!(read_pause(1, ms(1000)), READ_PAUSE_MAX);
+        // Busy: never below the floor.
+        assert_eq!(read_pause(500, ms(1)), READ_PAUSE_MIN);
+        // An instant read is no division by zero.
+        assert_eq!(read_pause(1, Duration::ZERO), READ_PAUSE_MIN);
+    }
 }
