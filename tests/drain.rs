@@ -58,6 +58,20 @@ fn sigterm_drains_long_polls_and_websockets_then_exits_zero() {
         advice.encode()
     );
     assert_eq!(readyz(), 503, "not ready while draining");
+    // New connections are refused (a balancer retries them on another process), not
+    // accepted and closed unanswered, once every worker has begun its drain (bounded wait).
+    let refused = (0..200).find_map(|_| match std::net::TcpStream::connect(s.addr) {
+        Err(e) => Some(e.kind()),
+        Ok(_) => {
+            std::thread::sleep(Duration::from_millis(10));
+            None
+        }
+    });
+    assert_eq!(
+        refused,
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "a new connection while draining"
+    );
 
     // The WebSocket is closed with 1001 (going away), within the drain window.
     assert_eq!(ws.read_close(), Some(1001));

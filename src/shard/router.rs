@@ -68,6 +68,8 @@ pub struct Node {
     /// The push sockets a transport keeps in a table of its own (the WebSockets), listed
     /// when draining; so they need no entry in `sockets`.
     more_sockets: RefCell<Option<SocketList>>,
+    /// What the transport does when the drain begins (stop listening).
+    at_drain: RefCell<Vec<Box<dyn FnOnce()>>>,
     draining: Cell<bool>,
     /// Per mount: when the oldest publish delivered here but not yet written was accepted.
     unwritten_since: RefCell<Vec<Option<Instant>>>,
@@ -185,6 +187,7 @@ impl Node {
             stats,
             sockets: RefCell::new(HashMap::new()),
             more_sockets: RefCell::new(None),
+            at_drain: RefCell::new(Vec::new()),
             draining: Cell::new(false),
             unwritten_since: RefCell::new(vec![None; mounts]),
             cluster: OnceCell::new(),
@@ -294,6 +297,15 @@ impl Node {
         self.draining.get()
     }
 
+    /// Runs `f` when this worker's drain begins (at once if it has begun).
+    pub fn at_drain(&self, f: Box<dyn FnOnce()>) {
+        if self.draining.get() {
+            f();
+        } else {
+            self.at_drain.borrow_mut().push(f);
+        }
+    }
+
     /// Sets where the sockets not registered one by one are listed (for the drain).
     pub fn set_socket_list(&self, list: SocketList) {
         *self.more_sockets.borrow_mut() = Some(list);
@@ -318,6 +330,9 @@ impl Node {
     /// the window left for its session to move there.
     fn begin_drain(self: &Rc<Self>) {
         self.draining.set(true);
+        for f in self.at_drain.take() {
+            f();
+        }
         self.engine.borrow_mut().answer_all_pending();
         let spread = self.lifecycle.window.mul_f64(0.5);
         let mut sockets: Vec<Weak<Outbox>> = self.sockets.borrow().values().cloned().collect();
