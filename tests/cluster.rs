@@ -521,6 +521,109 @@ fn a_session_left_when_a_drain_ends_is_taken_whole_by_the_next_process() {
     assert_eq!(data_of(&b.deliveries(M, &cid, 1)), ["10"]);
 }
 
+/// Opens an EventSource stream for `cid` on `node`, read past its head.
+fn event_stream(node: &Node, cid: &str) -> Conn {
+    let mut conn = node.conn();
+    let path = format!("{M}/{cid}");
+    conn.send(&build_request(
+        "GET",
+        &path,
+        &[("Accept", "text/event-stream")],
+        b"",
+    ));
+    let head = conn.read_head_response();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    assert_eq!(conn.read_until(b"\r\n\r\n"), b"retry: 5000\r\n\r\n");
+    conn
+}
+
+/// The data of the next `data:` event of a stream (keep-alive comments skipped).
+fn next_event_data(conn: &mut Conn) -> String {
+    loop {
+        let event = conn.read_until(b"\r\n\r\n");
+        if event == b":\r\n\r\n" {
+            continue;
+        }
+        let text = String::from_utf8(event).expect("UTF-8 event");
+        let json = (text.strip_prefix("data: ")).and_then(|t| t.strip_suffix("\r\n\r\n"));
+        let json = json.unwrap_or_else(|| panic!("not a data event: {text:?}"));
+        let msgs = parse_json(json.as_bytes());
+        return msgs[0]["data"].as_str().unwrap_or("?").to_string();
+    }
+}
+
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn an_eventsource_session_stays_with_its_stream_and_its_other_requests_are_relayed() {
+    // The browser's EventSource transport: the stream on one process, connects and
+    // subscribes by XHR through the balancer to any process. The session moves to the
+    // stream, and then stays there: requests reaching the other process are answered by the
+    // stream's process (moving the session would cut the stream, and the next request would
+    // move it back).
+    let redis = Redis::start();
+    let (a, b) = (Node::start(&redis), Node::start(&redis));
+    let cid = a.handshake(M);
+    a.subscribe(M, &cid, json!("/users/1"));
+    let mut stream = event_stream(&b, &cid);
+    // The stream took the session to B.
+    b.wait_metric(
+        r#"bayou_backplane_session_moves_total{outcome="in"}"#,
+        |v| v == 1.0,
+    );
+    a.publish(M, "/users/1", json!("one"));
+    assert_eq!(next_event_data(&mut stream), "one");
+    // The client's heartbeat connect and a new subscribe, by XHR to A: answered by B.
+    let connect = json!([{"channel": "/meta/connect", "clientId": cid,
+                          "connectionType": "eventsource", "id": "c1"}]);
+    let reply = a.bayeux(M, &connect);
+    assert_eq!(
+        reply[0]["successful"].as_bool(),
+        Some(true),
+        "{}",
+        reply.encode()
+    );
+    let sub = json!([{"channel": "/meta/subscribe", "clientId": cid,
+                      "subscription": "/users/2", "id": "s1"}]);
+    let reply = a.bayeux(M, &sub);
+    assert_eq!(
+        reply[0]["successful"].as_bool(),
+        Some(true),
+        "{}",
+        reply.encode()
+    );
+    assert_eq!(reply[0]["subscription"].as_str(), Some("/users/2"));
+    // The stream is still open and delivers both channels, each message once.
+    a.publish(M, "/users/2", json!("two"));
+    b.publish(M, "/users/1", json!("three"));
+    assert_eq!(next_event_data(&mut stream), "two");
+    assert_eq!(next_event_data(&mut stream), "three");
+    let relayed = r#"bayou_backplane_session_moves_total{outcome="relayed"}"#;
+    assert_eq!(a.metric(relayed), 2.0);
+    assert_eq!(
+        b.metric(r#"bayou_backplane_session_moves_total{outcome="in"}"#),
+        1.0
+    );
+    assert_eq!(
+        a.metric(r#"bayou_backplane_session_moves_total{outcome="in"}"#),
+        0.0
+    );
+    // A long-polling connect would be held by the owner: that one moves the session (and
+    // ends the stream, as a disconnect would), rather than wait in a relay.
+    let lp = queued(&a, &cid);
+    assert!(lp.is_empty(), "{lp:?}");
+    assert_eq!(
+        a.metric(r#"bayou_backplane_session_moves_total{outcome="in"}"#),
+        1.0
+    );
+    // B's stream ends (a read timeout would fail here); what it still carried is comments.
+    let rest = String::from_utf8(stream.read_to_eof()).expect("UTF-8");
+    assert!(
+        rest.split("\r\n\r\n").all(|e| e.is_empty() || e == ":"),
+        "{rest:?}"
+    );
+}
+
 #[test]
 #[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
 fn two_processes_adopting_one_session_at_once_leave_one_owner() {

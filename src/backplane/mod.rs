@@ -35,7 +35,7 @@ pub mod outbound;
 pub mod stats;
 
 use crate::config::{Config, Engine};
-use crate::shard::{Ack, Ask, Cluster, Directory, Done, Handover, Mesh, Until};
+use crate::shard::{Ack, Ask, Cluster, Directory, Done, Handover, Mesh, Moved, Relay, Until};
 use bytes::Bytes;
 use outbound::{Item, Outbound};
 pub use stats::Stats;
@@ -87,8 +87,14 @@ enum Op {
         worker: usize,
         mount: usize,
         client_id: String,
+        relay: Option<Relay>,
         done: Done,
         tries: u8,
+    },
+    /// The reply to a relayed request (`Directory::answered`).
+    Answered {
+        ask: Ask,
+        reply: Vec<u8>,
     },
     Gave {
         ask: Ask,
@@ -144,16 +150,24 @@ impl Directory for Backplane {
         }
     }
 
-    fn fetch(&self, worker: usize, mount: usize, client_id: &str, done: Done) {
+    fn fetch(
+        &self,
+        worker: usize,
+        mount: usize,
+        client_id: &str,
+        relay: Option<Relay>,
+        done: Done,
+    ) {
         // Redis away: no other process's session can move here; the client gets `401` now.
         if !self.stats.is_up() {
-            let _ = done.send(false);
+            let _ = done.send(Moved::Gone);
             return;
         }
         self.push_op(Op::Fetch {
             worker,
             mount,
             client_id: client_id.into(),
+            relay,
             done,
             tries: 0,
         });
@@ -168,6 +182,10 @@ impl Directory for Backplane {
     fn gave(&self, ask: Ask, session: Option<Handover>) {
         // Queued even while Redis is away: the link puts a session it cannot send back.
         self.push_op(Op::Gave { ask, session });
+    }
+
+    fn answered(&self, ask: Ask, reply: Vec<u8>) {
+        self.push_op(Op::Answered { ask, reply });
     }
 
     fn parked(&self, mount: usize, client_id: &str, cut: &str, session: Handover, expires_ms: u64) {

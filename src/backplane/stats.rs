@@ -40,6 +40,9 @@ pub struct Stats {
     /// it took from there (left by a process that is gone).
     pub parked: AtomicU64,
     pub unparked: AtomicU64,
+    /// Requests this process relayed to the owner of their session (which kept it: its
+    /// EventSource stream is there) instead of moving the session.
+    pub relayed: AtomicU64,
     /// Checkpoints written (one per mount and second while connected).
     pub checkpoints: AtomicU64,
     pub channels: AtomicU64,
@@ -129,6 +132,7 @@ impl Stats {
             ("adopted", &self.adopted),
             ("parked", &self.parked),
             ("unparked", &self.unparked),
+            ("relayed", &self.relayed),
         ] {
             let _ = writeln!(
                 out,

@@ -31,6 +31,17 @@ impl Engine {
         Some((subscriptions, queue))
     }
 
+    /// Whether the session has an open EventSource stream here (its deliveries must come from
+    /// this process, and its client's other requests come by plain HTTP).
+    pub fn has_stream(&self, mount: usize, client_id: &str) -> bool {
+        let Some(slot) = self.slot(mount, client_id) else {
+            return false;
+        };
+        let session = &self.mounts[mount].sessions[slot];
+        (session.socket.as_ref())
+            .is_some_and(|o| o.kind == super::OutboxKind::EventSource && o.closing().is_none())
+    }
+
     /// The clientIds of every session on `mount` (for a process that leaves for good).
     pub fn client_ids(&self, mount: usize) -> Vec<String> {
         (self.mounts.get(mount).into_iter())

@@ -64,7 +64,7 @@ pub trait Directory: Send + Sync {
     /// Asks for the session `client_id` to move here, to `worker`. `done` gets true once an
     /// [`super::Envelope::Arrive`] for it reached the worker's queue ahead of it, false when
     /// no live process has it (or Redis is away: answered at once).
-    fn fetch(&self, worker: usize, mount: usize, client_id: &str, done: Done);
+    fn fetch(&self, worker: usize, mount: usize, client_id: &str, relay: Option<Relay>, done: Done);
 
     /// A worker's answer to a [`super::Envelope::Checkpoint`]: the oldest log position
     /// (packed) a client of its may not have received.
@@ -74,14 +74,39 @@ pub trait Directory: Send + Sync {
     /// not here (any more).
     fn gave(&self, ask: Ask, session: Option<Handover>);
 
+    /// A worker's answer to a [`super::Envelope::Depart`] with a [`Relay`] for a session it
+    /// keeps: the reply to send the asker.
+    fn answered(&self, ask: Ask, reply: Vec<u8>);
+
     /// A worker's answer to a [`super::Envelope::Leave`]: one of its sessions, left in the
     /// directory at the log position `cut` for whichever process its client reaches next,
     /// within `expires_ms` (its expiry, as if it had stayed).
     fn parked(&self, mount: usize, client_id: &str, cut: &str, session: Handover, expires_ms: u64);
 }
 
-/// Tells a worker waiting for a session move whether the session is here now.
-pub type Done = futures::channel::oneshot::Sender<bool>;
+/// Tells a worker waiting for a session move how it ended.
+pub type Done = futures::channel::oneshot::Sender<Moved>;
+
+/// How a move asked for ended.
+#[derive(Debug, PartialEq)]
+pub enum Moved {
+    /// The session is here now ([`super::Envelope::Arrive`] reached the worker first).
+    Here,
+    /// No live process has it (or Redis is away).
+    Gone,
+    /// Its owner keeps it, because the session's EventSource stream is there, and answered
+    /// the request itself ([`Relay`]): the reply.
+    Answered(Vec<u8>),
+}
+
+/// A request the owner of its session may answer itself rather than give the session away:
+/// when the session's EventSource stream is on the owner, moving the session would cut the
+/// stream. The body as received, and who sent it.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pub body: Bytes,
+    pub peer: super::Peer,
+}
 
 /// Another process's request for one of this process's sessions.
 #[derive(Debug, Clone)]
@@ -94,6 +119,9 @@ pub struct Ask {
     /// The log position up to which this process's link had handed entries to the worker
     /// when it handed it the ask: the cut between the two owners.
     pub cut: String,
+    /// The asker's request, when it may be answered here instead (not for a push socket,
+    /// whose session must move to it).
+    pub relay: Option<Relay>,
 }
 
 /// A session leaving its worker: what the next owner needs.

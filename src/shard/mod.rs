@@ -9,7 +9,7 @@ mod moves;
 pub mod router;
 pub mod worker;
 
-pub use cluster::{Ask, Cluster, Directory, Done, Handover, Until};
+pub use cluster::{Ask, Cluster, Directory, Done, Handover, Moved, Relay, Until};
 pub use envelope::{Ack, AckDone, Adopt, Envelope, RequestBody};
 pub use mesh::Mesh;
 pub use router::{Node, Peer, Via};

@@ -5,7 +5,7 @@
 //! [`super::cluster::Directory`].
 
 use super::router::Node;
-use super::{Ask, Handover};
+use super::{Ask, Handover, Moved, Relay, Via};
 use crate::bayeux::{self, Kind};
 use bytes::Bytes;
 use futures::channel::oneshot;
@@ -35,36 +35,71 @@ impl Node {
         missing
     }
 
-    /// Waits while the session `client_id` moves here from the process that has it; returns
-    /// whether it is here now. Requests for one session share one move.
-    pub(super) async fn fetch(self: &Rc<Self>, mount: usize, client_id: String) -> bool {
+    /// Waits while the session `client_id` moves here from the process that has it, or, with
+    /// `relay` (the request, when it is not a push socket's), until the owner answers it
+    /// because it keeps the session (its EventSource stream is there). Requests for one
+    /// session share one move.
+    pub(super) async fn fetch(
+        self: &Rc<Self>,
+        mount: usize,
+        client_id: String,
+        relay: Option<Relay>,
+    ) -> Moved {
         let Some(cluster) = self.cluster.get() else {
-            return false;
+            return Moved::Gone;
         };
-        let (tx, rx) = oneshot::channel();
         let key = (mount, Box::from(client_id.as_str()));
-        let first = {
-            let mut arriving = self.arriving.borrow_mut();
-            match arriving.get_mut(&key) {
-                Some(waiting) => {
-                    waiting.push(tx);
-                    false
+        loop {
+            let behind = {
+                let mut arriving = self.arriving.borrow_mut();
+                match arriving.get_mut(&key) {
+                    Some(waiting) => {
+                        let (tx, rx) = oneshot::channel();
+                        waiting.push(tx);
+                        Some(rx)
+                    }
+                    None => {
+                        arriving.insert(key.clone(), Vec::new());
+                        None
+                    }
                 }
-                None => {
-                    arriving.insert(key.clone(), Vec::new());
-                    cluster.fetch(self.me, mount, &client_id, tx);
-                    true
+            };
+            let Some(rx) = behind else { break };
+            match rx.await {
+                Ok(Some(true)) if self.engine.borrow().exists(mount, &client_id) => {
+                    return Moved::Here;
                 }
-            }
-        };
-        let here = rx.await.unwrap_or(false);
-        if first {
-            // The Arrive envelope, queued ahead of the answer, has been handled by now.
-            for waiting in self.arriving.borrow_mut().remove(&key).unwrap_or_default() {
-                let _ = waiting.send(here);
+                Ok(Some(_)) => return Moved::Gone,
+                // The owner answered the first request alone: ask for this one.
+                Ok(None) | Err(_) => continue,
             }
         }
-        here && self.engine.borrow().exists(mount, &client_id)
+        let (tx, rx) = oneshot::channel();
+        cluster.fetch(self.me, mount, &client_id, relay, tx);
+        let moved = rx.await.unwrap_or(Moved::Gone);
+        // The Arrive envelope, queued ahead of the answer, has been handled by now.
+        let told = match moved {
+            Moved::Here => Some(true),
+            Moved::Gone => Some(false),
+            Moved::Answered(_) => None,
+        };
+        for waiting in self.arriving.borrow_mut().remove(&key).unwrap_or_default() {
+            let _ = waiting.send(told);
+        }
+        match moved {
+            Moved::Here if !self.engine.borrow().exists(mount, &client_id) => Moved::Gone,
+            other => other,
+        }
+    }
+
+    /// For a push socket (an EventSource stream) naming a session another process holds:
+    /// moves the session here, since the socket's deliveries must come from this process.
+    /// Whether the session is here.
+    pub async fn take_session(self: &Rc<Self>, mount: usize, client_id: &str) -> bool {
+        if self.cluster.get().is_none() || self.engine.borrow().exists(mount, client_id) {
+            return self.engine.borrow().exists(mount, client_id);
+        }
+        self.fetch(mount, client_id.to_owned(), None).await == Moved::Here
     }
 
     /// Another process asks for one of this worker's sessions: it leaves, with its
@@ -73,6 +108,23 @@ impl Node {
         let Some(cluster) = self.cluster.get() else {
             return;
         };
+        // Its EventSource stream is here: moving the session would cut the stream (and the
+        // client's next request would move it back), so this worker answers the request.
+        if let Some(relay) = ask.relay.clone()
+            && self.engine.borrow().has_stream(ask.mount, &ask.client_id)
+        {
+            let node = self.clone();
+            monoio::spawn(async move {
+                let reply = node
+                    .process(ask.mount, relay.body.to_vec(), Via::Http, relay.peer)
+                    .await
+                    .unwrap_or_else(|_| b"[]".to_vec());
+                if let Some(cluster) = node.cluster.get() {
+                    cluster.answered(ask, reply);
+                }
+            });
+            return;
+        }
         let left = self.engine.borrow_mut().depart(ask.mount, &ask.client_id);
         tracing::debug!(
             client_id = %ask.client_id,
@@ -123,7 +175,7 @@ impl Node {
         client_id: &str,
         session: Handover,
         replay: Vec<Bytes>,
-        done: oneshot::Sender<bool>,
+        done: super::Done,
     ) {
         let Handover {
             subscriptions,
@@ -146,7 +198,7 @@ impl Node {
             "session arrived"
         );
         self.dispatch_effects(None);
-        let _ = done.send(here);
+        let _ = done.send(if here { Moved::Here } else { Moved::Gone });
     }
 
     /// The link's checkpoint: every entry up to `pos` reached this worker; answers with the

@@ -2,7 +2,9 @@
 //! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
 
 use super::mesh::Class;
-use super::{Ack, AckDone, Adopt, Cluster, Envelope, Mesh, RequestBody, Until, owner};
+use super::{
+    Ack, AckDone, Adopt, Cluster, Envelope, Mesh, Moved, Relay, RequestBody, Until, owner,
+};
 use crate::bayeux::json::{BodyError, JsonArray, Reply, parse_batch};
 use crate::bayeux::{self, Kind, connect, disconnect, handshake, publish, scan, subscribe};
 use crate::config::Settings;
@@ -79,7 +81,10 @@ pub struct Node {
     advice: Vec<bayeux::Advice>,
     /// Sessions being moved here from another process, with the requests waiting for them
     /// beside the one that asked (`moves`).
-    pub(super) arriving: RefCell<HashMap<Arriving, Vec<super::Done>>>,
+    /// Requests waiting for a move another request of the same session asked for: told
+    /// whether the session is here now, or None when the owner answered that request alone
+    /// (then each asks for itself).
+    pub(super) arriving: RefCell<HashMap<Arriving, Vec<oneshot::Sender<Option<bool>>>>>,
     /// The position of the link's previous checkpoint (`moves`).
     pub(super) last_checkpoint: RefCell<Vec<u64>>,
 }
@@ -823,14 +828,31 @@ impl Node {
         via: Via,
         peer: Peer,
     ) -> Result<Vec<u8>, BodyError> {
+        // With a cluster, a plain HTTP request for a session held elsewhere may be answered by
+        // its owner (`Node::fetch`): it needs the body as received (parsing works in place).
+        let raw = (self.cluster.get().is_some()
+            && matches!(via, Via::Http)
+            && bayeux::scan::may_name_client(&body))
+        .then(|| Bytes::copy_from_slice(&body));
         let msgs = parse_batch(&mut body)?;
         let policy = self.settings.policy(mount);
         if msgs.len() > policy.limits.max_batch {
             return Err(BodyError::TooMany);
         }
+        // Not a batch with a connect the owner would hold (it is answered within the wait
+        // for a move): an EventSource client's connects are answered at once.
+        let raw = raw.filter(|_| {
+            msgs.iter().all(|m| {
+                bayeux::classify(m) != Kind::Connect
+                    || bayeux::json::str_field(m, "connectionType") == Some("eventsource")
+            })
+        });
         if self.cluster.get().is_some() {
             for client_id in self.elsewhere(mount, msgs.iter()) {
-                self.fetch(mount, client_id).await;
+                let relay = raw.clone().map(|body| Relay { body, peer });
+                if let Moved::Answered(reply) = self.fetch(mount, client_id, relay).await {
+                    return Ok(reply);
+                }
             }
         }
         let mut ack = LazyAck::default();

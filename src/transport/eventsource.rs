@@ -31,6 +31,9 @@ pub async fn start(node: Rc<Node>, stream: TcpStream, mount: usize, client_id: S
 }
 
 pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id: String) {
+    // With a cluster, the session comes to the stream (as Faye, a stream for no session is
+    // still opened: it gets nothing).
+    node.take_session(mount, &client_id).await;
     if stream.write_all(HEAD).await.0.is_err() {
         return;
     }

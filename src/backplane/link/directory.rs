@@ -23,7 +23,7 @@ use super::{Link, Result, timed};
 use crate::backplane::Op;
 use crate::backplane::naming;
 use crate::bayeux::{channel, id};
-use crate::shard::{Ask, Done, Envelope, Handover};
+use crate::shard::{Ask, Done, Envelope, Handover, Moved, Peer, Relay};
 use bytes::Bytes;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
@@ -90,6 +90,7 @@ pub(super) struct Fetching {
     worker: usize,
     mount: usize,
     client_id: String,
+    relay: Option<Relay>,
     done: Done,
     tries: u8,
     deadline: Instant,
@@ -122,6 +123,11 @@ pub(super) struct Letter {
     cut: String,
     subscriptions: Vec<String>,
     queue: Vec<u8>,
+    /// A relayed request's body (`ask`) or its reply (`res`).
+    body: Option<Vec<u8>>,
+    /// A relayed request's client address and publish-secret flag.
+    ip: Option<std::net::IpAddr>,
+    bearer: bool,
 }
 
 impl Letter {
@@ -136,6 +142,9 @@ impl Letter {
                 b"m" => l.mount = text(),
                 b"r" => l.from = naming::parse_node(&v).unwrap_or(0),
                 b"p" => l.cut = text(),
+                b"b" => l.body = Some(v.clone()),
+                b"i" => l.ip = text().parse().ok(),
+                b"a" => l.bearer = v == b"1",
                 b"s" => {
                     l.subscriptions = text()
                         .split('\n')
@@ -237,6 +246,7 @@ impl Link {
                     worker,
                     mount,
                     client_id,
+                    relay,
                     done,
                     tries,
                 } => {
@@ -248,7 +258,20 @@ impl Link {
                         .arg(format!("bayou:{}:node:", self.names.db))
                         .arg(format!("{}cp:", self.names.prefixes[mount]))
                         .arg(ENTRY_TTL_MS);
-                    lookups.push((worker, mount, client_id, done, tries));
+                    lookups.push((worker, mount, client_id, relay, done, tries));
+                }
+                Op::Answered { ask, reply } => {
+                    let inbox = naming::inbox(self.names.db, ask.from);
+                    letter(&mut pipe, &inbox)
+                        .arg("k")
+                        .arg("res")
+                        .arg("t")
+                        .arg(ask.token)
+                        .arg("r")
+                        .arg(&me)
+                        .arg("b")
+                        .arg(reply);
+                    sent(&mut pipe, &inbox);
                 }
                 Op::Gave { ask, session } => {
                     self.write_give(&mut pipe, &ask, session.as_ref());
@@ -323,7 +346,9 @@ impl Link {
             return Ok(());
         }
         let mut asks = redis::pipe();
-        for ((worker, mount, client_id, done, tries), found) in lookups.into_iter().zip(owners) {
+        for ((worker, mount, client_id, relay, done, tries), found) in
+            lookups.into_iter().zip(owners)
+        {
             let token = self.next_token.get() + 1;
             self.next_token.set(token);
             let found = Found::read(found);
@@ -342,6 +367,13 @@ impl Link {
                         .arg(&self.names.mounts[mount])
                         .arg("r")
                         .arg(&me);
+                    if let Some(r) = &relay {
+                        asks.arg("b").arg(&r.body[..]);
+                        asks.arg("a").arg(if r.peer.bearer { "1" } else { "0" });
+                        if let Some(ip) = r.peer.ip {
+                            asks.arg("i").arg(ip.to_string());
+                        }
+                    }
                     sent(&mut asks, &inbox);
                 }
                 Found::Adopted { fields, checkpoint } => {
@@ -378,7 +410,7 @@ impl Link {
                 // Unknown (never, or expired), or named ours but not here: not a live session.
                 Found::Nothing => {
                     self.bp.stats.move_failed.fetch_add(1, Relaxed);
-                    let _ = done.send(false);
+                    let _ = done.send(Moved::Gone);
                     continue;
                 }
             }
@@ -387,6 +419,7 @@ impl Link {
                 worker,
                 mount,
                 client_id,
+                relay,
                 done,
                 tries,
                 deadline,
@@ -485,6 +518,7 @@ impl Link {
                     worker: f.worker,
                     mount: f.mount,
                     client_id: f.client_id,
+                    relay: f.relay,
                     done: f.done,
                     tries: f.tries + 1,
                 });
@@ -583,9 +617,9 @@ impl Link {
             match op {
                 Op::Gave { ask, session } => self.take_back(ask, session),
                 // Redis is away as the process leaves: its sessions end with it.
-                Op::LeaveAll | Op::Park { .. } => {}
+                Op::LeaveAll | Op::Park { .. } | Op::Answered { .. } => {}
                 Op::Fetch { done, .. } => {
-                    let _ = done.send(false);
+                    let _ = done.send(Moved::Gone);
                 }
                 Op::Opened { .. }
                 | Op::Subscribed { .. }
@@ -612,6 +646,13 @@ impl Link {
                     from: letter.from,
                     token: letter.token,
                     cut: String::new(),
+                    relay: letter.body.map(|b| Relay {
+                        body: Bytes::from(b),
+                        peer: Peer {
+                            ip: letter.ip,
+                            bearer: letter.bearer,
+                        },
+                    }),
                 };
                 match (mount, worker) {
                     (Some(_), Some(worker)) => {
@@ -631,6 +672,15 @@ impl Link {
                 }
             }
             b"give" => self.arrival(letter, conn).await?,
+            b"res" => {
+                // The owner kept the session (its EventSource stream is there) and answered.
+                if let Some(f) = self.fetches.borrow_mut().remove(&letter.token) {
+                    self.bp.stats.relayed.fetch_add(1, Relaxed);
+                    let _ = f
+                        .done
+                        .send(Moved::Answered(letter.body.unwrap_or_default()));
+                }
+            }
             b"none" => {
                 tracing::debug!(token = letter.token, from = %naming::node_hex(letter.from), "session not there");
                 let Some(f) = self.fetches.borrow_mut().remove(&letter.token) else {
@@ -642,12 +692,13 @@ impl Link {
                         worker: f.worker,
                         mount: f.mount,
                         client_id: f.client_id,
+                        relay: f.relay,
                         done: f.done,
                         tries: f.tries + 1,
                     });
                 } else {
                     self.bp.stats.move_failed.fetch_add(1, Relaxed);
-                    let _ = f.done.send(false);
+                    let _ = f.done.send(Moved::Gone);
                 }
             }
             _ => {}
