@@ -157,7 +157,7 @@ pub enum Envelope {
     },
     /// From the link: another process asks for a session of the receiver; every entry of
     /// the log up to `ask.cut` reached the receiver before this.
-    Depart { ask: super::cluster::Ask },
+    Depart { ask: Box<super::cluster::Ask> },
     /// From the link: this process leaves for good, its drain window over; every session of
     /// `mount` still on the receiver is parked in the directory. Every entry of the log up to
     /// `cut` reached the receiver before this.

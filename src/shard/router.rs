@@ -563,7 +563,7 @@ impl Node {
                     let _ = reply.send(out);
                 });
             }
-            Envelope::Depart { ask } => self.depart(ask),
+            Envelope::Depart { ask } => self.depart(*ask),
             Envelope::Leave { mount, cut } => self.leave(mount, &cut),
             Envelope::Arrive {
                 mount,

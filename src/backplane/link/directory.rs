@@ -857,7 +857,7 @@ impl Link {
                 ask.cut = self.read_from.borrow()[ask.mount]
                     .clone()
                     .unwrap_or_else(|| "0-0".into());
-                self.hand_over(worker, Envelope::Depart { ask });
+                self.hand_over(worker, Envelope::Depart { ask: Box::new(ask) });
             }
             Waiting::Arrival {
                 worker,
