@@ -521,6 +521,74 @@ fn a_session_left_when_a_drain_ends_is_taken_whole_by_the_next_process() {
     assert_eq!(data_of(&b.deliveries(M, &cid, 1)), ["10"]);
 }
 
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn through_a_redis_restart_a_session_keeps_its_client_id_and_what_was_queued() {
+    // Redis restarts empty (no persistence), as a replaced cache node does. While it is down,
+    // a connect reaching a process that does not hold the session is told to retry, not to
+    // handshake again; once Redis is back each process writes its sessions to the directory
+    // again, so the session moves as before, with what was queued meanwhile.
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let (a, b) = (Node::start(&redis), Node::start(&redis));
+    let cid = a.handshake(M);
+    a.subscribe(M, &cid, json!("/users/1"));
+    redis.kill();
+    a.wait_metric("bayou_backplane_up", |v| v == 0.0);
+    b.wait_metric("bayou_backplane_up", |v| v == 0.0);
+    let connect = json!([{"channel": "/meta/connect", "clientId": cid,
+                          "connectionType": "long-polling", "id": "c1"}]);
+    let reply = b.bayeux(M, &connect);
+    assert_eq!(
+        reply[0]["successful"].as_bool(),
+        Some(false),
+        "{}",
+        reply.encode()
+    );
+    assert_eq!(
+        reply[0]["advice"]["reconnect"].as_str(),
+        Some("retry"),
+        "{}",
+        reply.encode()
+    );
+    let error = reply[0]["error"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        error,
+        format!("503:{cid}:Session directory unreachable; retry")
+    );
+    // Published while Redis is away: A delivers it to its own session.
+    a.publish(M, "/users/1", json!("during"));
+    a.wait_metric(r#"bayou_queued_messages{mount="/faye"}"#, |v| v == 1.0);
+
+    let _redis = Redis::start_on(port);
+    a.wait_metric("bayou_backplane_up", |v| v == 1.0);
+    b.wait_metric("bayou_backplane_up", |v| v == 1.0);
+    // A has written the session to the (empty) directory again: B's connect moves it.
+    let key = format!("bayou:0:{M}:s:{cid}");
+    for _ in 0..200 {
+        // A bulk string of 16 hex digits (a missing entry reads `$-1`).
+        if _redis.command(&format!("HGET {key} o")).starts_with("$16") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reply = b.bayeux(
+        M,
+        &json!([{"channel": "/meta/connect", "clientId": cid,
+        "connectionType": "long-polling", "advice": {"timeout": 0}, "id": "c2"}]),
+    );
+    let (connect, msgs) = split_connect(&reply);
+    assert_eq!(
+        connect["successful"].as_bool(),
+        Some(true),
+        "{}",
+        reply.encode()
+    );
+    assert_eq!(data_of(&msgs), ["during"]);
+    b.publish(M, "/users/1", json!("after"));
+    assert_eq!(queued(&b, &cid), ["after"]);
+}
+
 /// Opens an EventSource stream for `cid` on `node`, read past its head.
 fn event_stream(node: &Node, cid: &str) -> Conn {
     let mut conn = node.conn();

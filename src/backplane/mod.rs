@@ -105,6 +105,13 @@ enum Op {
         mount: usize,
         pos: u64,
     },
+    /// A session to write to the directory again after Redis came back.
+    Resync {
+        worker: usize,
+        mount: usize,
+        client_id: String,
+        subscriptions: Vec<String>,
+    },
     /// The process leaves: every worker parks its sessions (`Envelope::Leave`).
     LeaveAll,
     /// A session left in the directory by a process that leaves.
@@ -184,6 +191,17 @@ impl Directory for Backplane {
         self.push_op(Op::Gave { ask, session });
     }
 
+    fn resync(&self, worker: usize, mount: usize, client_id: &str, subscriptions: Vec<String>) {
+        if self.stats.is_up() {
+            self.push_op(Op::Resync {
+                worker,
+                mount,
+                client_id: client_id.into(),
+                subscriptions,
+            });
+        }
+    }
+
     fn answered(&self, ask: Ask, reply: Vec<u8>) {
         self.push_op(Op::Answered { ask, reply });
     }
@@ -220,6 +238,10 @@ impl Cluster for Backplane {
             local: !up,
         };
         self.outbound.push(item) && up
+    }
+
+    fn reachable(&self) -> bool {
+        self.stats.is_up()
     }
 
     fn backed_up(&self) -> bool {

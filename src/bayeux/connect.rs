@@ -73,9 +73,45 @@ pub fn check(
     ))
 }
 
+/// The reply to a connect for a session this process does not hold while the session
+/// directory (Redis) is unreachable: the session may well live on another process, so the
+/// client is told to retry the connect after `interval_ms` under the same clientId, not to
+/// handshake again (that would abandon the session and what is queued for it).
+pub fn unreachable(msg: Value, client_id: &str, interval_ms: u64, timeout_ms: u64) -> Reply {
+    let mut reply = Reply::for_request(msg);
+    reply.fail(format!(
+        "503:{client_id}:Session directory unreachable; retry"
+    ));
+    reply.settle();
+    reply.push_raw(
+        "advice",
+        super::advice_retry(interval_ms, timeout_ms).as_bytes(),
+    );
+    reply
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_directory_asks_for_a_retry_under_the_same_client_id() {
+        let mut b = br#"{"channel":"/meta/connect","clientId":"abc","connectionType":"long-polling","id":"7"}"#.to_vec();
+        let tape = simd_json::to_tape(&mut b).unwrap();
+        let mut out = Vec::new();
+        unreachable(tape.as_value(), "abc", 1000, 45_000).write(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(r#""successful":false"#), "{text}");
+        assert!(text.contains(r#""clientId":"abc""#), "{text}");
+        assert!(
+            text.contains(r#""error":"503:abc:Session directory unreachable; retry""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""advice":{"reconnect":"retry","interval":1000,"timeout":45000}"#),
+            "{text}"
+        );
+    }
 
     fn run(json: &str, exists: bool) -> Result<(String, u64), String> {
         let mut b = json.as_bytes().to_vec();

@@ -42,6 +42,17 @@ impl Engine {
             .is_some_and(|o| o.kind == super::OutboxKind::EventSource && o.closing().is_none())
     }
 
+    /// Every session on `mount` with its subscriptions (to write the directory again).
+    pub fn directory_entries(&self, mount: usize) -> Vec<(String, Vec<String>)> {
+        (self.mounts.get(mount).into_iter())
+            .flat_map(|m| m.sessions.iter())
+            .map(|(_, s)| {
+                let subs = s.subscriptions.iter().map(|c| c.to_string()).collect();
+                (s.client_id().to_owned(), subs)
+            })
+            .collect()
+    }
+
     /// The clientIds of every session on `mount` (for a process that leaves for good).
     pub fn client_ids(&self, mount: usize) -> Vec<String> {
         (self.mounts.get(mount).into_iter())

@@ -23,6 +23,9 @@ pub trait Cluster: Directory + Send + Sync {
         until: Until,
     ) -> bool;
 
+    /// Redis is reachable: the session directory can be read.
+    fn reachable(&self) -> bool;
+
     /// Its queue for the other processes is full while they are reachable: a publish now
     /// would reach this process's subscribers only, so the publisher waits instead.
     fn backed_up(&self) -> bool;
@@ -77,6 +80,10 @@ pub trait Directory: Send + Sync {
     /// A worker's answer to a [`super::Envelope::Depart`] with a [`Relay`] for a session it
     /// keeps: the reply to send the asker.
     fn answered(&self, ask: Ask, reply: Vec<u8>);
+
+    /// A worker's answer to a [`super::Envelope::Resync`]: one of its sessions, to write to
+    /// the directory again if no other process has taken it.
+    fn resync(&self, worker: usize, mount: usize, client_id: &str, subscriptions: Vec<String>);
 
     /// A worker's answer to a [`super::Envelope::Leave`]: one of its sessions, left in the
     /// directory at the log position `cut` for whichever process its client reaches next,

@@ -158,6 +158,13 @@ pub enum Envelope {
     /// From the link: another process asks for a session of the receiver; every entry of
     /// the log up to `ask.cut` reached the receiver before this.
     Depart { ask: Box<super::cluster::Ask> },
+    /// From the link: Redis is reachable again (and may have restarted empty): every session
+    /// of the receiver is written to the directory again, unless another process took it
+    /// meanwhile ([`Envelope::Forget`]).
+    Resync,
+    /// From the link: a session of the receiver that another process owns now (it adopted it
+    /// while this one was cut off from Redis): this copy goes, and its client is served there.
+    Forget { mount: usize, client_id: String },
     /// From the link: this process leaves for good, its drain window over; every session of
     /// `mount` still on the receiver is parked in the directory. Every entry of the log up to
     /// `cut` reached the receiver before this.

@@ -167,6 +167,28 @@ impl Node {
         self.refresh_gauges();
     }
 
+    /// Redis is back: every session here is written to the directory again.
+    pub(super) fn resync(self: &Rc<Self>) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        for mount in 0..self.settings.mounts.len() {
+            let entries = self.engine.borrow().directory_entries(mount);
+            for (client_id, subscriptions) in entries {
+                cluster.resync(self.me, mount, &client_id, subscriptions);
+            }
+        }
+    }
+
+    /// Another process took this session while this one was cut off from Redis: this copy
+    /// goes (the directory entry is the other's, so it stays).
+    pub(super) fn forget(self: &Rc<Self>, mount: usize, client_id: &str) {
+        tracing::debug!(%client_id, "session owned elsewhere now: dropped here");
+        let _ = self.engine.borrow_mut().depart(mount, client_id);
+        self.dispatch_effects(None);
+        self.release_ended();
+    }
+
     /// A session moving in: installed with its queue and then the messages of the log it
     /// missed; `done` lets the request that asked for it go on.
     pub(super) fn arrive(

@@ -565,6 +565,8 @@ impl Node {
             }
             Envelope::Depart { ask } => self.depart(*ask),
             Envelope::Leave { mount, cut } => self.leave(mount, &cut),
+            Envelope::Resync => self.resync(),
+            Envelope::Forget { mount, client_id } => self.forget(mount, &client_id),
             Envelope::Arrive {
                 mount,
                 client_id,
@@ -847,8 +849,15 @@ impl Node {
                     || bayeux::json::str_field(m, "connectionType") == Some("eventsource")
             })
         });
-        if self.cluster.get().is_some() {
+        // Sessions not here while the directory is unreachable: their connects are told to
+        // retry, not to handshake again (the session may live on another process).
+        let mut unreachable = Vec::new();
+        if let Some(cluster) = self.cluster.get() {
             for client_id in self.elsewhere(mount, msgs.iter()) {
+                if !cluster.reachable() {
+                    unreachable.push(client_id);
+                    continue;
+                }
                 let relay = raw.clone().map(|body| Relay { body, peer });
                 if let Moved::Answered(reply) = self.fetch(mount, client_id, relay).await {
                     return Ok(reply);
@@ -886,6 +895,12 @@ impl Node {
                 Kind::Connect => {
                     let engine = self.engine.borrow();
                     match connect::check(msg, |c| engine.exists(mount, c), timeout_ms) {
+                        Err(_)
+                            if let Some(cid) = bayeux::json::str_field(msg, "clientId")
+                                && unreachable.iter().any(|u| u == cid) =>
+                        {
+                            Some(connect::unreachable(msg, cid, 1000, timeout_ms))
+                        }
                         Err(r) => Some(r),
                         Ok((r, c)) => {
                             held.push(HeldConnect {

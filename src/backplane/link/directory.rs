@@ -85,6 +85,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 ";
 
+/// Writes a session's entry again after Redis came back (it may have restarted empty), unless
+/// another process owns it now (it adopted it meanwhile, or it was left there). KEYS[1]: the
+/// entry; ARGV: this process, the expiry, then one field per subscription. Returns 1 (the
+/// entry names this process) or 0 (another's: this copy goes).
+const RESYNC: &str = r"
+local owner = redis.call('HGET', KEYS[1], 'o')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'o', ARGV[1])
+for i = 3, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], 1) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
 /// A move this process asked for.
 pub(super) struct Fetching {
     worker: usize,
@@ -197,6 +210,8 @@ impl Link {
         let mut lookups = Vec::new();
         let mut acks = Vec::new();
         let mut gave = Vec::new();
+        let mut resyncs = redis::pipe();
+        let mut resynced = Vec::new();
         for op in ops {
             match op {
                 Op::Opened {
@@ -277,6 +292,24 @@ impl Link {
                     self.write_give(&mut pipe, &ask, session.as_ref());
                     gave.push((ask, session));
                 }
+                Op::Resync {
+                    worker,
+                    mount,
+                    client_id,
+                    subscriptions,
+                } => {
+                    let cmd = resyncs
+                        .cmd("EVAL")
+                        .arg(RESYNC)
+                        .arg(1)
+                        .arg(self.session_key(mount, &client_id))
+                        .arg(&me)
+                        .arg(ENTRY_TTL_MS);
+                    for s in &subscriptions {
+                        cmd.arg(naming::subscription_field(s));
+                    }
+                    resynced.push((worker, mount, client_id));
+                }
                 Op::LeaveAll => {
                     // Through the workers' queues, behind every entry handed over so far.
                     for mount in 0..self.names.mounts.len() {
@@ -340,6 +373,14 @@ impl Link {
             }
         };
         drop(acks);
+        if !resynced.is_empty() {
+            let kept: Vec<i64> = timed(resyncs.query_async(conn)).await?;
+            for ((worker, mount, client_id), kept) in resynced.into_iter().zip(kept) {
+                if kept == 0 {
+                    self.hand_over(worker, Envelope::Forget { mount, client_id });
+                }
+            }
+        }
         let given = gave.iter().filter(|(_, s)| s.is_some()).count();
         self.bp.stats.moved_out.fetch_add(given as u64, Relaxed);
         if lookups.is_empty() {
@@ -617,7 +658,7 @@ impl Link {
             match op {
                 Op::Gave { ask, session } => self.take_back(ask, session),
                 // Redis is away as the process leaves: its sessions end with it.
-                Op::LeaveAll | Op::Park { .. } | Op::Answered { .. } => {}
+                Op::LeaveAll | Op::Park { .. } | Op::Answered { .. } | Op::Resync { .. } => {}
                 Op::Fetch { done, .. } => {
                     let _ = done.send(Moved::Gone);
                 }

@@ -283,6 +283,13 @@ impl Link {
         self.bp.stats.connects.fetch_add(1, Relaxed);
         tracing::info!(redis = %self.shown, channels, patterns,
             "redis backplane up: publishes flow between processes through the mount logs");
+        // Redis may have restarted empty, or another process adopted a session meanwhile:
+        // every worker writes its sessions to the directory again.
+        if self.bp.stats.connects.load(Relaxed) > 1 {
+            for worker in 0..self.mesh.workers() {
+                self.hand_over(worker, Envelope::Resync);
+            }
+        }
         let mut directory = writer.clone();
         let result = tokio::select! {
             r = self.receive(&mut reader) => r,
