@@ -48,6 +48,10 @@ RUN npm pack faye@1.4.3 \
 
 # --- runtime ----------------------------------------------------------------------------------
 FROM debian:bookworm-slim
+# The system's trusted roots, for a rediss:// engine (ElastiCache's certificates chain to them).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
 # Non-root user with a fixed uid/gid (10001), so orchestrators can check runAsNonRoot and the ECS
 # task definition can name it ("user": "10001").
 RUN groupadd --system --gid 10001 bayou \

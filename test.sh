@@ -53,6 +53,9 @@ stage "redis-server (for the cluster tests)"
 apt_install redis-server redis-server
 redis-server --version || fail "redis-server does not run"
 
+stage "openssl (certificates for the rediss:// test)"
+apt_install openssl openssl
+
 stage "haproxy (the balancer in front of several processes, as an ALB is)"
 apt_install /usr/sbin/haproxy haproxy
 /usr/sbin/haproxy -v | sed -n 1p || fail "haproxy does not run"

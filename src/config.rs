@@ -100,31 +100,56 @@ pub enum AuthMode {
 pub enum Engine {
     /// Embedded, in memory: this process's clients only (the default).
     Memory,
-    /// Redis pub/sub: every process on this Redis (and database number) serves one set of
-    /// channels. `url` as given (it may carry a password), `shown` without the password.
-    Redis { url: String, shown: String, db: i64 },
+    /// Redis: every process on this Redis (and database number) serves one set of channels.
+    /// `url` as given (it may carry a password), `shown` without the password; `ca_file`, for
+    /// `rediss://`, a PEM file of the CA that signed the server's certificate (else the
+    /// system's trusted roots).
+    Redis {
+        url: String,
+        shown: String,
+        db: i64,
+        ca_file: Option<PathBuf>,
+    },
 }
 
 impl Engine {
-    /// `memory`, or a `redis://[user:password@]host[:port][/db]` URL.
-    pub fn parse(s: &str) -> Result<Engine, String> {
+    /// `memory`, or a `redis://[user:password@]host[:port][/db]` URL (`rediss://` for TLS),
+    /// with `ca_file` only for `rediss://`. An error never quotes the URL (it may hold a
+    /// password).
+    pub fn parse(s: &str, ca_file: Option<PathBuf>) -> Result<Engine, String> {
         use redis::IntoConnectionInfo;
         if s == "memory" {
+            if ca_file.is_some() {
+                return Err("engine_ca_file is for a rediss:// engine".into());
+            }
             return Ok(Engine::Memory);
         }
-        if !s.starts_with("redis://") {
-            return Err(format!(
-                "engine must be `memory` or `redis://host:port[/db]`, got {s:?}"
-            ));
+        let scheme = if s.starts_with("redis://") {
+            "redis"
+        } else if s.starts_with("rediss://") {
+            "rediss"
+        } else {
+            return Err(
+                "engine must be `memory` or `redis[s]://[user:password@]host[:port][/db]`".into(),
+            );
+        };
+        if ca_file.is_some() && scheme == "redis" {
+            return Err("engine_ca_file is for a rediss:// engine (TLS)".into());
         }
         let info = s
             .into_connection_info()
-            .map_err(|e| format!("engine {s:?}: {e}"))?;
+            .map_err(|e| format!("engine: not a Redis URL ({e})"))?;
         let db = info.redis_settings().db();
+        let addr = match info.addr() {
+            redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+            redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
+            other => other.to_string(),
+        };
         Ok(Engine::Redis {
             url: s.to_owned(),
-            shown: format!("redis://{}/{db}", info.addr()),
+            shown: format!("{scheme}://{addr}/{db}"),
             db,
+            ca_file,
         })
     }
 }
@@ -141,7 +166,7 @@ pub enum LogFormat {
 pub struct Cli {
     /// TOML file with any of the settings below (keys: listen, mounts, workers, timeout, ping,
     /// client_js, driver, max_body, max_message, admin_listen, drain_secs, ping_timeout,
-    /// max_pending, engine, header_timeout, idle_timeout, client_ip_header, and the [limits],
+    /// max_pending, engine, engine_ca_file, header_timeout, idle_timeout, client_ip_header, and the [limits],
     /// [auth] and [mount."/path"] tables). Flags and environment variables override it.
     #[arg(long, env = "BAYOU_CONFIG")]
     pub config: Option<PathBuf>,
@@ -212,6 +237,11 @@ pub struct Cli {
     /// delivers every publish to its own subscribers [default: memory].
     #[arg(long, env = "BAYOU_ENGINE")]
     pub engine: Option<String>,
+    /// For a `rediss://` engine: a PEM file with the CA certificate that signed the Redis
+    /// server's certificate, for a private CA; without it the system's trusted roots are used
+    /// (ElastiCache's certificates chain to them).
+    #[arg(long, env = "BAYOU_ENGINE_CA_FILE")]
+    pub engine_ca_file: Option<PathBuf>,
     /// Log format on stderr: `human` or `json` (one object per line, for CloudWatch and
     /// similar) [default: human]. Levels follow RUST_LOG (default info; nothing per message).
     #[arg(long, env = "BAYOU_LOG_FORMAT", value_enum, default_value = "human")]
@@ -314,6 +344,7 @@ pub struct FileConfig {
     pub ping_timeout: Option<f64>,
     pub max_pending: Option<usize>,
     pub engine: Option<String>,
+    pub engine_ca_file: Option<PathBuf>,
 }
 
 /// `[limits]` and `[mount."/path".limits]`.
@@ -647,7 +678,10 @@ impl Config {
             per_mount,
             ping_timeout,
             max_pending,
-            engine: Engine::parse(cli.engine.or(file.engine).as_deref().unwrap_or("memory"))?,
+            engine: Engine::parse(
+                cli.engine.or(file.engine).as_deref().unwrap_or("memory"),
+                cli.engine_ca_file.or(file.engine_ca_file),
+            )?,
         })
     }
 }
@@ -1053,6 +1087,20 @@ mod tests {
             let cli = Cli::parse_from(["bayou", "--engine", bad]);
             assert!(Config::from_cli(cli).is_err(), "{bad}");
         }
+        // TLS, with a password that neither the description nor an error shows.
+        let url = "rediss://:tok3n@cache.example:6379/0";
+        let cli = Cli::parse_from(["bayou", "--engine", url, "--engine-ca-file", "/ca.pem"]);
+        let c = Config::from_cli(cli).unwrap();
+        assert!(
+            c.describe()
+                .contains("engine = rediss://cache.example:6379/0")
+        );
+        assert!(!c.describe().contains("tok3n"));
+        let cli = Cli::parse_from(["bayou", "--engine", "rediss://:tok3n@h:x/0"]);
+        assert!(!Config::from_cli(cli).unwrap_err().contains("tok3n"));
+        // A CA file is for TLS only.
+        let cli = Cli::parse_from(["bayou", "--engine", "redis://h/0", "--engine-ca-file", "/c"]);
+        assert!(Config::from_cli(cli).unwrap_err().contains("rediss://"));
         std::fs::write(&file, "bogus = 1\n").unwrap();
         let cli = Cli::parse_from(["bayou", "--config", file.to_str().unwrap()]);
         assert!(Config::from_cli(cli).unwrap_err().contains("bogus"));

@@ -299,13 +299,42 @@ impl Backplane {
     }
 }
 
+/// rustls with ring, for rediss:// (a second call finds it installed: fine).
+#[expect(
+    deprecated,
+    reason = "ring has no post-quantum key exchange; aws-lc-rs, which has, needs cmake and a C \
+              toolchain in every build image. Redis TLS inside a VPC does not need it yet."
+)]
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Starts the backplane the configuration asks for (none for `--engine memory`): its thread
 /// connects in the background, so the workers serve at once, Redis reachable or not.
 pub fn start(config: &Config, mesh: Arc<Mesh>) -> Result<Option<Arc<Backplane>>, String> {
-    let Engine::Redis { url, shown, db } = &config.engine else {
+    let Engine::Redis {
+        url,
+        shown,
+        db,
+        ca_file,
+    } = &config.engine
+    else {
         return Ok(None);
     };
-    let client = redis::Client::open(url.as_str()).map_err(|e| format!("engine {shown}: {e}"))?;
+    install_tls_provider();
+    let client = match ca_file {
+        None => redis::Client::open(url.as_str()),
+        Some(path) => {
+            let root_cert = std::fs::read(path)
+                .map_err(|e| format!("engine_ca_file {}: {e}", path.display()))?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            };
+            redis::Client::build_with_tls(url.as_str(), certs)
+        }
+    }
+    .map_err(|e| format!("engine {shown}: {e}"))?;
     let stats = Arc::new(Stats::default());
     let backplane = Arc::new(Backplane {
         node: rand::random(),

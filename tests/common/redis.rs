@@ -16,18 +16,24 @@ pub struct Redis {
 impl Redis {
     /// Starts redis-server on a free loopback port.
     pub fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        Redis::start_on(port)
+        Redis::start_on(free_port())
     }
 
     /// Starts redis-server on `port` (to bring back one that was killed).
     pub fn start_on(port: u16) -> Redis {
+        Redis::start_args(port, &[])
+    }
+
+    /// Starts redis-server on a free port with more arguments (TLS, a password).
+    pub fn start_with(extra: &[&str]) -> Redis {
+        Redis::start_args(free_port(), extra)
+    }
+
+    fn start_args(port: u16, extra: &[&str]) -> Redis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -79,9 +85,10 @@ impl Redis {
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         let mut buf = [0u8; 16];
+        // A server with a password answers NOAUTH: it is up too.
         s.write_all(b"PING\r\n").is_ok()
             && s.read(&mut buf)
-                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                .is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
     }
 }
 
@@ -89,4 +96,12 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
