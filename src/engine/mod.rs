@@ -4,6 +4,7 @@
 
 pub mod interest;
 mod moves;
+pub use moves::Departed;
 pub mod outbox;
 pub mod session;
 pub mod signal;

@@ -8,15 +8,30 @@ use crate::bayeux::id;
 use bytes::Bytes;
 use std::time::Instant;
 
+/// A session that left ([`Engine::depart`]).
+#[derive(Debug, PartialEq)]
+pub struct Departed {
+    pub subscriptions: Vec<String>,
+    pub queue: Vec<Bytes>,
+    /// A log position (packed; 0: none) at or before every message of `queue`.
+    pub since: u64,
+}
+
 impl Engine {
     /// Removes a session that moves to another process; None when it is not here. Returns
-    /// its subscriptions and the messages it has not been sent, oldest first, those a bound
-    /// socket had not written yet included. A held connect is answered now (with nothing: its
-    /// messages move) and a bound socket is closed, as on a disconnect.
-    pub fn depart(&mut self, mount: usize, client_id: &str) -> Option<(Vec<String>, Vec<Bytes>)> {
+    /// its subscriptions, the messages it has not been sent, oldest first, those a bound
+    /// socket had not written yet included, and a log position (packed; 0: none) at or
+    /// before every one of them: its unconfirmed position, or `floor` (the last checkpoint's
+    /// position) while its socket had pushes to write. A held connect is answered now (with
+    /// nothing: its messages move) and a bound socket is closed, as on a disconnect.
+    pub fn depart(&mut self, mount: usize, client_id: &str, floor: u64) -> Option<Departed> {
         let slot = self.slot(mount, client_id)?;
         let session = &mut self.mounts[mount].sessions[slot];
         let socket = session.socket.clone();
+        let mut since = session.unconfirmed();
+        if floor != 0 && socket.as_ref().is_some_and(|o| !o.is_idle()) {
+            since = if since == 0 { floor } else { since.min(floor) };
+        }
         let (queued, dropped) = unbind_cut(session);
         self.queued[mount] += queued;
         self.dropped[mount] += dropped;
@@ -28,7 +43,11 @@ impl Engine {
         if let Some(out) = socket {
             out.close_after_flush(1000);
         }
-        Some((subscriptions, queue))
+        Some(Departed {
+            subscriptions,
+            queue,
+            since,
+        })
     }
 
     /// Whether the session has an open EventSource stream here (its deliveries must come from
@@ -69,6 +88,7 @@ impl Engine {
         client_id: &str,
         subscriptions: &[String],
         queue: Vec<Bytes>,
+        since: u64,
         now: Instant,
     ) -> bool {
         let well_formed =
@@ -85,6 +105,10 @@ impl Engine {
         self.ping(mount, slot, now);
         self.subscribe(mount, client_id, subscriptions);
         let session = &mut self.mounts[mount].sessions[slot];
+        if !queue.is_empty() {
+            // Unconfirmed here too: a crash of this process replays from there.
+            session.mark_unconfirmed(since);
+        }
         for msg in queue {
             if session.enqueue(msg, SESSION_QUEUE_LIMIT) {
                 self.dropped[mount] += 1;
@@ -143,20 +167,33 @@ mod tests {
         a.take_effects();
         a.deliver(0, "/a", &Bytes::from_static(b"1"));
         a.deliver(0, "/p/x", &Bytes::from_static(b"2"));
-        let (subs, queue) = a.depart(0, &cid).expect("here");
+        let Departed {
+            subscriptions: subs,
+            queue,
+            since,
+        } = a.depart(0, &cid, 0).expect("here");
+        assert_eq!(since, 0, "delivered with no log position (memory-style)");
         assert_eq!(subs, ["/a", "/p/*"]);
         assert_eq!(queue, [Bytes::from_static(b"1"), Bytes::from_static(b"2")]);
         assert!(!a.exists(0, &cid));
         assert_eq!(a.table_sizes(0).1, 0, "its subscriptions went with it");
         let off: Vec<bool> = a.take_effects().iter().map(|e| e.on).collect();
         assert_eq!(off, [false, false]);
-        assert!(a.depart(0, &cid).is_none(), "gone");
+        assert!(a.depart(0, &cid, 0).is_none(), "gone");
 
         let mut b = Engine::new(1, 2, 1, Duration::from_secs(30));
-        assert!(b.arrive(0, &cid, &subs, queue, now));
+        assert!(b.arrive(0, &cid, &subs, queue, 7, now));
+        assert_eq!(
+            b.oldest_unconfirmed(0, 0),
+            Some(7),
+            "what arrived counts from its position"
+        );
         assert!(b.exists(0, &cid));
         assert_eq!(b.take_effects().len(), 2, "its interest turns on here");
-        assert!(!b.arrive(0, &cid, &subs, Vec::new(), now), "already here");
+        assert!(
+            !b.arrive(0, &cid, &subs, Vec::new(), 0, now),
+            "already here"
+        );
         b.deliver(0, "/p/y", &Bytes::from_static(b"3"));
         assert_eq!(b.take_queue(0, &cid), [&b"1"[..], b"2", b"3"]);
     }
@@ -188,9 +225,9 @@ mod tests {
     #[test]
     fn a_forged_id_does_not_arrive() {
         let mut e = engine();
-        assert!(!e.arrive(0, "short", &[], Vec::new(), Instant::now()));
-        assert!(!e.arrive(0, &"é".repeat(16), &[], Vec::new(), Instant::now()));
-        assert!(!e.arrive(7, &"a".repeat(id::LEN), &[], Vec::new(), Instant::now()));
+        assert!(!e.arrive(0, "short", &[], Vec::new(), 0, Instant::now()));
+        assert!(!e.arrive(0, &"é".repeat(16), &[], Vec::new(), 0, Instant::now()));
+        assert!(!e.arrive(7, &"a".repeat(id::LEN), &[], Vec::new(), 0, Instant::now()));
     }
 
     #[test]

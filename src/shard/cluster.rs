@@ -137,4 +137,7 @@ pub struct Handover {
     pub subscriptions: Vec<String>,
     /// Messages delivered to it and not yet sent, oldest first.
     pub queue: Vec<Bytes>,
+    /// A log position (packed; 0: none) at or before every message of `queue`: where a
+    /// crash of the next owner must replay from while they are unconfirmed.
+    pub since: u64,
 }

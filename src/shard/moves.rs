@@ -125,20 +125,25 @@ impl Node {
             });
             return;
         }
-        let left = self.engine.borrow_mut().depart(ask.mount, &ask.client_id);
+        let floor = self.checkpoint_floor(ask.mount);
+        let left = self
+            .engine
+            .borrow_mut()
+            .depart(ask.mount, &ask.client_id, floor);
         tracing::debug!(
             client_id = %ask.client_id,
             to = %format_args!("{:016x}", ask.from),
             cut = %ask.cut,
             here = left.is_some(),
-            queued = left.as_ref().map_or(0, |l| l.1.len()),
+            queued = left.as_ref().map_or(0, |l| l.queue.len()),
             "session asked for: leaves"
         );
         self.dispatch_effects(None);
         self.release_ended();
-        let session = left.map(|(subscriptions, queue)| Handover {
-            subscriptions,
-            queue,
+        let session = left.map(|d| Handover {
+            subscriptions: d.subscriptions,
+            queue: d.queue,
+            since: d.since,
         });
         cluster.gave(ask, session);
     }
@@ -153,11 +158,13 @@ impl Node {
         let expires_ms = 2 * self.settings.policy(mount).timeout.as_millis() as u64;
         let ids = self.engine.borrow().client_ids(mount);
         for client_id in ids {
-            let left = self.engine.borrow_mut().depart(mount, &client_id);
-            if let Some((subscriptions, queue)) = left {
+            let floor = self.checkpoint_floor(mount);
+            let left = self.engine.borrow_mut().depart(mount, &client_id, floor);
+            if let Some(d) = left {
                 let session = Handover {
-                    subscriptions,
-                    queue,
+                    subscriptions: d.subscriptions,
+                    queue: d.queue,
+                    since: d.since,
                 };
                 cluster.parked(mount, &client_id, cut, session, expires_ms);
             }
@@ -184,7 +191,7 @@ impl Node {
     /// goes (the directory entry is the other's, so it stays).
     pub(super) fn forget(self: &Rc<Self>, mount: usize, client_id: &str) {
         tracing::debug!(%client_id, "session owned elsewhere now: dropped here");
-        let _ = self.engine.borrow_mut().depart(mount, client_id);
+        let _ = self.engine.borrow_mut().depart(mount, client_id, 0);
         self.dispatch_effects(None);
         self.release_ended();
     }
@@ -202,6 +209,7 @@ impl Node {
         let Handover {
             subscriptions,
             mut queue,
+            since,
         } = session;
         let (queued, replayed) = (queue.len(), replay.len());
         queue.extend(replay);
@@ -210,6 +218,7 @@ impl Node {
             client_id,
             &subscriptions,
             queue,
+            since,
             Instant::now(),
         );
         tracing::debug!(
@@ -221,6 +230,16 @@ impl Node {
         );
         self.dispatch_effects(None);
         let _ = done.send(if here { Moved::Here } else { Moved::Gone });
+    }
+
+    /// The position of this worker's last checkpoint on `mount` (0: none yet): every push
+    /// made before it came after it.
+    fn checkpoint_floor(&self, mount: usize) -> u64 {
+        self.last_checkpoint
+            .borrow()
+            .get(mount)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The link's checkpoint: every entry up to `pos` reached this worker; answers with the

@@ -55,16 +55,18 @@ const ALIVE_MS: u64 = 3000;
 /// of an owner without its hex (`bayou:<db>:node:`), the mount's checkpoint prefix
 /// (`<prefix>cp:`), the entry's expiry. Returns {0} (no session), {1} (named this process),
 /// {2, owner} (alive: ask it), {3, owner, checkpoint, fields} (adopted), or
-/// {4, giver, cut, queue, fields} (left by a process that is gone: taken, see [`PARK`]).
+/// {4, giver, cut, queue, fields, since} (left by a process that is gone: taken, see
+/// [`PARK`]).
 const FETCH: &str = r"
 local owner = redis.call('HGET', KEYS[1], 'o')
 if not owner then return {0} end
 if owner == '-' then
-  local left = redis.call('HMGET', KEYS[1], 'r', 'p', 'q')
-  redis.call('HDEL', KEYS[1], 'r', 'p', 'q')
+  local left = redis.call('HMGET', KEYS[1], 'r', 'p', 'q', 'u')
+  redis.call('HDEL', KEYS[1], 'r', 'p', 'q', 'u')
   redis.call('HSET', KEYS[1], 'o', ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  return {4, left[1] or '', left[2] or '', left[3] or '', redis.call('HKEYS', KEYS[1])}
+  return {4, left[1] or '', left[2] or '', left[3] or '', redis.call('HKEYS', KEYS[1]),
+          left[4] or ''}
 end
 if owner == ARGV[1] then return {1} end
 if redis.call('EXISTS', ARGV[2] .. owner .. ':alive') == 1 then return {2, owner} end
@@ -76,11 +78,12 @@ return {3, owner, cp, redis.call('HKEYS', KEYS[1])}
 
 /// Leaves a session in its entry for whichever process its client reaches next, if the entry
 /// still names this process: owner `-`, with the giver (`r`), the cut (`p`) and the queue
-/// (`q`), expiring when the session would have. KEYS[1]: the entry; ARGV: this process, the
-/// cut, the encoded queue, the expiry in ms.
+/// (`q`) with a position at or before its messages (`u`), expiring when the session would
+/// have. KEYS[1]: the entry; ARGV: this process, the cut, the encoded queue, the expiry in
+/// ms, the queue's position.
 const PARK: &str = r"
 if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'o', '-', 'r', ARGV[1], 'p', ARGV[2], 'q', ARGV[3])
+redis.call('HSET', KEYS[1], 'o', '-', 'r', ARGV[1], 'p', ARGV[2], 'q', ARGV[3], 'u', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 ";
@@ -136,6 +139,8 @@ pub(super) struct Letter {
     cut: String,
     subscriptions: Vec<String>,
     queue: Vec<u8>,
+    /// A log position at or before every message of `queue` (0: none given).
+    since: u64,
     /// A relayed request's body (`ask`) or its reply (`res`).
     body: Option<Vec<u8>>,
     /// A relayed request's client address and publish-secret flag.
@@ -166,6 +171,7 @@ impl Letter {
                         .collect()
                 }
                 b"q" => l.queue = v,
+                b"u" => l.since = text().parse().unwrap_or(0),
                 _ => {}
             }
         }
@@ -338,6 +344,7 @@ impl Link {
                         .arg(cut)
                         .arg(queue)
                         .arg(expires_ms.max(1))
+                        .arg(session.since)
                         .ignore();
                     self.bp.stats.parked.fetch_add(1, Relaxed);
                 }
@@ -429,6 +436,8 @@ impl Link {
                         giver: 0,
                         cut: &cut,
                         queue: b"",
+                        // The replay's: after the cut (the arrival falls back to it).
+                        since: 0,
                     };
                     self.write_taken(&mut asks, token, mount, &client_id, taken);
                 }
@@ -437,6 +446,7 @@ impl Link {
                     cut,
                     queue,
                     fields,
+                    since,
                 } => {
                     // Left by a process that is gone: its exact cut and queue, as a move.
                     self.bp.stats.unparked.fetch_add(1, Relaxed);
@@ -445,6 +455,7 @@ impl Link {
                         giver,
                         cut: &cut,
                         queue: &queue,
+                        since,
                     };
                     self.write_taken(&mut asks, token, mount, &client_id, taken);
                 }
@@ -501,7 +512,9 @@ impl Link {
                 .arg("s")
                 .arg(s.subscriptions.join("\n"))
                 .arg("q")
-                .arg(naming::encode_queue(s.queue.iter().map(|m| &m[..]))),
+                .arg(naming::encode_queue(s.queue.iter().map(|m| &m[..])))
+                .arg("u")
+                .arg(s.since),
             None => pipe.arg("k").arg("none"),
         };
         sent(pipe, &inbox);
@@ -633,7 +646,9 @@ impl Link {
             .arg("s")
             .arg(subscriptions.join("\n"))
             .arg("q")
-            .arg(taken.queue);
+            .arg(taken.queue)
+            .arg("u")
+            .arg(taken.since);
         sent(pipe, &self.inbox);
     }
 
@@ -770,9 +785,15 @@ impl Link {
         // Given even if the ask timed out here meanwhile: it is this process's now.
         let done = fetching.map(|f| f.done);
         let queue = naming::decode_queue(&letter.queue).unwrap_or_default();
+        // Without a position from the giver, the cut: every replayed entry comes after it.
+        let since = match letter.since {
+            0 => naming::pack(&letter.cut),
+            s => s,
+        };
         let session = Handover {
             subscriptions: letter.subscriptions,
             queue: queue.into_iter().map(Bytes::from).collect(),
+            since,
         };
         // From now on this process reads the session's channels, before any worker says so.
         {
@@ -949,6 +970,7 @@ enum Found {
         cut: String,
         queue: Vec<u8>,
         fields: Vec<String>,
+        since: u64,
     },
 }
 
@@ -971,6 +993,8 @@ struct Taken<'a> {
     giver: u64,
     cut: &'a str,
     queue: &'a [u8],
+    /// A position at or before every message of `queue` (0: none known).
+    since: u64,
 }
 
 impl Found {
@@ -1012,6 +1036,7 @@ impl Found {
                     cut: parts.get(2).and_then(text).unwrap_or_default(),
                     queue: bytes(parts.get(3)),
                     fields,
+                    since: (parts.get(5).and_then(text)).map_or(0, |s| s.parse().unwrap_or(0)),
                 }
             }
             _ => Found::Nothing,
