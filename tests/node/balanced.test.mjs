@@ -2,8 +2,9 @@
 // request round-robin, on one redis-server (issue 18). Real parts only: Debian's HAProxy (per
 // request round-robin, health checks on each process's /readyz the way an ALB target group
 // checks), a real redis-server, Bayou processes, and real Faye clients: Node over WebSocket,
-// Node long-polling, and the browser client in headless Chromium (WebSocket, and long-polling
-// by CORS). A publisher POSTs a numbered message per user channel through the balancer.
+// Node long-polling, and the browser client in headless Chromium (WebSocket, long-polling by
+// CORS, and EventSource from a page on the balancer's own origin, whose XHR requests reaching
+// the other process are relayed to its stream's process). A publisher POSTs a numbered message per user channel through the balancer.
 //
 // Each scenario counts, per client, lost, duplicated and out-of-order messages and
 // rehandshakes, and requires none of any: in steady state, and through a rolling deploy
@@ -107,6 +108,9 @@ defaults
   timeout tunnel 1h
 frontend web
   bind 127.0.0.1:${port}
+  # A page on the balancer's own origin, so the browser client may use EventSource (it needs
+  # the same origin): the EventSource transport of the Faye client.
+  http-request return status 200 content-type "text/html; charset=utf-8" file PAGE_FILE if { path /same-origin.html }
   default_backend bayou
 backend bayou
   balance roundrobin
@@ -120,7 +124,8 @@ listen stats
   stats uri /stats
 `;
   const file = join(dir, 'haproxy.cfg');
-  writeFileSync(file, config);
+  writeFileSync(file, config.replace('PAGE_FILE', join(dir, 'same-origin.html')));
+  writeFileSync(join(dir, 'same-origin.html'), SAME_ORIGIN_PAGE);
   const child = spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (c) => { output += c; });
@@ -186,6 +191,47 @@ function pageHtml(url, i, disable) {
   client.subscribe('/users/${i}', (data) => window.numbers.push(data.n)).then(
     () => { window.ready = true; }, (e) => { window.failed = String(e && e.message || e); });
 </script></body></html>`;
+}
+
+/**
+ * The browser client on the balancer's origin with WebSocket disabled: it takes EventSource
+ * (a stream on one process, connects and subscribes by XHR to any). The user is in the query.
+ */
+const SAME_ORIGIN_PAGE = `<!doctype html><html><head><meta charset="utf-8">
+<script src="/faye/client.js"></script></head><body><script>
+  window.numbers = []; window.handshakes = 0; window.types = [];
+  const user = new URLSearchParams(location.search).get('user');
+  const client = new Faye.Client('/faye');
+  window.client = client;
+  client.disable('websocket');
+  client.addExtension({ outgoing: (m, cb) => {
+    if (m.channel === '/meta/handshake') window.handshakes++;
+    if (m.channel === '/meta/connect' && !window.types.includes(m.connectionType)) window.types.push(m.connectionType);
+    cb(m);
+  } });
+  client.subscribe('/users/' + user, (data) => window.numbers.push(data.n)).then(
+    () => { window.ready = true; }, (e) => { window.failed = String(e && e.message || e); });
+</script></body></html>`;
+
+/** The EventSource browser client for user `i`, on the balancer's origin. */
+async function eventSourceClient(browser, url, i) {
+  const page = await browser.newPage();
+  await page.goto(`${url}/same-origin.html?user=${i}`);
+  return {
+    user: i,
+    kind: 'browser eventsource',
+    ready: page.waitForFunction(() => window.ready || window.failed, null, { timeout: WAIT_MS })
+      .then(async () => {
+        const failed = await page.evaluate(() => window.failed);
+        if (failed) throw new Error(`browser subscribe failed: ${failed}`);
+      }),
+    report: () => page.evaluate(() => ({
+      numbers: window.numbers, handshakes: window.handshakes, types: window.types,
+    })),
+    /** A publish from the page (by XHR, to whichever process the balancer picks). */
+    publish: () => page.evaluate(() => window.client.publish('/echo', { from: 'page' })),
+    stop: () => page.close(),
+  };
 }
 
 /** A page on a second origin (so long-polling goes by CORS) with the browser client. */
@@ -259,7 +305,10 @@ const firsts = (numbers) => numbers.filter((n, k) => numbers.indexOf(n) === k);
 async function tally(clients, accepted) {
   const rows = [];
   for (const c of clients) {
-    const { numbers, handshakes } = await c.report();
+    const { numbers, handshakes, types } = await c.report();
+    if (c.kind === 'browser eventsource') {
+      assert.ok(types.includes('eventsource'), `the EventSource client connected by ${types}`);
+    }
     const want = accepted.get(c.user);
     const got = new Set(numbers);
     rows.push({
@@ -274,6 +323,15 @@ async function tally(clients, accepted) {
     });
   }
   return rows;
+}
+
+/** Requests relayed to the process of an EventSource stream, over the processes running. */
+async function relayedTotal(slots) {
+  let relayed = 0;
+  for (const s of slots.filter((x) => x.server)) {
+    relayed += (await metrics(s))['bayou_backplane_session_moves_total{outcome="relayed"}'];
+  }
+  return relayed;
 }
 
 async function scenario(t, run, { crash = false } = {}) {
@@ -293,9 +351,10 @@ async function scenario(t, run, { crash = false } = {}) {
     for (let k = 0; k < NODE_LP; k++) clients.push(nodeClient(lb.url, user++, 'long-polling'));
     clients.push(await browserClient(browser, lb.url, user++));
     clients.push(await browserClient(browser, lb.url, user++, 'websocket'));
+    clients.push(await eventSourceClient(browser, lb.url, user++));
     await Promise.all(clients.map((c) => c.ready));
     const pub = publisher(lb.url, clients.map((c) => c.user));
-    await run({ slots, redis, lb, pub });
+    await run({ slots, redis, lb, pub, clients });
     const failed = await pub.stop();
     if (pub.reasons.length) t.diagnostic(`publishes refused or failed: ${[...new Set(pub.reasons)].join('; ')}`);
     // Everything accepted arrives (bounded wait), then nothing more may come.
@@ -328,7 +387,7 @@ async function scenario(t, run, { crash = false } = {}) {
 }
 
 test('steady state through a round-robin balancer: nothing lost, nothing repeated', PER_TEST, async (t) => {
-  await scenario(t, async ({ slots }) => {
+  await scenario(t, async ({ slots, clients }) => {
     await sleep(4000);
     // Requests really hop between the processes, and their sessions follow.
     let moves = 0;
@@ -337,6 +396,16 @@ test('steady state through a round-robin balancer: nothing lost, nothing repeate
     }
     t.diagnostic(`session moves: ${moves}`);
     assert.ok(moves > 0, 'sessions moved between the processes');
+    // The EventSource client's XHR requests that reach the other process are relayed to its
+    // stream's process: publish from the page until one is (bounded).
+    const es = clients.find((c) => c.kind === 'browser eventsource');
+    let tries = 0;
+    await until(async () => {
+      tries++;
+      await es.publish();
+      return (await relayedTotal(slots)) > 0;
+    }, 'a request of the EventSource client relayed', 30_000);
+    t.diagnostic(`EventSource client: a publish relayed after ${tries} tries`);
   });
 });
 
