@@ -538,9 +538,15 @@ fn through_a_redis_restart_a_session_keeps_its_client_id_and_what_was_queued() {
     // again, so the session moves as before, with what was queued meanwhile.
     let mut redis = Redis::start();
     let port = redis.port;
-    let (a, b) = (Node::start(&redis), Node::start(&redis));
+    let a = Node::start_with(&redis, &["--handshake-rate", "0"]);
+    let b = Node::start(&redis);
     let cid = a.handshake(M);
     a.subscribe(M, &cid, json!("/users/1"));
+    // More sessions than one round trip writes back, so the write-back goes in several.
+    const OTHERS: usize = 1200;
+    for _ in 0..OTHERS {
+        a.handshake(M);
+    }
     redis.kill();
     a.wait_metric("bayou_backplane_up", |v| v == 0.0);
     b.wait_metric("bayou_backplane_up", |v| v == 0.0);
@@ -580,6 +586,22 @@ fn through_a_redis_restart_a_session_keeps_its_client_id_and_what_was_queued() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Every session, not only the first round trip's.
+    let mut entries = String::new();
+    for _ in 0..200 {
+        entries = _redis.command(&format!(
+            "EVAL \"return #redis.call('keys', ARGV[1])\" 0 bayou:0:{M}:s:*"
+        ));
+        if entries.trim() == format!(":{}", OTHERS + 1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        entries.trim(),
+        format!(":{}", OTHERS + 1),
+        "directory entries after the restart"
+    );
     let reply = b.bayeux(
         M,
         &json!([{"channel": "/meta/connect", "clientId": cid,

@@ -44,6 +44,9 @@ const INBOX_TTL_MS: u64 = 3600 * 1000;
 const INBOX_LENGTH: usize = 10_000;
 /// Entries of the log read per XRANGE of a replay.
 const REPLAY_COUNT: usize = 1000;
+/// Sessions written back per round trip after a reconnection: a million sessions in one
+/// pipeline would outlast the command timeout and reconnect again, for ever.
+const RESYNC_CHUNK: usize = 500;
 /// How often this process refreshes its liveness key and writes its checkpoints.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long a liveness key outlives its last refresh.
@@ -216,8 +219,7 @@ impl Link {
         let mut lookups = Vec::new();
         let mut acks = Vec::new();
         let mut gave = Vec::new();
-        let mut resyncs = redis::pipe();
-        let mut resynced = Vec::new();
+        let mut resyncs = Vec::new();
         for op in ops {
             match op {
                 Op::Opened {
@@ -303,19 +305,7 @@ impl Link {
                     mount,
                     client_id,
                     subscriptions,
-                } => {
-                    let cmd = resyncs
-                        .cmd("EVAL")
-                        .arg(RESYNC)
-                        .arg(1)
-                        .arg(self.session_key(mount, &client_id))
-                        .arg(&me)
-                        .arg(ENTRY_TTL_MS);
-                    for s in &subscriptions {
-                        cmd.arg(naming::subscription_field(s));
-                    }
-                    resynced.push((worker, mount, client_id));
-                }
+                } => resyncs.push((worker, mount, client_id, subscriptions)),
                 Op::LeaveAll => {
                     // Through the workers' queues, behind every entry handed over so far.
                     for mount in 0..self.names.mounts.len() {
@@ -380,13 +370,8 @@ impl Link {
             }
         };
         drop(acks);
-        if !resynced.is_empty() {
-            let kept: Vec<i64> = timed(resyncs.query_async(conn)).await?;
-            for ((worker, mount, client_id), kept) in resynced.into_iter().zip(kept) {
-                if kept == 0 {
-                    self.hand_over(worker, Envelope::Forget { mount, client_id });
-                }
-            }
+        for chunk in resyncs.chunks(RESYNC_CHUNK) {
+            self.resync(chunk, &me, conn).await?;
         }
         let given = gave.iter().filter(|(_, s)| s.is_some()).count();
         self.bp.stats.moved_out.fetch_add(given as u64, Relaxed);
@@ -518,6 +503,42 @@ impl Link {
             None => pipe.arg("k").arg("none"),
         };
         sent(pipe, &inbox);
+    }
+
+    /// Writes sessions held here back into the directory after a reconnection. A session that
+    /// another process has taken meanwhile is left to it, and the copy here is dropped.
+    async fn resync(
+        &self,
+        sessions: &[(usize, usize, String, Vec<String>)],
+        me: &str,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for (_, mount, client_id, subscriptions) in sessions {
+            let cmd = pipe
+                .cmd("EVAL")
+                .arg(RESYNC)
+                .arg(1)
+                .arg(self.session_key(*mount, client_id))
+                .arg(me)
+                .arg(ENTRY_TTL_MS);
+            for s in subscriptions {
+                cmd.arg(naming::subscription_field(s));
+            }
+        }
+        let kept: Vec<i64> = timed(pipe.query_async(conn)).await?;
+        for ((worker, mount, client_id, _), kept) in sessions.iter().zip(kept) {
+            if kept == 0 {
+                self.hand_over(
+                    *worker,
+                    Envelope::Forget {
+                        mount: *mount,
+                        client_id: client_id.clone(),
+                    },
+                );
+            }
+        }
+        Ok(())
     }
 
     /// A session this process gave away but could not send: it arrives back here.
