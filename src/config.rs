@@ -95,6 +95,109 @@ pub enum AuthMode {
     Open,
 }
 
+/// What an authorisation hook that gives no answer (down, hung, a bad answer) decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookFailure {
+    /// Refuse, with a Faye error that says the backend could not be asked.
+    Deny,
+    /// Let the message through as if the backend had allowed it.
+    Allow,
+}
+
+/// A mount's backend authorisation hook (`auth.hook_url`): Bayou POSTs a description of each
+/// handshake and subscribe (and, when asked, client publish) there and follows the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookConfig {
+    /// Scheme, host and path as configured, without the query (which may carry a secret):
+    /// what `--check-config` and errors show.
+    pub shown: String,
+    /// Where to connect, resolved once at start-up.
+    pub addr: SocketAddr,
+    /// The `Host` header: the URL's host and port as written.
+    pub host: String,
+    /// The request target: path and query.
+    pub target: String,
+    /// How long one decision may take, waiting for a free request slot included [2 s].
+    pub timeout: Duration,
+    /// What a failure to decide means [deny].
+    pub failure: HookFailure,
+    /// Ask about handshakes [true].
+    pub handshake: bool,
+    /// Ask about publishes by clients (never about those carrying the ingest secret) [false].
+    pub publish: bool,
+    /// Request headers forwarded to the backend, lower-case; no others are [none].
+    pub headers: Vec<String>,
+    /// How long an allow decision is reused for the same credentials and channel; 0 never
+    /// reuses one [30 s].
+    pub cache_ttl: Duration,
+    /// Most requests to the backend in flight per worker; more wait for a slot within the
+    /// timeout [64].
+    pub max_in_flight: usize,
+}
+
+/// Default of [`HookConfig::timeout`].
+pub const DEFAULT_HOOK_TIMEOUT: f64 = 2.0;
+/// Default of [`HookConfig::cache_ttl`].
+pub const DEFAULT_HOOK_CACHE_TTL: f64 = 30.0;
+/// Default of [`HookConfig::max_in_flight`].
+pub const DEFAULT_HOOK_IN_FLIGHT: usize = 64;
+
+impl HookConfig {
+    /// A hook at `url` (`http://host[:port][/path][?query]`) with the default settings.
+    pub fn parse(url: &str) -> Result<HookConfig, String> {
+        use std::net::ToSocketAddrs;
+        let shown_of = |u: &str| u.split('?').next().unwrap_or_default().to_owned();
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err(format!(
+                "hook_url {:?} must be an http:// URL (the backend is reached on a private \
+                 network or a sidecar; https is not supported)",
+                shown_of(url)
+            ));
+        };
+        let shown = shown_of(url);
+        let (authority, target) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_owned()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_owned()),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!(
+                "hook_url {shown:?} needs a host, and no user or password in it"
+            ));
+        }
+        // `host:port`, `[v6]:port`; a bare `[v6]` or host takes port 80.
+        let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (!h.contains(':') || h.ends_with(']'))
+        });
+        let with_port = if has_port {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|e| format!("hook_url {shown:?}: cannot resolve {authority}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("hook_url {shown:?}: {authority} has no address"))?;
+        Ok(HookConfig {
+            shown,
+            addr,
+            host: authority.to_owned(),
+            target,
+            timeout: Duration::from_secs_f64(DEFAULT_HOOK_TIMEOUT),
+            failure: HookFailure::Deny,
+            handshake: true,
+            publish: false,
+            headers: Vec::new(),
+            cache_ttl: Duration::from_secs_f64(DEFAULT_HOOK_CACHE_TTL),
+            max_in_flight: DEFAULT_HOOK_IN_FLIGHT,
+        })
+    }
+}
+
 /// Where channels live: in this process only, or shared with other Bayou processes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Engine {
@@ -286,6 +389,28 @@ pub struct Cli {
     /// HS256 key of subscribe tokens, or env:NAME [default: none].
     #[arg(long, env = "BAYOU_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
+    /// Backend authorisation hook for every mount, `http://host:port/path`: each handshake and
+    /// subscribe is POSTed there as JSON and allowed or denied by the answer (see the README's
+    /// "Keeping the auth you have") [default: none].
+    #[arg(long, env = "BAYOU_AUTH_HOOK")]
+    pub auth_hook: Option<String>,
+    /// Request headers forwarded to the hook, e.g. cookie,authorization,origin [default: none].
+    #[arg(long, env = "BAYOU_AUTH_HOOK_HEADERS", value_delimiter = ',')]
+    pub auth_hook_headers: Vec<String>,
+    /// Seconds one hook decision may take [default: 2].
+    #[arg(long, env = "BAYOU_AUTH_HOOK_TIMEOUT")]
+    pub auth_hook_timeout: Option<f64>,
+    /// What a hook that gives no answer decides: deny or allow [default: deny].
+    #[arg(long, env = "BAYOU_AUTH_HOOK_FAILURE", value_enum)]
+    pub auth_hook_failure: Option<HookFailure>,
+    /// Also ask the hook about client publishes (never those with the ingest secret)
+    /// [default: false].
+    #[arg(long, env = "BAYOU_AUTH_HOOK_PUBLISH")]
+    pub auth_hook_publish: Option<bool>,
+    /// Seconds an allow decision is reused for the same credentials and channel, 0 for never
+    /// [default: 30].
+    #[arg(long, env = "BAYOU_AUTH_HOOK_CACHE_TTL")]
+    pub auth_hook_cache_ttl: Option<f64>,
     /// Channel pattern whose subscriptions need a token, e.g. /users/*; repeat for several.
     #[arg(long = "protect", env = "BAYOU_PROTECT", value_delimiter = ',')]
     pub protect: Vec<String>,
@@ -370,6 +495,23 @@ pub struct AuthFile {
     pub client_publish: Option<Vec<String>>,
     pub allow_advice: Option<bool>,
     pub allowed_origins: Option<Vec<String>>,
+    /// The backend authorisation hook, `http://host:port/path`; "" turns off one set for all
+    /// mounts.
+    pub hook_url: Option<String>,
+    /// Seconds one decision may take (0.001 to 60).
+    pub hook_timeout: Option<f64>,
+    /// `deny` or `allow` when the backend gives no answer.
+    pub hook_failure: Option<HookFailure>,
+    /// Ask about handshakes.
+    pub hook_handshake: Option<bool>,
+    /// Ask about client publishes.
+    pub hook_publish: Option<bool>,
+    /// Request headers forwarded to the backend.
+    pub hook_headers: Option<Vec<String>>,
+    /// Seconds an allow decision is reused; 0 never.
+    pub hook_cache_ttl: Option<f64>,
+    /// Most requests in flight to the backend per worker, at least 1.
+    pub hook_max_in_flight: Option<usize>,
 }
 
 /// `[mount."/path"]`: overrides of the defaults for one mount.
@@ -412,6 +554,8 @@ pub struct AuthConfig {
     pub client_publish: Option<Vec<String>>,
     pub allow_advice: bool,
     pub allowed_origins: Vec<String>,
+    /// The backend authorisation hook, if any.
+    pub hook: Option<HookConfig>,
 }
 
 /// One mount's effective settings.
@@ -455,6 +599,23 @@ impl MountConfig {
             },
             format!("auth.allow_advice = {}", a.allow_advice),
             format!("auth.allowed_origins = {:?}", a.allowed_origins),
+            match &a.hook {
+                None => "auth.hook_url = none".to_owned(),
+                Some(h) => [
+                    format!("auth.hook_url = {:?}", h.shown),
+                    format!("auth.hook_timeout = {}", h.timeout.as_secs_f64()),
+                    format!(
+                        "auth.hook_failure = {}",
+                        format!("{:?}", h.failure).to_lowercase()
+                    ),
+                    format!("auth.hook_handshake = {}", h.handshake),
+                    format!("auth.hook_publish = {}", h.publish),
+                    format!("auth.hook_headers = {:?}", h.headers),
+                    format!("auth.hook_cache_ttl = {}", h.cache_ttl.as_secs_f64()),
+                    format!("auth.hook_max_in_flight = {}", h.max_in_flight),
+                ]
+                .join("\n"),
+            },
         ]
         .join("\n")
     }
@@ -832,6 +993,7 @@ fn auth_from(cli: &Cli, file: &FileConfig) -> Result<AuthConfig, String> {
         client_publish: None,
         allow_advice: false,
         allowed_origins: Vec::new(),
+        hook: None,
     };
     let from_file = merge_auth(base, file.auth.as_ref().unwrap_or(&AuthFile::default()))?;
     let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
@@ -845,8 +1007,80 @@ fn auth_from(cli: &Cli, file: &FileConfig) -> Result<AuthConfig, String> {
             client_publish: non_empty(&cli.client_publish),
             allow_advice: cli.allow_advice,
             allowed_origins: non_empty(&cli.allowed_origins),
+            hook_url: cli.auth_hook.clone(),
+            hook_timeout: cli.auth_hook_timeout,
+            hook_failure: cli.auth_hook_failure,
+            hook_handshake: None,
+            hook_publish: cli.auth_hook_publish,
+            hook_headers: non_empty(&cli.auth_hook_headers),
+            hook_cache_ttl: cli.auth_hook_cache_ttl,
+            hook_max_in_flight: None,
         },
     )
+}
+
+/// The hook after `over`: a new URL starts from the defaults, "" removes the hook, and the
+/// other `hook_*` settings change the hook in force (an error when there is none).
+fn merge_hook(base: Option<HookConfig>, over: &AuthFile) -> Result<Option<HookConfig>, String> {
+    let mut hook = match over.hook_url.as_deref() {
+        Some("") => None,
+        Some(url) => Some(HookConfig::parse(url)?),
+        None => base,
+    };
+    let tuned = [
+        ("hook_timeout", over.hook_timeout.is_some()),
+        ("hook_failure", over.hook_failure.is_some()),
+        ("hook_handshake", over.hook_handshake.is_some()),
+        ("hook_publish", over.hook_publish.is_some()),
+        ("hook_headers", over.hook_headers.is_some()),
+        ("hook_cache_ttl", over.hook_cache_ttl.is_some()),
+        ("hook_max_in_flight", over.hook_max_in_flight.is_some()),
+    ];
+    let Some(h) = hook.as_mut() else {
+        return match tuned.iter().find(|(_, set)| *set) {
+            Some((what, _)) if over.hook_url.as_deref() != Some("") => {
+                Err(format!("{what} is set but no hook_url"))
+            }
+            _ => Ok(None),
+        };
+    };
+    if let Some(t) = over.hook_timeout {
+        h.timeout = seconds("hook_timeout", t, MIN_SECS)?;
+        if t > 60.0 {
+            return Err(format!("hook_timeout must be at most 60 seconds, got {t}"));
+        }
+    }
+    if let Some(f) = over.hook_failure {
+        h.failure = f;
+    }
+    if let Some(b) = over.hook_handshake {
+        h.handshake = b;
+    }
+    if let Some(b) = over.hook_publish {
+        h.publish = b;
+    }
+    if let Some(list) = &over.hook_headers {
+        h.headers = Vec::with_capacity(list.len());
+        for name in list {
+            let name = name.trim().to_ascii_lowercase();
+            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            if name.is_empty() || !name.bytes().all(token) {
+                return Err(format!("hook_headers: {name:?} is not a header name"));
+            }
+            h.headers.push(name);
+        }
+    }
+    if let Some(t) = over.hook_cache_ttl {
+        h.cache_ttl = if t == 0.0 {
+            Duration::ZERO
+        } else {
+            seconds("hook_cache_ttl", t, MIN_SECS)?
+        };
+    }
+    if let Some(n) = over.hook_max_in_flight {
+        h.max_in_flight = at_least_one("hook_max_in_flight", n)?;
+    }
+    Ok(hook)
 }
 
 /// A secret as configured: the value itself, or `env:NAME` for the variable NAME.
@@ -886,6 +1120,7 @@ fn merge_auth(base: AuthConfig, over: &AuthFile) -> Result<AuthConfig, String> {
         client_publish: over.client_publish.clone().or(base.client_publish),
         allow_advice: over.allow_advice.unwrap_or(base.allow_advice),
         allowed_origins: over.allowed_origins.clone().unwrap_or(base.allowed_origins),
+        hook: merge_hook(base.hook, over)?,
     };
     check_patterns("protect", &a.protect)?;
     check_patterns(
@@ -1220,6 +1455,89 @@ mod tests {
                 "[mount.\"/a\".limits]\nmax_subscriptions = 0",
             ],
             "mount \"/a\": max_subscriptions must be at least 1, got 0",
+        );
+    }
+
+    #[test]
+    fn an_auth_hook_is_an_http_url_set_for_all_mounts_or_one() {
+        let hook = |c: &Config, m: usize| c.per_mount[m].auth.hook.clone();
+        let c = accepted(&[
+            "--mount",
+            "/a",
+            "--mount",
+            "/b",
+            "--auth-hook",
+            "http://127.0.0.1:9000/auth?key=s3cret",
+            "--auth-hook-headers",
+            "Cookie, authorization",
+        ]);
+        let h = hook(&c, 0).expect("a hook on /a");
+        assert_eq!(h.shown, "http://127.0.0.1:9000/auth");
+        assert_eq!(h.target, "/auth?key=s3cret");
+        assert_eq!(h.host, "127.0.0.1:9000");
+        assert_eq!(h.addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(h.headers, ["cookie", "authorization"]);
+        assert_eq!(h.timeout, Duration::from_secs(2));
+        assert_eq!(h.failure, HookFailure::Deny);
+        assert!(h.handshake && !h.publish);
+        assert_eq!(hook(&c, 1), Some(h));
+        assert!(!c.describe().contains("s3cret"), "{}", c.describe());
+        // Port 80 by default; a path of / by default.
+        let h = HookConfig::parse("http://127.0.0.1").unwrap();
+        assert_eq!((h.addr.port(), h.target.as_str()), (80, "/"));
+        let h = HookConfig::parse("http://[::1]:81?x=1").unwrap();
+        assert_eq!((h.addr.port(), h.target.as_str()), (81, "/?x=1"));
+        // One mount turns it off, another tunes it.
+        let c = accepted(&[
+            "--config-toml",
+            "mounts = [\"/a\", \"/b\"]\n[auth]\nhook_url = \"http://127.0.0.1:9000/\"\n\
+             [mount.\"/a\".auth]\nhook_url = \"\"\n\
+             [mount.\"/b\".auth]\nhook_timeout = 0.5\nhook_failure = \"allow\"\n\
+             hook_publish = true\nhook_cache_ttl = 0\nhook_max_in_flight = 3",
+        ]);
+        assert_eq!(hook(&c, 0), None);
+        let h = hook(&c, 1).unwrap();
+        assert_eq!(h.timeout, Duration::from_millis(500));
+        assert_eq!(h.failure, HookFailure::Allow);
+        assert!(h.publish);
+        assert_eq!(h.cache_ttl, Duration::ZERO);
+        assert_eq!(h.max_in_flight, 3);
+        refused(
+            &["--auth-hook", "https://auth.example/x"],
+            "must be an http:// URL",
+        );
+        refused(
+            &["--auth-hook", "http://u:pw@127.0.0.1/"],
+            "no user or password",
+        );
+        refused(
+            &["--auth-hook-timeout", "1"],
+            "hook_timeout is set but no hook_url",
+        );
+        refused(
+            &[
+                "--auth-hook",
+                "http://127.0.0.1/",
+                "--auth-hook-timeout",
+                "61",
+            ],
+            "at most 60 seconds",
+        );
+        refused(
+            &[
+                "--auth-hook",
+                "http://127.0.0.1/",
+                "--auth-hook-headers",
+                "bad header",
+            ],
+            "is not a header name",
+        );
+        refused(
+            &[
+                "--config-toml",
+                "[auth]\nhook_url = \"http://127.0.0.1/\"\nhook_max_in_flight = 0",
+            ],
+            "hook_max_in_flight must be at least 1",
         );
     }
 

@@ -28,6 +28,14 @@ pub struct MountStats {
     pub slow_consumers: AtomicU64,
     /// WebSockets closed because no frame arrived within `--ping-timeout` of a ping.
     pub ping_timeouts: AtomicU64,
+    /// Authorisation hook decisions: allowed and denied by the backend, answered from the
+    /// cache, and failures to get an answer (down, timeout, bad answer).
+    pub hook_allowed: AtomicU64,
+    pub hook_denied: AtomicU64,
+    pub hook_cached: AtomicU64,
+    pub hook_failures: AtomicU64,
+    /// How long the backend took to decide (answers and failures).
+    pub hook_latency: Histogram,
 }
 
 /// Upper bounds of the latency buckets, in microseconds (Prometheus `le`, plus `+Inf`).
@@ -312,6 +320,40 @@ impl Stats {
             "counter",
             "WebSockets closed because no frame answered a ping in time.",
             |m| &m.ping_timeouts,
+        );
+        self.per_mount(
+            &mut out,
+            "bayou_auth_hook_allowed_total",
+            "counter",
+            "Messages the authorisation hook's backend allowed.",
+            |m| &m.hook_allowed,
+        );
+        self.per_mount(
+            &mut out,
+            "bayou_auth_hook_denied_total",
+            "counter",
+            "Messages the authorisation hook's backend denied.",
+            |m| &m.hook_denied,
+        );
+        self.per_mount(
+            &mut out,
+            "bayou_auth_hook_cached_total",
+            "counter",
+            "Messages allowed by a cached decision of the authorisation hook.",
+            |m| &m.hook_cached,
+        );
+        self.per_mount(
+            &mut out,
+            "bayou_auth_hook_failures_total",
+            "counter",
+            "Questions to the authorisation hook that got no answer (down, timeout, bad answer).",
+            |m| &m.hook_failures,
+        );
+        self.histogram(
+            &mut out,
+            "bayou_auth_hook_seconds",
+            "How long the authorisation hook's backend took to decide, failures included.",
+            |m| &m.hook_latency,
         );
         self.per_mount(
             &mut out,

@@ -100,6 +100,12 @@ pub fn run(config: Config) -> Result<(), String> {
                 let result = worker::block_on(driver, |running| async move {
                     let node = Node::new(idx, settings, mesh, lifecycle, stats);
                     node.set_adopt(Box::new(transport::adopt));
+                    for (mount, policy) in node.settings.policies.iter().enumerate() {
+                        if let Some(hook) = &policy.hook {
+                            let client = transport::hook::HookClient::new(hook.config.clone());
+                            node.set_backend(mount, client);
+                        }
+                    }
                     if let Some(c) = cluster {
                         node.set_cluster(c);
                     }

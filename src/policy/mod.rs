@@ -3,13 +3,14 @@
 //! address may have. Built once from the configuration; consulted by the shard layer as it runs
 //! a batch and by the transport as it accepts a request.
 
+pub mod hook;
 pub mod limiter;
 pub mod pattern;
 pub mod token;
 
 use crate::bayeux::Code;
 pub use crate::bayeux::publish::Strip;
-use crate::config::{AuthMode, LimitsConfig, MountConfig};
+use crate::config::{AuthMode, HookConfig, LimitsConfig, MountConfig};
 pub use limiter::{Limiter, Refused};
 pub use pattern::ChannelSet;
 use std::time::Duration;
@@ -47,6 +48,16 @@ impl std::fmt::Debug for Secret {
 
 /// The `ext` keys that carry credentials: removed from every delivered message.
 pub const CREDENTIAL_KEYS: [&str; 2] = ["password", "token"];
+
+/// The same with an authorisation hook: also `ext.authToken`, where Faye's auth recipes put
+/// the client's token.
+pub const HOOK_CREDENTIAL_KEYS: [&str; 3] = ["password", "token", "authToken"];
+
+/// A mount's backend authorisation hook: its settings and the allow decisions it made lately.
+pub struct Hook {
+    pub config: HookConfig,
+    pub cache: hook::Cache,
+}
 
 /// The error of a publish without the ingest secret.
 pub const INGEST_REFUSED: &str =
@@ -169,6 +180,8 @@ pub struct MountPolicy {
     pub auth: Auth,
     /// Handshakes and live sessions per client address.
     pub limiter: Limiter,
+    /// The backend asked about handshakes and subscribes (and perhaps publishes), if any.
+    pub hook: Option<Hook>,
 }
 
 impl MountPolicy {
@@ -189,6 +202,10 @@ impl MountPolicy {
                 allow_advice: a.allow_advice,
                 allowed_origins: a.allowed_origins.clone(),
             },
+            hook: a.hook.clone().map(|config| Hook {
+                cache: hook::Cache::new(config.cache_ttl),
+                config,
+            }),
             limiter: if open {
                 Limiter::new(0.0, 1, 0)
             } else {
@@ -209,7 +226,11 @@ impl MountPolicy {
         }
         Strip {
             advice: !self.auth.allow_advice,
-            ext_keys: &CREDENTIAL_KEYS,
+            ext_keys: if self.hook.is_some() {
+                &HOOK_CREDENTIAL_KEYS
+            } else {
+                &CREDENTIAL_KEYS
+            },
         }
     }
 }

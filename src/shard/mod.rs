@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod envelope;
+mod hook;
 pub mod mesh;
 mod moves;
 pub mod router;
@@ -11,8 +12,9 @@ pub mod worker;
 
 pub use cluster::{Ask, Cluster, Directory, Done, Handover, Moved, Relay, Until};
 pub use envelope::{Ack, AckDone, Adopt, Envelope, RequestBody};
+pub use hook::AskBackend;
 pub use mesh::Mesh;
-pub use router::{Node, Peer, Via};
+pub use router::{Forwarded, Node, Peer, Via};
 
 /// The worker that owns `channel` among `workers`: FNV-1a of the name, modulo the count.
 /// Every routing decision goes through this one function.

@@ -1,6 +1,7 @@
 //! A worker's node: its engine, its end of the mesh, and the request driver that runs a batch
 //! of Bayeux messages through both (spec section 3), crossing to other workers at most once.
 
+use super::hook::HOOK_RETRY_MS;
 use super::mesh::Class;
 use super::{
     Ack, AckDone, Adopt, Cluster, Envelope, Mesh, Moved, Relay, RequestBody, Until, owner,
@@ -12,6 +13,7 @@ use crate::engine::{ConnectOutcome, Engine, Outbox};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{self, Stats, WorkerStats};
 use crate::policy::Credentials;
+use crate::policy::hook::Asked;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use std::cell::{Cell, OnceCell, RefCell};
@@ -33,13 +35,19 @@ pub enum Via {
 }
 
 /// Who sent a batch, as the transport saw the request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
     /// The client's address (from the configured proxy header when there is one).
     pub ip: Option<IpAddr>,
     /// The request carried `Authorization: Bearer <the mount's publish secret>`.
     pub bearer: bool,
+    /// The request headers the mount's authorisation hook forwards (those it names that the
+    /// request had; for a WebSocket, its upgrade request's). None without a hook.
+    pub forwarded: Option<Forwarded>,
 }
+
+/// Request headers kept for the authorisation hook: lower-case name and value.
+pub type Forwarded = Arc<[(String, String)]>;
 
 /// A session moving here: its mount and clientId.
 pub(super) type Arriving = (usize, Box<str>);
@@ -87,6 +95,8 @@ pub struct Node {
     pub(super) arriving: RefCell<HashMap<Arriving, Vec<oneshot::Sender<Option<bool>>>>>,
     /// The position of the link's previous checkpoint (`moves`).
     pub(super) last_checkpoint: RefCell<Vec<u64>>,
+    /// Per mount: the client of its authorisation backend, when it has a hook (`hook`).
+    pub(super) backends: RefCell<Vec<Option<Rc<dyn super::hook::AskBackend>>>>,
 }
 
 /// A batch's completion, made only when some of its work goes to another worker: a batch done
@@ -199,6 +209,7 @@ impl Node {
             advice,
             arriving: RefCell::new(HashMap::new()),
             last_checkpoint: RefCell::new(vec![0; mounts]),
+            backends: RefCell::new(vec![None; mounts]),
         })
     }
 
@@ -778,12 +789,26 @@ impl Node {
                 }
             }
             spans.push(item.span.clone());
-            let run = self.run_alone(mount, &body, &spans, item.client_id.as_deref(), &via, peer);
+            let run = self.run_alone(
+                mount,
+                &body,
+                &spans,
+                item.client_id.as_deref(),
+                &via,
+                peer.clone(),
+            );
             push_items(&mut replies, &run.await?);
         }
         for item in aside {
             let spans = [item.span.clone()];
-            let run = self.run_alone(mount, &body, &spans, item.client_id.as_deref(), &via, peer);
+            let run = self.run_alone(
+                mount,
+                &body,
+                &spans,
+                item.client_id.as_deref(),
+                &via,
+                peer.clone(),
+            );
             connects.push(monoio::spawn(run));
         }
         for connect in connects {
@@ -858,7 +883,10 @@ impl Node {
                     unreachable.push(client_id);
                     continue;
                 }
-                let relay = raw.clone().map(|body| Relay { body, peer });
+                let relay = raw.clone().map(|body| Relay {
+                    body,
+                    peer: peer.clone(),
+                });
                 if let Moved::Answered(reply) = self.fetch(mount, client_id, relay).await {
                     return Ok(reply);
                 }
@@ -891,7 +919,22 @@ impl Node {
                 continue;
             }
             let reply = match bayeux::classify(msg) {
-                Kind::Handshake => Some(self.handshake(mount, msg, peer, Instant::now(), &ack)),
+                Kind::Handshake => Some(match self.admit_handshake(mount, msg, &peer) {
+                    Err(refused) => refused,
+                    Ok(mut r) => {
+                        let asked = Asked::Handshake;
+                        match self
+                            .hook_refuses(mount, asked, "/meta/handshake", msg, &peer)
+                            .await
+                        {
+                            Some(error) => {
+                                handshake::refuse(&mut r, &error, HOOK_RETRY_MS);
+                                r
+                            }
+                            None => self.open_session(mount, r, &peer, &ack),
+                        }
+                    }
+                }),
                 Kind::Connect => {
                     let engine = self.engine.borrow();
                     match connect::check(msg, |c| engine.exists(mount, c), timeout_ms) {
@@ -922,10 +965,20 @@ impl Node {
                     // Its interest changes go to the channels' owners: wait while this
                     // worker's outbound work is backed up.
                     self.uncongested().await;
-                    let (r, channels) = self.check_subscription(mount, msg);
+                    let (mut r, mut channels) = self.check_subscription(mount, msg);
+                    let on = bayeux::classify(msg) == Kind::Subscribe;
+                    if on && !channels.is_empty() {
+                        let asked = Asked::Subscribe;
+                        let refused =
+                            self.hook_refuses(mount, asked, "/meta/subscribe", msg, &peer);
+                        if let Some(error) = refused.await {
+                            r.fail(error);
+                            r.settle();
+                            channels.clear();
+                        }
+                    }
                     if let Some(cid) = bayeux::json::str_field(msg, "clientId") {
                         let mut engine = self.engine.borrow_mut();
-                        let on = bayeux::classify(msg) == Kind::Subscribe;
                         if on {
                             engine.subscribe(mount, cid, &channels);
                         } else {
@@ -962,8 +1015,22 @@ impl Node {
                 }
                 Kind::ForbiddenMeta => Some(bayeux::forbidden_meta(msg)),
                 Kind::Publish => {
-                    let (r, accepted) = self.check_publish(mount, msg, peer);
+                    let (mut r, mut accepted) = self.check_publish(mount, msg, &peer);
+                    let stats = &self.my_stats().mounts[mount];
+                    if let Some((channel, _)) = accepted
+                        && !self.has_ingest_secret(mount, msg, &peer)
+                        && bayeux::json::truthy_field(msg, "clientId").is_some()
+                        && let Some(error) = self
+                            .hook_refuses(mount, Asked::Publish, channel, msg, &peer)
+                            .await
+                    {
+                        r.fail(error);
+                        r.settle();
+                        accepted = None;
+                        metrics::add(&stats.publishes_refused, 1);
+                    }
                     if let Some((channel, delivered)) = accepted {
+                        metrics::add(&stats.publishes, 1);
                         if std::mem::take(&mut subscribing) {
                             ack.settle().await;
                         }
@@ -995,25 +1062,32 @@ impl Node {
         Ok(out.finish())
     }
 
-    /// A handshake: validated, admitted by the per-address limits, then a new session.
-    fn handshake(
+    /// A handshake's checks: validated, then admitted by the per-address limits. Ok is the
+    /// reply so far, for [`Node::open_session`]; Err the refusal to send.
+    fn admit_handshake(
         &self,
         mount: usize,
         msg: bayeux::json::Value,
-        peer: Peer,
-        now: Instant,
-        ack: &LazyAck,
-    ) -> Reply {
+        peer: &Peer,
+    ) -> Result<Reply, Reply> {
         let mut r = handshake::check(msg);
         if !r.successful {
-            return r;
+            return Err(r);
         }
         let policy = self.settings.policy(mount);
+        let now = Instant::now();
         if let Some(Err(refused)) = peer.ip.map(|ip| policy.limiter.admit(ip, now)) {
             handshake::refuse(&mut r, refused.error(), refused.backoff_ms());
             metrics::add(&self.my_stats().mounts[mount].handshakes_refused, 1);
-            return r;
+            return Err(r);
         }
+        Ok(r)
+    }
+
+    /// An admitted handshake's new session, and the reply that names it.
+    fn open_session(&self, mount: usize, mut r: Reply, peer: &Peer, ack: &LazyAck) -> Reply {
+        let now = Instant::now();
+        let policy = self.settings.policy(mount);
         let counted = peer.ip.filter(|_| policy.limiter.counts_sessions());
         let cid = self.engine.borrow_mut().handshake_from(mount, now, counted);
         if let Some(cluster) = self.cluster.get() {
@@ -1059,13 +1133,23 @@ impl Node {
         )
     }
 
+    /// Whether a publish carries the mount's ingest secret (in `ext.password` or as a bearer
+    /// token): such a publish never asks the authorisation hook.
+    fn has_ingest_secret(&self, mount: usize, msg: bayeux::json::Value, peer: &Peer) -> bool {
+        let auth = &self.settings.policy(mount).auth;
+        peer.bearer
+            || (auth.publish_secret.as_ref())
+                .zip(ext_str(msg, "password"))
+                .is_some_and(|(secret, given)| secret.matches(given))
+    }
+
     /// A publish: validated and authorised; when accepted, its channel and the delivered form
     /// (credentials stripped) to route.
     fn check_publish<'i>(
         &self,
         mount: usize,
         msg: bayeux::json::Value<'_, 'i>,
-        peer: Peer,
+        peer: &Peer,
     ) -> (Reply, Option<(&'i str, Bytes)>) {
         let stats = &self.my_stats().mounts[mount];
         let policy = self.settings.policy(mount);
@@ -1089,7 +1173,6 @@ impl Node {
         match verdict {
             Ok(()) => {
                 let delivered = publish::delivered(msg, policy.strip());
-                metrics::add(&stats.publishes, 1);
                 (r, Some((name, Bytes::from(delivered))))
             }
             Err(e) => {

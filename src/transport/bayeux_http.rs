@@ -57,10 +57,7 @@ pub async fn respond(
         let client_id = target.rsplit('/').next().unwrap_or_default().to_owned();
         return Outcome::EventSource { mount, client_id };
     }
-    let peer = Peer {
-        ip,
-        bearer: auth.bearer_ok(head.header_str("authorization")),
-    };
+    let peer = super::peer_of(node, mount, head, ip);
     let reply = match method {
         "GET" => jsonp(node, mount, head, peer).await,
         "POST" => post(node, mount, head, body, peer).await,

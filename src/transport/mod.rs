@@ -5,18 +5,63 @@
 pub mod bayeux_http;
 pub mod conn;
 pub mod eventsource;
+pub mod hook;
 pub mod io;
 pub mod static_files;
 pub mod ws;
 
 pub use io::{READ_CHUNK, read_more};
 
-use crate::shard::{Adopt, Node};
+use crate::http::Head;
+use crate::shard::{Adopt, Forwarded, Node, Peer};
 use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
+
+/// Who sent a request on `mount`: its address, whether it carried the publish secret as a
+/// bearer token, and the headers the mount's authorisation hook forwards.
+pub fn peer_of(node: &Node, mount: usize, head: &Head, ip: Option<IpAddr>) -> Peer {
+    let policy = node.settings.policy(mount);
+    Peer {
+        ip,
+        bearer: policy.auth.bearer_ok(head.header_str("authorization")),
+        forwarded: policy
+            .hook
+            .as_ref()
+            .filter(|h| !h.config.headers.is_empty())
+            .map(|h| forwarded(head, &h.config.headers)),
+    }
+}
+
+/// The headers called `names` that `head` has; a repeated one is joined as HTTP joins it
+/// (`; ` for cookies, `, ` otherwise).
+fn forwarded(head: &Head, names: &[String]) -> Forwarded {
+    let mut out = Vec::new();
+    for name in names {
+        let mut value: Option<String> = None;
+        for (n, v) in head.headers() {
+            if !n.eq_ignore_ascii_case(name) {
+                continue;
+            }
+            let v = String::from_utf8_lossy(v);
+            let v = v.trim_matches(|c| c == ' ' || c == '\t');
+            match value.as_mut() {
+                Some(joined) => {
+                    joined.push_str(if name == "cookie" { "; " } else { ", " });
+                    joined.push_str(v);
+                }
+                None => value = Some(v.to_owned()),
+            }
+        }
+        if let Some(v) = value {
+            out.push((name.clone(), v));
+        }
+    }
+    out.into()
+}
 
 /// Accepts connections until the drain begins, serving each on this worker. Then the
 /// listening socket stops listening, so that a balancer's new connections are refused (and

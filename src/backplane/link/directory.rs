@@ -149,6 +149,9 @@ pub(super) struct Letter {
     /// A relayed request's client address and publish-secret flag.
     ip: Option<std::net::IpAddr>,
     bearer: bool,
+    /// A relayed request's headers for the authorisation hook: name and value, each pair on
+    /// two lines (header values hold no line breaks).
+    forwarded: Option<String>,
 }
 
 impl Letter {
@@ -166,6 +169,7 @@ impl Letter {
                 b"b" => l.body = Some(v.clone()),
                 b"i" => l.ip = text().parse().ok(),
                 b"a" => l.bearer = v == b"1",
+                b"h" => l.forwarded = Some(text()),
                 b"s" => {
                     l.subscriptions = text()
                         .split('\n')
@@ -405,6 +409,11 @@ impl Link {
                         asks.arg("a").arg(if r.peer.bearer { "1" } else { "0" });
                         if let Some(ip) = r.peer.ip {
                             asks.arg("i").arg(ip.to_string());
+                        }
+                        if let Some(headers) = &r.peer.forwarded {
+                            let lines: Vec<&str> =
+                                headers.iter().flat_map(|(n, v)| [&n[..], &v[..]]).collect();
+                            asks.arg("h").arg(lines.join("\n"));
                         }
                     }
                     sent(&mut asks, &inbox);
@@ -728,6 +737,12 @@ impl Link {
                         peer: Peer {
                             ip: letter.ip,
                             bearer: letter.bearer,
+                            forwarded: letter.forwarded.as_deref().map(|text| {
+                                let lines: Vec<&str> = text.split('\n').collect();
+                                (lines.chunks_exact(2))
+                                    .map(|p| (p[0].to_owned(), p[1].to_owned()))
+                                    .collect()
+                            }),
                         },
                     }),
                 };

@@ -145,7 +145,7 @@ impl Record {
             fd: self.fd.raw(),
             mount: self.mount as usize,
             outbox: self.outbox.clone(),
-            peer: self.peer,
+            peer: self.peer.clone(),
         }
     }
 }

@@ -206,9 +206,12 @@ impl ParkedTable {
                 return None;
             }
             // A parked record owns its descriptor (`Record::park`), so `take` gives it.
-            Some(r) if r.live.is_none() => {
-                (r.fd.take()?, r.mount as usize, r.outbox.clone(), r.peer)
-            }
+            Some(r) if r.live.is_none() => (
+                r.fd.take()?,
+                r.mount as usize,
+                r.outbox.clone(),
+                r.peer.clone(),
+            ),
             _ => return None,
         };
         let live = Rc::new(Live::default());

@@ -68,7 +68,7 @@ pub async fn run(
     }
     let table = table::get();
     let fd = stream.as_raw_fd();
-    let outbox = match table.insert(&node, fd, mount, peer, |key| outbox(&node, key)) {
+    let outbox = match table.insert(&node, fd, mount, peer.clone(), |key| outbox(&node, key)) {
         Ok(outbox) => outbox,
         Err(e) => {
             tracing::warn!(worker = node.me, error = %e, "could not watch a WebSocket");
@@ -172,7 +172,7 @@ async fn read_loop(
     let mut decoder = decoder.unwrap_or_else(|| Decoder::new(node.settings.max_message));
     let mut end = End::Closed;
     if let Some(text) = first {
-        end = on_text(node, parts.mount, outbox, text, parts.peer).await;
+        end = on_text(node, parts.mount, outbox, text, parts.peer.clone()).await;
     }
     while matches!(end, End::Closed) && outbox.closing().is_none() {
         let msg = match decoder.decode(&mut buf) {
@@ -207,7 +207,7 @@ async fn read_loop(
             }
         };
         parts.table.heard(parts.key);
-        end = on_message(node, parts.mount, outbox, msg, parts.peer).await;
+        end = on_message(node, parts.mount, outbox, msg, parts.peer.clone()).await;
     }
     (end, rd, buf)
 }

@@ -25,10 +25,7 @@ pub struct Upgrade {
 impl Upgrade {
     pub fn from_head(node: &Node, mount: usize, head: &Head, ip: Option<IpAddr>) -> Upgrade {
         let auth = &node.settings.policy(mount).auth;
-        let peer = Peer {
-            ip,
-            bearer: auth.bearer_ok(head.header_str("authorization")),
-        };
+        let peer = crate::transport::peer_of(node, mount, head, ip);
         let answer = if !auth.origin_ok(head.header_str("origin")) {
             Err(plain(403, "Origin not allowed"))
         } else {

@@ -137,7 +137,7 @@ async fn handle_parked(
         };
         table.heard(parked.key);
         if let End::HandOff(_, text) =
-            on_message(node, parked.mount, outbox, msg, parked.peer).await
+            on_message(node, parked.mount, outbox, msg, parked.peer.clone()).await
         {
             ahead.first = Some(text);
             return true;
