@@ -995,7 +995,12 @@ fn auth_from(cli: &Cli, file: &FileConfig) -> Result<AuthConfig, String> {
         allowed_origins: Vec::new(),
         hook: None,
     };
-    let from_file = merge_auth(base, file.auth.as_ref().unwrap_or(&AuthFile::default()))?;
+    let mut file_auth = file.auth.clone().unwrap_or_default();
+    // A hook URL given on the command line is the one `[auth]`'s hook settings tune.
+    if file_auth.hook_url.is_none() {
+        file_auth.hook_url = cli.auth_hook.clone();
+    }
+    let from_file = merge_auth(base, &file_auth)?;
     let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     merge_auth(
         from_file,
@@ -1019,12 +1024,25 @@ fn auth_from(cli: &Cli, file: &FileConfig) -> Result<AuthConfig, String> {
     )
 }
 
-/// The hook after `over`: a new URL starts from the defaults, "" removes the hook, and the
-/// other `hook_*` settings change the hook in force (an error when there is none).
+/// The hook after `over`: a URL replaces the one in force (keeping its other settings), ""
+/// removes the hook, and the other `hook_*` settings change the hook in force (an error when
+/// there is none).
 fn merge_hook(base: Option<HookConfig>, over: &AuthFile) -> Result<Option<HookConfig>, String> {
     let mut hook = match over.hook_url.as_deref() {
         Some("") => None,
-        Some(url) => Some(HookConfig::parse(url)?),
+        Some(url) => {
+            let at = HookConfig::parse(url)?;
+            Some(match base {
+                Some(b) => HookConfig {
+                    shown: at.shown,
+                    addr: at.addr,
+                    host: at.host,
+                    target: at.target,
+                    ..b
+                },
+                None => at,
+            })
+        }
         None => base,
     };
     let tuned = [
