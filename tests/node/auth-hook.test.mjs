@@ -10,6 +10,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -319,6 +320,38 @@ describe('the hook with raw requests', () => {
     });
   });
 
+  test('the local checks run first: a protected channel needs its token and then the backend', PER_TEST, async (t) => {
+    const key = 'token-k3y';
+    const args = ['--token-secret', key, '--protect', '/users/*', '--allowed-origin', 'https://app.example'];
+    await withHook(t, { args }, async (server, backend) => {
+      const lee = await handshake(server, { authToken: 'tok-lee' });
+      assert.equal(lee.successful, true, JSON.stringify(lee));
+      const asked = async () => (await backend.questions()).filter((q) => q.channel === '/meta/subscribe').length;
+      // No subscribe token: refused by `protect`, and the backend is not asked.
+      const untokened = await subscribe(server, lee.clientId, '/users/lee', { authToken: 'tok-lee' });
+      assert.equal(untokened.successful, false);
+      assert.match(untokened.error, /^403:\/users\/lee:/);
+      assert.equal(await asked(), 0);
+      // A valid token for someone else's channel: the token passes, the backend refuses.
+      const jwt = mintJwt(['/users/*'], key);
+      const other = await subscribe(server, lee.clientId, '/users/max', { authToken: 'tok-lee', token: jwt });
+      assert.equal(other.error, '403:/users/max:Only /users/lee is yours');
+      // Both agree.
+      const own = await subscribe(server, lee.clientId, '/users/lee', { authToken: 'tok-lee', token: jwt });
+      assert.equal(own.successful, true, JSON.stringify(own));
+      assert.equal(await asked(), 2);
+      // An origin the allow-list refuses never reaches the hook.
+      const before = (await backend.questions()).length;
+      const cors = await fetch(`${server.url}/faye`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Origin: 'https://evil.example' },
+        body: JSON.stringify([{ channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'] }]),
+      });
+      assert.equal(cors.status, 403);
+      assert.equal((await backend.questions()).length, before);
+    });
+  });
+
   test('hook_failure = "allow" lets messages through while the backend is down', PER_TEST, async (t) => {
     await withHook(t, { args: ['--auth-hook-failure', 'allow'] }, async (server, backend) => {
       await backend.stop();
@@ -327,6 +360,13 @@ describe('the hook with raw requests', () => {
     });
   });
 });
+
+/** An HS256 subscribe token naming `channels`. */
+function mintJwt(channels, key) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ channels, exp: Math.floor(Date.now() / 1000) + 600 })}`;
+  return `${body}.${createHmac('sha256', key).update(body).digest('base64url')}`;
+}
 
 // --- The browser client -------------------------------------------------------------------------
 
