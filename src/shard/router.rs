@@ -967,7 +967,7 @@ impl Node {
                     self.uncongested().await;
                     let (mut r, mut channels) = self.check_subscription(mount, msg);
                     let on = bayeux::classify(msg) == Kind::Subscribe;
-                    if on && !channels.is_empty() {
+                    if on && r.successful && !channels.is_empty() {
                         let asked = Asked::Subscribe;
                         let refused =
                             self.hook_refuses(mount, asked, "/meta/subscribe", msg, &peer);
