@@ -11,7 +11,9 @@
 //            publishes run: publish latency and the server's CPU per publish, against the same
 //            publishes with the backend answering.
 //
-// Usage: node perf/auth-hook.mjs [CLIENTS] [PUBLISHES]   (defaults 3000, 3000)
+// Each phase runs ROUNDS times (after one warm-up set-up); the table gives the medians.
+//
+// Usage: node perf/auth-hook.mjs [CLIENTS] [PUBLISHES] [ROUNDS]   (defaults 3000, 3000, 3)
 // Needs: cargo build --release, and tests/node's npm packages (./test.sh installs them).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -22,6 +24,7 @@ import http from 'node:http';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLIENTS = Number(process.argv[2] || 3000);
 const PUBLISHES = Number(process.argv[3] || 3000);
+const ROUNDS = Number(process.argv[4] || 3);
 const LANES = 8;
 const HUNG = 64;
 const TICK_MS = 1000 / 100; // USER_HZ
@@ -65,6 +68,8 @@ function post(port, path, body) {
   });
 }
 
+/** Per field, the median over rounds. */
+const medians = (rounds) => Object.fromEntries(Object.keys(rounds[0]).map((k) => [k, pct(rounds.map((r) => r[k]), 0.5)]));
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
 
 async function setUp(port, pid, offset) {
@@ -131,16 +136,22 @@ for (const s of servers) {
   await mode('rule');
   const server = await start(s.cmd, args);
   const pid = server.child.pid;
-  // Warm-up, then the measured set-up (fresh users: no cached decision).
+  // Warm-up, then the measured set-ups (fresh users each time: no cached decision).
   await setUp(server.port, pid, offset); offset += CLIENTS;
-  const setup = await setUp(server.port, pid, offset); offset += CLIENTS;
-  const steady = await publishes(server.port, pid);
-  const row = { server: s.name, hook: s.hook, setup, steady };
+  const setups = [];
+  const steadies = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    setups.push(await setUp(server.port, pid, offset)); offset += CLIENTS;
+    steadies.push(await publishes(server.port, pid));
+  }
+  const row = { server: s.name, hook: s.hook, setup: medians(setups), steady: medians(steadies) };
   if (s.hook) {
     const [hs] = await post(server.port, '/faye', [{ channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'], ext: { authToken: 'tok-hung' } }]);
     await mode('hang');
     const hung = hang(server.port, hs.clientId);
-    row.hung = await publishes(server.port, pid);
+    const rounds = [];
+    for (let r = 0; r < ROUNDS; r++) rounds.push(await publishes(server.port, pid));
+    row.hung = medians(rounds);
     row.hungAnswered = await hung.stop();
   }
   rows.push(row);
@@ -148,7 +159,7 @@ for (const s of servers) {
   await new Promise((r) => server.child.once('exit', r));
 }
 const f = (x) => x.toFixed(2);
-console.log(`clients per set-up phase: ${CLIENTS} (${LANES} at a time); publishes: ${PUBLISHES}; hung questions kept waiting: ${HUNG}`);
+console.log(`clients per set-up phase: ${CLIENTS} (${LANES} at a time); publishes: ${PUBLISHES}; hung questions kept waiting: ${HUNG}; medians of ${ROUNDS} rounds`);
 console.log('| server | hook | subscribe p50 ms | p99 ms | server CPU µs / client set up | publish p50 ms | p99 | CPU µs / publish | same, backend hung: p50 ms | p99 | CPU µs / publish |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {

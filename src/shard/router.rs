@@ -19,7 +19,7 @@ use futures::channel::oneshot;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::rc::Weak;
@@ -920,8 +920,8 @@ impl Node {
             }
             let reply = match bayeux::classify(msg) {
                 Kind::Handshake => Some(match self.admit_handshake(mount, msg, &peer) {
-                    Err(refused) => refused,
-                    Ok(mut r) => {
+                    ControlFlow::Break(refused) => refused,
+                    ControlFlow::Continue(mut r) => {
                         let asked = Asked::Handshake;
                         match self
                             .hook_refuses(mount, asked, "/meta/handshake", msg, &peer)
@@ -1062,26 +1062,26 @@ impl Node {
         Ok(out.finish())
     }
 
-    /// A handshake's checks: validated, then admitted by the per-address limits. Ok is the
-    /// reply so far, for [`Node::open_session`]; Err the refusal to send.
+    /// A handshake's checks: validated, then admitted by the per-address limits. Continue
+    /// holds the reply so far, for [`Node::open_session`]; Break the refusal to send.
     fn admit_handshake(
         &self,
         mount: usize,
         msg: bayeux::json::Value,
         peer: &Peer,
-    ) -> Result<Reply, Reply> {
+    ) -> ControlFlow<Reply, Reply> {
         let mut r = handshake::check(msg);
         if !r.successful {
-            return Err(r);
+            return ControlFlow::Break(r);
         }
         let policy = self.settings.policy(mount);
         let now = Instant::now();
         if let Some(Err(refused)) = peer.ip.map(|ip| policy.limiter.admit(ip, now)) {
             handshake::refuse(&mut r, refused.error(), refused.backoff_ms());
             metrics::add(&self.my_stats().mounts[mount].handshakes_refused, 1);
-            return Err(r);
+            return ControlFlow::Break(r);
         }
-        Ok(r)
+        ControlFlow::Continue(r)
     }
 
     /// An admitted handshake's new session, and the reply that names it.
