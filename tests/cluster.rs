@@ -756,34 +756,13 @@ fn a_tls_redis_with_a_password_carries_the_cluster_and_the_password_is_never_sho
 
 /// Opens an EventSource stream for `cid` on `node`, read past its head.
 fn event_stream(node: &Node, cid: &str) -> Conn {
-    let mut conn = node.conn();
-    let path = format!("{M}/{cid}");
-    conn.send(&build_request(
-        "GET",
-        &path,
-        &[("Accept", "text/event-stream")],
-        b"",
-    ));
-    let head = conn.read_head_response();
-    assert_eq!(head.status, 200);
-    assert_eq!(head.header("content-type"), Some("text/event-stream"));
-    assert_eq!(conn.read_until(b"\r\n\r\n"), b"retry: 5000\r\n\r\n");
-    conn
+    common::eventsource::open(node.conn(), M, cid).0
 }
 
-/// The data of the next `data:` event of a stream (keep-alive comments skipped).
+/// The data of the next `data:` event of a stream.
 fn next_event_data(conn: &mut Conn) -> String {
-    loop {
-        let event = conn.read_until(b"\r\n\r\n");
-        if event == b":\r\n\r\n" {
-            continue;
-        }
-        let text = String::from_utf8(event).expect("UTF-8 event");
-        let json = (text.strip_prefix("data: ")).and_then(|t| t.strip_suffix("\r\n\r\n"));
-        let json = json.unwrap_or_else(|| panic!("not a data event: {text:?}"));
-        let msgs = parse_json(json.as_bytes());
-        return msgs[0]["data"].as_str().unwrap_or("?").to_string();
-    }
+    let msgs = common::eventsource::next_event(conn);
+    msgs[0]["data"].as_str().unwrap_or("?").to_string()
 }
 
 #[test]

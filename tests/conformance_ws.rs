@@ -247,17 +247,7 @@ fn i14_closing_older_socket_keeps_newer() {
 
 /// Opens `GET M/<cid>` as an EventSource and checks the raw head and the `retry` line (J1).
 fn open_event_source(s: &Server, cid: &str) -> Conn {
-    let mut conn = s.conn();
-    let path = format!("{M}/{cid}");
-    conn.send(&build_request(
-        "GET",
-        &path,
-        &[("Accept", "text/event-stream")],
-        b"",
-    ));
-    let head = conn.read_head_response();
-    assert_eq!(head.status, 200);
-    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    let (conn, head) = common::eventsource::open(s.conn(), M, cid);
     assert_eq!(head.header("cache-control"), Some("no-cache, no-store"));
     assert_eq!(head.header("connection"), Some("close"));
     assert!(
@@ -270,26 +260,10 @@ fn open_event_source(s: &Server, cid: &str) -> Conn {
             .iter()
             .any(|(n, _)| n.starts_with("access-control-"))
     );
-    assert_eq!(conn.read_until(b"\r\n\r\n"), b"retry: 5000\r\n\r\n");
     conn
 }
 
-/// The next `data:` event (keep-alive comments skipped), parsed.
-fn next_event(conn: &mut Conn) -> Value {
-    loop {
-        let event = conn.read_until(b"\r\n\r\n");
-        if event == b":\r\n\r\n" {
-            continue;
-        }
-        let text = String::from_utf8(event).expect("UTF-8 event");
-        let json = text
-            .strip_prefix("data: ")
-            .and_then(|t| t.strip_suffix("\r\n\r\n"));
-        let json = json.unwrap_or_else(|| panic!("not a data event: {text:?}"));
-        assert!(!json.contains('\n'), "one data line per event");
-        return parse_json(json.as_bytes());
-    }
-}
+use common::eventsource::next_event;
 
 #[test]
 fn j1_j2_event_stream_pushes_before_any_connect() {

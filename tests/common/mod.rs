@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod bayeux;
+pub mod eventsource;
 pub mod http;
 pub mod redis;
 pub mod ws;
