@@ -61,10 +61,13 @@ COPY --from=build /out/bayou /usr/local/bin/bayou
 COPY --from=client /faye/package/client/ /usr/share/bayou/client/
 # The admin listener (/healthz, /readyz) binds all interfaces inside the container so a load
 # balancer's target group can reach it; do not publish port 9090 to the internet.
+# The operator's console (status page at /, /api/stats) is off in the image: off loopback it
+# needs a token. To turn it on, set BAYOU_ADMIN_CONSOLE=true and BAYOU_ADMIN_TOKEN (a secret).
 # NO_COLOR: plain log lines (no ANSI colour codes) for CloudWatch and other log drivers.
 ENV BAYOU_CLIENT_JS=/usr/share/bayou/client \
     BAYOU_LISTEN=0.0.0.0:8000 \
     BAYOU_ADMIN_LISTEN=0.0.0.0:9090 \
+    BAYOU_ADMIN_CONSOLE=false \
     NO_COLOR=1
 USER 10001:10001
 EXPOSE 8000 9090

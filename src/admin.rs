@@ -1,18 +1,25 @@
 //! The admin listener: `GET /healthz` (the process is alive), `GET /readyz` (every worker
-//! serves, and not draining) and `GET /metrics` (Prometheus text). It runs on its own small thread with blocking I/O, away from the workers, so a
-//! probe can never queue behind client traffic.
+//! serves, and not draining), `GET /metrics` (Prometheus text), and the operator's console
+//! (`GET /`, `/api/stats`: `crate::console`). It runs on threads of its own with blocking I/O,
+//! one per connection up to [`MAX_CONNECTIONS`], away from the workers, so a probe never queues
+//! behind client traffic, nor behind a console page being read slowly.
 
+use crate::console::Console;
 use crate::http::response::plain;
 use crate::http::{Limits, parse_head};
 use crate::metrics::Stats;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How long a probe may take to send its request.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Admin connections served at once; more are answered 503 at once.
+const MAX_CONNECTIONS: usize = 32;
+/// The largest request body read (the console's sign-in form).
+const MAX_BODY: usize = 4096;
 
 /// What the admin endpoints report.
 #[derive(Default)]
@@ -26,20 +33,42 @@ pub fn start(
     addr: SocketAddr,
     health: Arc<Health>,
     stats: Arc<Stats>,
+    console: Arc<Console>,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
+    let open = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("bayou-admin".into())
         .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = serve(stream, &health, &stats);
+            for mut stream in listener.incoming().flatten() {
+                if open.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                    open.fetch_sub(1, Ordering::AcqRel);
+                    let _ = write(&mut stream, plain(503, "Busy\n"));
+                    continue;
+                }
+                let (health, stats, console, done) =
+                    (health.clone(), stats.clone(), console.clone(), open.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("bayou-admin-conn".into())
+                    .spawn(move || {
+                        let _ = serve(stream, &health, &stats, &console);
+                        done.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if spawned.is_err() {
+                    open.fetch_sub(1, Ordering::AcqRel);
+                }
             }
         })?;
     Ok(bound)
 }
 
-fn serve(mut stream: TcpStream, health: &Health, stats: &Stats) -> std::io::Result<()> {
+fn serve(
+    mut stream: TcpStream,
+    health: &Health,
+    stats: &Stats,
+    console: &Console,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(PROBE_TIMEOUT))?;
     stream.set_write_timeout(Some(PROBE_TIMEOUT))?;
     let mut buf = vec![0u8; 2048];
@@ -57,11 +86,33 @@ fn serve(mut stream: TcpStream, health: &Health, stats: &Stats) -> std::io::Resu
                 max_headers: 32,
             },
         ) {
-            Ok(Some((head, _))) => break head,
+            Ok(Some((head, used))) => break (head, used),
             Ok(None) if len < buf.len() => continue,
             _ => return write(&mut stream, plain(400, "Bad request")),
         }
     };
+    let (head, used) = head;
+    // A small body (the sign-in form), read whole.
+    let want = head
+        .header_str("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if want > MAX_BODY {
+        return write(&mut stream, plain(413, "Request body too large"));
+    }
+    let mut body = buf[used..len].to_vec();
+    while body.len() < want {
+        let mut more = [0u8; 1024];
+        let n = stream.read(&mut more)?;
+        if n == 0 {
+            return Ok(());
+        }
+        body.extend_from_slice(&more[..n]);
+    }
+    body.truncate(want);
+    if let Some(resp) = console.answer(&head, &body, stats) {
+        return write(&mut stream, resp);
+    }
     let resp = match (head.method(), head.path()) {
         ("GET", "/healthz") => plain(200, "ok\n"),
         ("GET", "/readyz") if health.ready.load(Ordering::Acquire) => plain(200, &readiness(stats)),

@@ -330,6 +330,14 @@ pub struct Cli {
     /// public network; in a container set 0.0.0.0:9090 for the load balancer's health check.
     #[arg(long, env = "BAYOU_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// Serve the operator's console (status page at `/`, `/api/stats`) on the admin listener
+    /// [default: true]. On a non-loopback admin address it needs --admin-token.
+    #[arg(long, env = "BAYOU_ADMIN_CONSOLE")]
+    pub admin_console: Option<bool>,
+    /// Token the console's page and API need, or env:NAME; required when the admin listener is
+    /// not on a loopback address and the console is on [default: none].
+    #[arg(long, env = "BAYOU_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Seconds to drain in on SIGTERM/SIGINT: /readyz turns 503, held long-polls are answered
     /// with a jittered retry, WebSockets close with 1001 spread over the window, and the
     /// process exits 0 before it ends; a second signal exits at once [default: 20].
@@ -456,6 +464,8 @@ pub struct FileConfig {
     pub max_body: Option<usize>,
     pub max_message: Option<usize>,
     pub admin_listen: Option<SocketAddr>,
+    pub admin_console: Option<bool>,
+    pub admin_token: Option<String>,
     pub drain_secs: Option<f64>,
     pub header_timeout: Option<f64>,
     pub idle_timeout: Option<f64>,
@@ -636,6 +646,10 @@ pub struct Config {
     pub max_body: usize,
     pub max_message: usize,
     pub admin_listen: SocketAddr,
+    /// Whether the admin listener serves the console (page and `/api/stats`).
+    pub admin_console: bool,
+    /// What the console needs, when set (required off loopback).
+    pub admin_token: Option<crate::policy::Secret>,
     pub drain: Duration,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
@@ -695,6 +709,15 @@ impl Config {
             format!("max_body = {}", self.max_body),
             format!("max_message = {}", self.max_message),
             format!("admin_listen = {}", self.admin_listen),
+            format!("admin_console = {}", self.admin_console),
+            format!(
+                "admin_token = {}",
+                if self.admin_token.is_some() {
+                    "\"********\""
+                } else {
+                    "none"
+                }
+            ),
             format!("drain_secs = {}", self.drain.as_secs_f64()),
             format!("header_timeout = {}", self.header_timeout.as_secs_f64()),
             format!("idle_timeout = {}", self.idle_timeout.as_secs_f64()),
@@ -795,7 +818,25 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let ping_timeout = ping_timeout(cli.ping_timeout.or(file.ping_timeout), ping)?;
         let (max_body, max_message, max_pending) = sizes(&cli, &file)?;
+        let admin_listen = match cli.admin_listen.or(file.admin_listen) {
+            Some(a) => a,
+            None => DEFAULT_ADMIN_LISTEN.parse().map_err(|e| format!("{e}"))?,
+        };
+        let admin_console = cli.admin_console.or(file.admin_console).unwrap_or(true);
+        let admin_token = (cli.admin_token.as_deref())
+            .or(file.admin_token.as_deref())
+            .map(|t| read_secret("admin_token", t))
+            .transpose()?;
+        if admin_console && admin_token.is_none() && !admin_listen.ip().is_loopback() {
+            return Err(format!(
+                "admin_listen {admin_listen} is not a loopback address: the console there needs \
+                 admin_token (--admin-token, BAYOU_ADMIN_TOKEN, or env:NAME), or set \
+                 admin_console = false to serve only /healthz, /readyz and /metrics"
+            ));
+        }
         Ok(Config {
+            admin_console,
+            admin_token,
             listen: cli.listen.or(file.listen).unwrap_or(default_listen),
             mounts,
             workers,
@@ -813,10 +854,7 @@ impl Config {
                     .unwrap_or(crate::lifecycle::DEFAULT_DRAIN_SECS),
                 0.0,
             )?,
-            admin_listen: match cli.admin_listen.or(file.admin_listen) {
-                Some(a) => a,
-                None => DEFAULT_ADMIN_LISTEN.parse().map_err(|e| format!("{e}"))?,
-            },
+            admin_listen,
             header_timeout: seconds(
                 "header_timeout",
                 cli.header_timeout

@@ -25,6 +25,7 @@ pub mod admin;
 pub mod backplane;
 pub mod bayeux;
 pub mod config;
+pub mod console;
 pub mod engine;
 pub mod http;
 pub mod lifecycle;

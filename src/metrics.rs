@@ -85,6 +85,8 @@ pub struct Stats {
     pub workers: Vec<WorkerStats>,
     /// The Redis backplane's figures, with `--engine redis://...`.
     pub backplane: std::sync::OnceLock<std::sync::Arc<crate::backplane::Stats>>,
+    /// Set once the drain has begun (SIGTERM).
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// A transport, for the open-connection gauges.
@@ -158,6 +160,7 @@ impl Stats {
                 })
                 .collect(),
             backplane: std::sync::OnceLock::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -227,6 +230,81 @@ impl Stats {
             let _ = writeln!(out, "{name}_sum{{mount=\"{label}\"}} {seconds}");
             let _ = writeln!(out, "{name}_count{{mount=\"{label}\"}} {count}");
         }
+    }
+
+    /// The figures of the status page and `/api/stats`, as JSON: per mount its gauges,
+    /// counters and publish-to-write histogram (cumulative counts per bound in µs), the open
+    /// connections by transport, and the backplane's state when there is one.
+    pub fn snapshot(&self) -> serde_json::Value {
+        use serde_json::json;
+        let sum = |get: &dyn Fn(&WorkerStats) -> u64| -> u64 { self.workers.iter().map(get).sum() };
+        let mounts: Vec<_> = (self.mounts.iter().enumerate())
+            .map(|(i, path)| {
+                let m = |get: &dyn Fn(&MountStats) -> &AtomicU64| -> u64 {
+                    sum(&|w| get(&w.mounts[i]).load(Relaxed))
+                };
+                let h = |get: &dyn Fn(&Histogram) -> u64| -> u64 {
+                    sum(&|w| get(&w.mounts[i].write_latency))
+                };
+                let mut cumulative = 0;
+                let buckets: Vec<u64> = (0..LATENCY_BUCKETS_US.len())
+                    .map(|b| {
+                        cumulative += h(&|x| x.buckets[b].load(Relaxed));
+                        cumulative
+                    })
+                    .collect();
+                json!({
+                    "path": path,
+                    "sessions": m(&|s| &s.sessions),
+                    "subscriptions": m(&|s| &s.subscriptions),
+                    "channels": m(&|s| &s.channels),
+                    "patterns": m(&|s| &s.patterns),
+                    "queued": m(&|s| &s.queued),
+                    "counters": {
+                        "handshakes": m(&|s| &s.handshakes),
+                        "handshakes_refused": m(&|s| &s.handshakes_refused),
+                        "publishes": m(&|s| &s.publishes),
+                        "publishes_refused": m(&|s| &s.publishes_refused),
+                        "deliveries": m(&|s| &s.deliveries),
+                        "dropped": m(&|s| &s.dropped),
+                        "slow_consumers": m(&|s| &s.slow_consumers),
+                        "ping_timeouts": m(&|s| &s.ping_timeouts),
+                        "hook_denied": m(&|s| &s.hook_denied),
+                        "hook_failures": m(&|s| &s.hook_failures),
+                    },
+                    "publish_to_write": {
+                        "bounds_us": LATENCY_BUCKETS_US,
+                        "cumulative": buckets,
+                        "count": h(&|x| x.count.load(Relaxed)),
+                        "sum_us": h(&|x| x.sum_us.load(Relaxed)),
+                    },
+                })
+            })
+            .collect();
+        let backplane = self.backplane.get().map(|b| {
+            json!({
+                "up": b.is_up(),
+                "connects": b.connects.load(Relaxed),
+                "published": b.published.load(Relaxed),
+                "received": b.received.load(Relaxed),
+                "buffered": b.buffered.load(Relaxed),
+                "moved_in": b.moved_in.load(Relaxed),
+                "moved_out": b.moved_out.load(Relaxed),
+                "adopted": b.adopted.load(Relaxed),
+                "relayed": b.relayed.load(Relaxed),
+            })
+        });
+        json!({
+            "workers": self.workers.len(),
+            "connections": {
+                "http": sum(&|w| w.http_open.load(Relaxed)),
+                "websocket": sum(&|w| w.websocket_open.load(Relaxed)),
+                "websocket_parked": sum(&|w| w.websocket_parked.load(Relaxed)),
+                "eventsource": sum(&|w| w.eventsource_open.load(Relaxed)),
+            },
+            "mounts": mounts,
+            "backplane": backplane,
+        })
     }
 
     /// Client connections open on every worker, all transports (what a drain waits for).
@@ -395,6 +473,12 @@ impl Stats {
             let total: u64 = self.workers.iter().map(|w| w.gauge(t).load(Relaxed)).sum();
             let _ = writeln!(out, "bayou_connections{{transport=\"{name}\"}} {total}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP bayou_draining 1 once the drain (SIGTERM) has begun.\n\
+             # TYPE bayou_draining gauge\nbayou_draining {}",
+            u8::from(self.draining.load(Relaxed))
+        );
         self.global(
             &mut out,
             "bayou_websockets_parked",

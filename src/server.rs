@@ -61,12 +61,27 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     let health = Arc::new(crate::admin::Health::default());
     let stats = Arc::new(crate::metrics::Stats::new(&config.mounts, config.workers));
-    let admin = crate::admin::start(config.admin_listen, health.clone(), stats.clone())
-        .map_err(|e| format!("binding the admin listener {}: {e}", config.admin_listen))?;
-    tracing::info!(%admin, "admin listener: GET /healthz, /readyz, /metrics");
+    let console = Arc::new(crate::console::Console::new(
+        config.admin_console,
+        config.admin_token.clone(),
+        !settings.client_files.is_empty(),
+    ));
+    let admin = crate::admin::start(
+        config.admin_listen,
+        health.clone(),
+        stats.clone(),
+        console.clone(),
+    )
+    .map_err(|e| format!("binding the admin listener {}: {e}", config.admin_listen))?;
+    if config.admin_console {
+        tracing::info!(%admin, "admin listener: the console at GET /, /api/stats; /healthz, /readyz, /metrics");
+    } else {
+        tracing::info!(%admin, "admin listener: GET /healthz, /readyz, /metrics");
+    }
     let listeners = bind(config.listen, config.workers)
         .map_err(|e| format!("binding {}: {e}", config.listen))?;
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
+    let _ = console.listen.set(addr);
     let mesh = Arc::new(Mesh::with_capacity(config.workers, config.mesh_capacity));
     let cluster = crate::backplane::start(&config, mesh.clone())?;
     if let Some(b) = &cluster {
@@ -194,6 +209,9 @@ pub fn run(config: Config) -> Result<(), String> {
                     .ready
                     .store(false, std::sync::atomic::Ordering::Release);
                 lifecycle.start_draining();
+                stats
+                    .draining
+                    .store(true, std::sync::atomic::Ordering::Release);
                 drain_started = Some(std::time::Instant::now());
             }
             Event::Signal(sig) => {

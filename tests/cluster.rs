@@ -1004,3 +1004,40 @@ fn a_batch_keeps_its_order_though_its_publish_goes_through_the_log() {
     node_gets(&a, &cid, &["after"]);
     assert_eq!(queued(&a, &cid), Vec::<String>::new());
 }
+
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn every_metric_the_grafana_dashboard_queries_is_served() {
+    // deploy/grafana-dashboard.json: each expression's metric names must be series that
+    // /metrics serves, with the Redis engine so that the backplane's are there too.
+    let redis = Redis::start();
+    let node = Node::start(&redis);
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana-dashboard.json"),
+    )
+    .expect("deploy/grafana-dashboard.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let served: std::collections::HashSet<String> = (node.metrics().keys())
+        .map(|series| series.split('{').next().unwrap_or_default().to_string())
+        .collect();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10, "{} panels", panels.len());
+    let mut names = 0;
+    for panel in panels {
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "panel {} has no query", panel["title"]);
+        for target in targets {
+            let expr = target["expr"].as_str().expect("expr");
+            let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            for name in words.filter(|w| w.starts_with("bayou_")) {
+                names += 1;
+                assert!(
+                    served.contains(name),
+                    "panel {}: {name} is not served by /metrics",
+                    panel["title"]
+                );
+            }
+        }
+    }
+    assert!(names >= 20, "only {names} metric names in the dashboard");
+}
