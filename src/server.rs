@@ -65,6 +65,7 @@ pub fn run(config: Config) -> Result<(), String> {
         config.admin_console,
         config.admin_token.clone(),
         !settings.client_files.is_empty(),
+        config.mounts.clone(),
     ));
     let admin = crate::admin::start(
         config.admin_listen,
@@ -83,6 +84,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
     let _ = console.listen.set(addr);
     let mesh = Arc::new(Mesh::with_capacity(config.workers, config.mesh_capacity));
+    let _ = console.mesh.set(mesh.clone());
     let cluster = crate::backplane::start(&config, mesh.clone())?;
     if let Some(b) = &cluster {
         let _ = stats.backplane.set(b.stats.clone());

@@ -320,3 +320,52 @@ fn a_config_error_never_quotes_a_secret() {
     assert!(!err.contains("987654321"), "the secret was printed: {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn presence_counts_the_clients_a_publish_would_reach_on_every_worker() {
+    if skip_against_faye("Faye has no admin listener") {
+        return;
+    }
+    let s = Server::start(&["--mount", "/faye", "--mount", "/other"]);
+    let admin = s.admin_addr();
+    let get = |query: &str| {
+        let mut conn = Conn::open(admin);
+        conn.send(format!("GET /api/presence?{query} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        conn.read_response()
+    };
+    let clients = |query: &str| {
+        let resp = get(query);
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let v = parse_json(&resp.body);
+        v["clients"].as_u64().expect("clients")
+    };
+    assert_eq!(clients("channel=/users/42"), 0);
+    // Sessions on several workers (each clientId names its worker): exact and wildcard.
+    let mut cids = Vec::new();
+    for _ in 0..6 {
+        cids.push(s.handshake("/faye"));
+    }
+    for cid in &cids[..4] {
+        s.subscribe("/faye", cid, json!("/users/42"));
+    }
+    s.subscribe("/faye", &cids[4], json!("/users/*"));
+    s.subscribe("/faye", &cids[4], json!("/users/42"));
+    s.subscribe("/faye", &cids[5], json!("/users/7"));
+    let other = s.handshake("/other");
+    s.subscribe("/other", &other, json!("/users/42"));
+    assert_eq!(
+        clients("channel=/users/42"),
+        5,
+        "four exact, one wildcard (once)"
+    );
+    assert_eq!(clients("channel=%2Fusers%2F7&mount=/faye"), 2);
+    assert_eq!(clients("channel=/users/42&mount=/other"), 1);
+    assert_eq!(get("").status, 400);
+    assert_eq!(
+        get("channel=/users/*").status,
+        400,
+        "a pattern is not a channel"
+    );
+    assert_eq!(get("channel=nope").status, 400);
+    assert_eq!(get("channel=/a&mount=/nowhere").status, 404);
+}

@@ -11,8 +11,10 @@ use crate::http::Head;
 use crate::http::response::{Response, plain};
 use crate::metrics::Stats;
 use crate::policy::Secret;
+use crate::shard::{Envelope, Mesh};
 use sha1::{Digest, Sha1};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -34,14 +36,19 @@ pub struct Console {
     pub client_js: bool,
     /// The main listener's address, once bound.
     pub listen: OnceLock<SocketAddr>,
+    /// The workers' mesh, once they run: presence questions go to every worker through it.
+    pub mesh: OnceLock<Arc<Mesh>>,
+    pub mounts: Vec<String>,
     pub started: Instant,
 }
 
 impl Console {
-    pub fn new(on: bool, token: Option<Secret>, client_js: bool) -> Console {
+    pub fn new(on: bool, token: Option<Secret>, client_js: bool, mounts: Vec<String>) -> Console {
         Console {
             on,
             token,
+            mesh: OnceLock::new(),
+            mounts,
             client_js,
             listen: OnceLock::new(),
             started: Instant::now(),
@@ -56,7 +63,9 @@ impl Console {
         let path = head.path();
         let resp = match (head.method(), path) {
             ("POST", "/sign-in") => self.sign_in(body),
-            (_, "/" | "/console.js" | "/console.css" | "/api/stats") if !self.allowed(head) => {
+            (_, "/" | "/console.js" | "/console.css" | "/api/stats" | "/api/presence")
+                if !self.allowed(head) =>
+            {
                 if path == "/" {
                     html(401, SIGN_IN)
                 } else {
@@ -70,6 +79,7 @@ impl Console {
             ("GET", "/console.js") => asset("text/javascript; charset=utf-8", SCRIPT),
             ("GET", "/console.css") => asset("text/css; charset=utf-8", STYLE),
             ("GET", "/api/stats") => json(&self.stats(stats)),
+            ("GET", "/api/presence") => self.presence(head.query().unwrap_or_default()),
             _ => return None,
         };
         Some(resp)
@@ -83,6 +93,65 @@ impl Console {
         v["listen"] = self.listen.get().map(|a| a.to_string()).into();
         v["client_js"] = self.client_js.into();
         v
+    }
+
+    /// `/api/presence?channel=/users/42[&mount=/faye]`: how many clients of this process a
+    /// publish on the channel would reach, exact and wildcard subscribers alike. Each worker
+    /// counts its own, walking only that channel's subscribers.
+    fn presence(&self, query: &str) -> Response {
+        use crate::http::form::param;
+        let Some(channel) = param(query.as_bytes(), "channel").filter(|c| !c.is_empty()) else {
+            return plain(
+                400,
+                "channel= is required, e.g. /api/presence?channel=/users/42\n",
+            );
+        };
+        if !crate::bayeux::channel::is_name(&channel) {
+            return plain(400, "channel must be a channel name (no wildcards)\n");
+        }
+        let mount = match param(query.as_bytes(), "mount") {
+            None => 0,
+            Some(m) => match self.mounts.iter().position(|p| *p == m) {
+                Some(i) => i,
+                None => return plain(404, "No such mount\n"),
+            },
+        };
+        let Some(mesh) = self.mesh.get() else {
+            return plain(503, "Not serving yet\n");
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(mesh.workers());
+        for w in 0..mesh.workers() {
+            let mut env = Envelope::Presence {
+                mount,
+                channel: channel.clone(),
+                reply: tx.clone(),
+            };
+            // A full queue (a worker under load) is retried for a moment.
+            let mut tries = 0;
+            while let Err(back) = mesh.try_send(mesh.external(), w, env) {
+                tries += 1;
+                if tries > 200 {
+                    return plain(503, "Workers busy; try again\n");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                env = back;
+            }
+        }
+        drop(tx);
+        let deadline = Instant::now() + std::time::Duration::from_secs(2);
+        let mut clients = 0;
+        for _ in 0..mesh.workers() {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(n) => clients += n,
+                Err(_) => return plain(503, "A worker did not answer; try again\n"),
+            }
+        }
+        json(&serde_json::json!({
+            "mount": self.mounts[mount],
+            "channel": channel,
+            "clients": clients,
+            "scope": "process",
+        }))
     }
 
     /// With a token configured: the request carries it, or the sign-in cookie.
@@ -179,7 +248,12 @@ mod tests {
     #[test]
     fn with_a_token_the_page_and_api_need_it_and_health_stays_open() {
         let stats = Stats::new(&["/faye".to_string()], 2);
-        let console = Console::new(true, Some(Secret::new("s3cret")), true);
+        let console = Console::new(
+            true,
+            Some(Secret::new("s3cret")),
+            true,
+            vec!["/faye".into()],
+        );
         let get = |req: &str| console.answer(&head(req), b"", &stats).map(|r| r.status);
         assert_eq!(get("GET /api/stats HTTP/1.1\r\n\r\n"), Some(401));
         assert_eq!(get("GET / HTTP/1.1\r\n\r\n"), Some(401));
@@ -202,7 +276,7 @@ mod tests {
         assert_eq!(get(&req), Some(200));
         assert_eq!(console.sign_in(b"token=wrong").status, 403);
         // Without a token (loopback), everything is open.
-        let open = Console::new(true, None, false);
+        let open = Console::new(true, None, false, vec!["/faye".into()]);
         let r = open
             .answer(&head("GET /api/stats HTTP/1.1\r\n\r\n"), b"", &stats)
             .unwrap();

@@ -689,6 +689,35 @@ impl Engine {
         run.count
     }
 
+    /// How many of this worker's sessions a publish on `name` would reach (exact and wildcard
+    /// subscribers, each once): walks that channel's subscribers only, never every session.
+    pub fn presence(&self, mount: usize, name: &str) -> usize {
+        let m = &self.mounts[mount];
+        let exact = m.local.get(name);
+        if m.local_patterns == 0 {
+            return exact.map_or(0, |subs| {
+                let mut n = 0;
+                subs.for_each(|_| n += 1);
+                n
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(subs) = exact {
+            subs.for_each(|s| {
+                seen.insert(s);
+            });
+        }
+        let mut key = String::new();
+        for p in channel::patterns(name) {
+            if let Some(subs) = m.local.get(p.write_into(&mut key)) {
+                subs.for_each(|s| {
+                    seen.insert(s);
+                });
+            }
+        }
+        seen.len()
+    }
+
     /// Owner side: the workers to forward a publish on `name` to.
     pub fn interested(&self, mount: usize, name: &str) -> WorkerSet {
         let m = &self.mounts[mount];

@@ -274,3 +274,28 @@ fn take_queue_takes_the_messages_and_nothing_else() {
         panic!("a held connect")
     };
 }
+
+#[test]
+fn presence_counts_each_client_a_publish_would_reach_once() {
+    let mut e = engine();
+    let now = Instant::now();
+    assert_eq!(e.presence(0, "/users/42"), 0);
+    let a = e.handshake(0, now);
+    let b = e.handshake(0, now);
+    let c = e.handshake(0, now);
+    e.subscribe(0, &a, &["/users/42".into()]);
+    assert_eq!(e.presence(0, "/users/42"), 1);
+    e.subscribe(0, &b, &["/users/42".into(), "/users/*".into()]);
+    e.subscribe(0, &c, &["/users/**".into()]);
+    assert_eq!(
+        e.presence(0, "/users/42"),
+        3,
+        "b once, though it matches twice"
+    );
+    assert_eq!(e.presence(0, "/users/7"), 2);
+    assert_eq!(e.presence(0, "/other"), 0);
+    e.destroy(0, &b);
+    assert_eq!(e.presence(0, "/users/42"), 2);
+    e.unsubscribe(0, &a, &["/users/42".into()]);
+    assert_eq!(e.presence(0, "/users/42"), 1);
+}

@@ -162,6 +162,13 @@ pub enum Envelope {
     /// of the receiver is written to the directory again, unless another process took it
     /// meanwhile ([`Envelope::Forget`]).
     Resync,
+    /// From the admin listener: how many of the receiver's sessions on `mount` a publish on
+    /// `channel` would reach, answered on `reply` (`/api/presence`).
+    Presence {
+        mount: usize,
+        channel: String,
+        reply: std::sync::mpsc::SyncSender<usize>,
+    },
     /// From the link: a session of the receiver that another process owns now (it adopted it
     /// while this one was cut off from Redis): this copy goes, and its client is served there.
     Forget { mount: usize, client_id: String },

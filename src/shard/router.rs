@@ -577,6 +577,14 @@ impl Node {
             Envelope::Depart { ask } => self.depart(*ask),
             Envelope::Leave { mount, cut } => self.leave(mount, &cut),
             Envelope::Resync => self.resync(),
+            Envelope::Presence {
+                mount,
+                channel,
+                reply,
+            } => {
+                let n = self.engine.borrow().presence(mount, &channel);
+                let _ = reply.try_send(n);
+            }
             Envelope::Forget { mount, client_id } => self.forget(mount, &client_id),
             Envelope::Arrive {
                 mount,
