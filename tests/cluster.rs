@@ -1041,3 +1041,119 @@ fn every_metric_the_grafana_dashboard_queries_is_served() {
     }
     assert!(names >= 20, "only {names} metric names in the dashboard");
 }
+
+/// A backend for the authorisation hook on a thread: allows everything, keeps each question.
+fn allowing_backend() -> (
+    u16,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the backend");
+    let port = listener.local_addr().unwrap().port();
+    let questions = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = questions.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let kept = kept.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut out = stream;
+                loop {
+                    // One keep-alive request after another: head, then Content-Length bytes.
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let line = line.trim_end();
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if let Ok(q) = serde_json::from_slice(&body) {
+                        kept.lock().unwrap().push(q);
+                    }
+                    let answer = r#"{"allow":true}"#;
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if out.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, questions)
+}
+
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn a_relayed_request_asks_the_hook_with_the_headers_its_client_sent() {
+    // An EventSource session's subscribe reaches the process without the stream, which relays
+    // it to the stream's process: that one asks the hook, with the cookie of the request as
+    // the client sent it to the other process.
+    let (port, questions) = allowing_backend();
+    let hook = format!("http://127.0.0.1:{port}/auth");
+    let args = ["--auth-hook", &hook, "--auth-hook-headers", "cookie"];
+    let redis = Redis::start();
+    let (a, b) = (
+        Node::start_with(&redis, &args),
+        Node::start_with(&redis, &args),
+    );
+    let cid = a.handshake(M);
+    let mut stream = event_stream(&b, &cid);
+    b.wait_metric(
+        r#"bayou_backplane_session_moves_total{outcome="in"}"#,
+        |v| v == 1.0,
+    );
+    let sub = json!([{"channel": "/meta/subscribe", "clientId": cid,
+                      "subscription": "/users/5", "id": "s1"}]);
+    let reply = a.post(
+        M,
+        Some("application/json"),
+        sub.encode().as_bytes(),
+        &[("Cookie", "session=sess-five")],
+    );
+    let reply = parse_json(&reply.body);
+    assert_eq!(
+        reply[0]["successful"].as_bool(),
+        Some(true),
+        "{}",
+        reply.encode()
+    );
+    assert_eq!(
+        a.metric(r#"bayou_backplane_session_moves_total{outcome="relayed"}"#),
+        1.0
+    );
+    // Asked by B, the stream's process, with A's request's cookie.
+    assert_eq!(
+        b.metric(r#"bayou_auth_hook_allowed_total{mount="/faye"}"#),
+        1.0
+    );
+    assert_eq!(
+        a.metric(r#"bayou_auth_hook_allowed_total{mount="/faye"}"#),
+        1.0,
+        "A's handshake"
+    );
+    let asked = questions.lock().unwrap().clone();
+    let subscribe: Vec<_> = asked
+        .iter()
+        .filter(|q| q["channel"] == "/meta/subscribe")
+        .collect();
+    assert_eq!(subscribe.len(), 1, "{asked:?}");
+    assert_eq!(subscribe[0]["headers"]["cookie"], "session=sess-five");
+    assert_eq!(subscribe[0]["clientId"], cid.as_str());
+    a.publish(M, "/users/5", json!("five"));
+    assert_eq!(next_event_data(&mut stream), "five");
+}
