@@ -7,16 +7,20 @@
 //!
 //! ```text
 //! main.rs  -> server      wiring: listeners, worker threads, start-up and failure
-//!             admin       /healthz and /readyz on their own listener and thread
+//!             admin       /healthz, /readyz, /metrics on their own listener and threads
+//!             console/    the operator's console there: status page, /api/stats,
+//!                         /api/presence (asks every worker through the mesh)
 //!             backplane/  other Bayou processes (Redis pub/sub): the thread beside the
 //!                         workers, reached through shard::Cluster
 //!             transport/  sockets: HTTP connection loop, Bayeux over HTTP, WebSocket (and
 //!                         the per-worker table where idle ones park without a task),
-//!                         EventSource, the static client files
+//!                         EventSource, the static client files, the auth hook's client
 //!             shard/      the only layer that knows other cores exist: owner(), the mesh,
-//!                         the per-worker router that drives a batch, worker runtimes
+//!                         the per-worker router that drives a batch (and asks the auth
+//!                         hook through shard::AskBackend), worker runtimes
 //!             engine/     per-worker state: sessions, subscriptions, delivery, deadlines
-//!             policy/     per-mount rules: limits, publish secrets, subscribe tokens, origins
+//!             policy/     per-mount rules: limits, publish secrets, subscribe tokens, origins,
+//!                         the auth hook's question, answer and cache
 //!             bayeux/ http/ websocket/   sans-IO codecs and protocol rules (no monoio)
 //! config      the typed configuration, read by every layer
 //! ```
