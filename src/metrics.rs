@@ -284,6 +284,7 @@ impl Stats {
         let backplane = self.backplane.get().map(|b| {
             json!({
                 "up": b.is_up(),
+                "processes": b.processes.load(Relaxed),
                 "connects": b.connects.load(Relaxed),
                 "published": b.published.load(Relaxed),
                 "received": b.received.load(Relaxed),

@@ -88,6 +88,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let cluster = crate::backplane::start(&config, mesh.clone())?;
     if let Some(b) = &cluster {
         let _ = stats.backplane.set(b.stats.clone());
+        let _ = console.cluster.set(b.clone());
     }
     let clustered = cluster.is_some();
     let idle_check = cluster.clone();

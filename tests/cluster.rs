@@ -1157,3 +1157,47 @@ fn a_relayed_request_asks_the_hook_with_the_headers_its_client_sent() {
     a.publish(M, "/users/5", json!("five"));
     assert_eq!(next_event_data(&mut stream), "five");
 }
+
+#[test]
+#[ignore = "cluster suite: ./test.sh runs it once with --ignored (needs redis-server)"]
+fn presence_counts_the_clients_of_every_process() {
+    // /api/presence on one process asks the others through their inboxes: the count is the
+    // cluster's, and the answer says how many processes there are and how many answered.
+    let redis = Redis::start();
+    let nodes = [
+        Node::start(&redis),
+        Node::start(&redis),
+        Node::start(&redis),
+    ];
+    let mut want = 0;
+    for (i, node) in nodes.iter().enumerate() {
+        for _ in 0..=i {
+            let cid = node.handshake(M);
+            node.subscribe(M, &cid, json!("/users/42"));
+            want += 1;
+        }
+    }
+    let wild = nodes[2].handshake(M);
+    nodes[2].subscribe(M, &wild, json!("/users/*"));
+    want += 1;
+    let presence = |node: &Node, channel: &str| {
+        let mut conn = Conn::open(node.admin);
+        let req = format!("GET /api/presence?channel={channel} HTTP/1.1\r\nHost: x\r\n\r\n");
+        conn.send(req.as_bytes());
+        let resp = conn.read_response();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        parse_json(&resp.body)
+    };
+    // Each process counts itself among the live ones once its heartbeat is in.
+    for node in &nodes {
+        node.wait_metric("bayou_backplane_processes", |v| v == 3.0);
+    }
+    for node in &nodes {
+        let v = presence(node, "/users/42");
+        assert_eq!(v["scope"].as_str(), Some("cluster"), "{}", v.encode());
+        assert_eq!(v["processes"].as_u64(), Some(3), "{}", v.encode());
+        assert_eq!(v["answered"].as_u64(), Some(3), "{}", v.encode());
+        assert_eq!(v["clients"].as_u64(), Some(want), "{}", v.encode());
+        assert_eq!(presence(node, "/users/7")["clients"].as_u64(), Some(1));
+    }
+}

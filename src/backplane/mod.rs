@@ -64,6 +64,17 @@ pub struct Backplane {
     ops_open: std::sync::atomic::AtomicUsize,
 }
 
+/// The other processes' part of a presence count ([`Backplane::presence`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Presence {
+    /// Other processes alive (their heartbeat is recent).
+    pub processes: usize,
+    /// Those that answered in time.
+    pub answered: usize,
+    /// Their clients a publish on the channel would reach.
+    pub clients: u64,
+}
+
 /// Directory work a worker hands the link.
 enum Op {
     Opened {
@@ -114,6 +125,19 @@ enum Op {
     },
     /// The process leaves: every worker parks its sessions (`Envelope::Leave`).
     LeaveAll,
+    /// From the admin listener: ask every other live process how many of its clients a
+    /// publish on `channel` would reach.
+    Presence {
+        mount: usize,
+        channel: String,
+        reply: std::sync::mpsc::SyncSender<Presence>,
+    },
+    /// This process's count, for the process that asked (`to`, its question `token`).
+    PresenceAnswer {
+        to: u64,
+        token: u64,
+        clients: u64,
+    },
     /// A session left in the directory by a process that leaves.
     Park {
         mount: usize,
@@ -271,6 +295,22 @@ impl Backplane {
         if self.stats.is_up() {
             self.push_op(Op::LeaveAll);
         }
+    }
+
+    /// How many clients of the other live processes a publish on `channel` of `mount` would
+    /// reach; answered on the receiver within about a second (those that did not answer by
+    /// then are left out, and counted in `processes` but not in `answered`). Nothing arrives
+    /// while Redis is away.
+    pub fn presence(&self, mount: usize, channel: String) -> std::sync::mpsc::Receiver<Presence> {
+        let (reply, rx) = std::sync::mpsc::sync_channel(1);
+        if self.stats.is_up() {
+            self.push_op(Op::Presence {
+                mount,
+                channel,
+                reply,
+            });
+        }
+        rx
     }
 
     pub fn idle(&self) -> bool {

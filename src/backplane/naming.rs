@@ -69,6 +69,12 @@ pub fn inbox(db: i64, node: u64) -> String {
     format!("bayou:{db}:node:{node:016x}")
 }
 
+/// The live processes of a database: a sorted set of node ids scored by their last heartbeat
+/// (ms since the epoch).
+pub fn nodes(db: i64) -> String {
+    format!("bayou:{db}:nodes")
+}
+
 /// A process's liveness key, refreshed every second with a short expiry: while it exists,
 /// its sessions are asked for; once it is gone, adopted (`<inbox>:alive`).
 pub fn alive(db: i64, node: u64) -> String {

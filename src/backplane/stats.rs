@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub struct Stats {
     /// 1 while connected to Redis and reading the mount logs, else 0.
     pub up: AtomicU64,
+    /// Processes sharing this Redis and database, this one included (from the heartbeats).
+    pub processes: AtomicU64,
     /// Successful connections (the first one included).
     pub connects: AtomicU64,
     /// Publishes written to the mount logs.
@@ -69,6 +71,13 @@ impl Stats {
             "gauge",
             "1 while connected to Redis and reading the mount logs.",
             &self.up,
+        );
+        one(
+            out,
+            "bayou_backplane_processes",
+            "gauge",
+            "Bayou processes sharing this Redis database, this one included (recent heartbeats).",
+            &self.processes,
         );
         one(
             out,

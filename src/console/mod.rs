@@ -38,6 +38,8 @@ pub struct Console {
     pub listen: OnceLock<SocketAddr>,
     /// The workers' mesh, once they run: presence questions go to every worker through it.
     pub mesh: OnceLock<Arc<Mesh>>,
+    /// The Redis backplane, with `--engine redis://`: presence asks the other processes too.
+    pub cluster: OnceLock<Arc<crate::backplane::Backplane>>,
     pub mounts: Vec<String>,
     pub started: Instant,
 }
@@ -48,6 +50,7 @@ impl Console {
             on,
             token,
             mesh: OnceLock::new(),
+            cluster: OnceLock::new(),
             mounts,
             client_js,
             listen: OnceLock::new(),
@@ -95,9 +98,10 @@ impl Console {
         v
     }
 
-    /// `/api/presence?channel=/users/42[&mount=/faye]`: how many clients of this process a
-    /// publish on the channel would reach, exact and wildcard subscribers alike. Each worker
-    /// counts its own, walking only that channel's subscribers.
+    /// `/api/presence?channel=/users/42[&mount=/faye]`: how many clients a publish on the
+    /// channel would reach, exact and wildcard subscribers alike. Each worker counts its own,
+    /// walking only that channel's subscribers; with Redis, every other live process is asked
+    /// the same (through its inbox) and the answers within a second are added.
     fn presence(&self, query: &str) -> Response {
         use crate::http::form::param;
         let Some(channel) = param(query.as_bytes(), "channel").filter(|c| !c.is_empty()) else {
@@ -146,12 +150,33 @@ impl Console {
                 Err(_) => return plain(503, "A worker did not answer; try again\n"),
             }
         }
-        json(&serde_json::json!({
-            "mount": self.mounts[mount],
-            "channel": channel,
-            "clients": clients,
-            "scope": "process",
-        }))
+        let Some(cluster) = self.cluster.get() else {
+            return json(&serde_json::json!({
+                "mount": self.mounts[mount],
+                "channel": channel,
+                "clients": clients,
+                "scope": "process",
+            }));
+        };
+        let asked = cluster.presence(mount, channel.clone());
+        match asked.recv_timeout(std::time::Duration::from_secs(3)) {
+            Ok(others) => json(&serde_json::json!({
+                "mount": self.mounts[mount],
+                "channel": channel,
+                "clients": clients as u64 + others.clients,
+                "scope": "cluster",
+                "processes": 1 + others.processes,
+                "answered": 1 + others.answered,
+            })),
+            // Redis is away: this process's clients only, and saying so.
+            Err(_) => json(&serde_json::json!({
+                "mount": self.mounts[mount],
+                "channel": channel,
+                "clients": clients,
+                "scope": "process",
+                "cluster": "unreachable",
+            })),
+        }
     }
 
     /// With a token configured: the request carries it, or the sign-in cookie.

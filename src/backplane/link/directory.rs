@@ -152,6 +152,25 @@ pub(super) struct Letter {
     /// A relayed request's headers for the authorisation hook: name and value, each pair on
     /// two lines (header values hold no line breaks).
     forwarded: Option<String>,
+    /// A presence answer's count (`pa`).
+    count: u64,
+}
+
+/// How long a presence question waits for the other processes' answers.
+const PRESENCE_WAIT: Duration = Duration::from_secs(1);
+
+/// A presence question this process asked the others.
+pub(super) struct PresenceWait {
+    reply: std::sync::mpsc::SyncSender<crate::backplane::Presence>,
+    sum: crate::backplane::Presence,
+    deadline: Instant,
+}
+
+/// Milliseconds since the epoch, the scores of the live-process set.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Letter {
@@ -170,6 +189,7 @@ impl Letter {
                 b"i" => l.ip = text().parse().ok(),
                 b"a" => l.bearer = v == b"1",
                 b"h" => l.forwarded = Some(text()),
+                b"n" => l.count = text().parse().unwrap_or(0),
                 b"s" => {
                     l.subscriptions = text()
                         .split('\n')
@@ -208,12 +228,14 @@ impl Link {
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
                 self.expire_fetches();
+                self.expire_presences();
                 continue;
             }
             let n = ops.len();
             let done = self.run_ops(ops, conn).await;
             self.bp.ops_done(n);
             done?;
+            self.expire_presences();
         }
     }
 
@@ -224,6 +246,7 @@ impl Link {
         let mut acks = Vec::new();
         let mut gave = Vec::new();
         let mut resyncs = Vec::new();
+        let mut presences = Vec::new();
         for op in ops {
             match op {
                 Op::Opened {
@@ -310,6 +333,24 @@ impl Link {
                     client_id,
                     subscriptions,
                 } => resyncs.push((worker, mount, client_id, subscriptions)),
+                Op::Presence {
+                    mount,
+                    channel,
+                    reply,
+                } => presences.push((mount, channel, reply)),
+                Op::PresenceAnswer { to, token, clients } => {
+                    let inbox = naming::inbox(self.names.db, to);
+                    letter(&mut pipe, &inbox)
+                        .arg("k")
+                        .arg("pa")
+                        .arg("t")
+                        .arg(token)
+                        .arg("r")
+                        .arg(&me)
+                        .arg("n")
+                        .arg(clients);
+                    sent(&mut pipe, &inbox);
+                }
                 Op::LeaveAll => {
                     // Through the workers' queues, behind every entry handed over so far.
                     for mount in 0..self.names.mounts.len() {
@@ -376,6 +417,9 @@ impl Link {
         drop(acks);
         for chunk in resyncs.chunks(RESYNC_CHUNK) {
             self.resync(chunk, &me, conn).await?;
+        }
+        for (mount, channel, reply) in presences {
+            self.ask_presence(mount, &channel, reply, &me, conn).await?;
         }
         let given = gave.iter().filter(|(_, s)| s.is_some()).count();
         self.bp.stats.moved_out.fetch_add(given as u64, Relaxed);
@@ -550,6 +594,119 @@ impl Link {
         Ok(())
     }
 
+    /// Sends a presence question to every other live process's inbox; their answers (`pa`)
+    /// are summed as they come, and the sum goes out when all are in or the wait is over.
+    async fn ask_presence(
+        &self,
+        mount: usize,
+        channel: &str,
+        reply: std::sync::mpsc::SyncSender<crate::backplane::Presence>,
+        me: &str,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<()> {
+        let live: Vec<String> = timed(
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(naming::nodes(self.names.db))
+                .arg(now_ms().saturating_sub(ALIVE_MS))
+                .arg("+inf")
+                .query_async(conn),
+        )
+        .await?;
+        let others: Vec<u64> = (live.iter())
+            .filter(|n| n.as_str() != me)
+            .filter_map(|n| naming::parse_node(n.as_bytes()))
+            .collect();
+        let sum = crate::backplane::Presence {
+            processes: others.len(),
+            ..Default::default()
+        };
+        if others.is_empty() {
+            let _ = reply.try_send(sum);
+            return Ok(());
+        }
+        let token = self.next_token.get() + 1;
+        self.next_token.set(token);
+        let mut pipe = redis::pipe();
+        for node in &others {
+            let inbox = naming::inbox(self.names.db, *node);
+            letter(&mut pipe, &inbox)
+                .arg("k")
+                .arg("pq")
+                .arg("t")
+                .arg(token)
+                .arg("r")
+                .arg(me)
+                .arg("m")
+                .arg(&self.names.mounts[mount])
+                .arg("c")
+                .arg(channel);
+            sent(&mut pipe, &inbox);
+        }
+        timed(pipe.query_async::<()>(conn)).await?;
+        self.presences.borrow_mut().insert(
+            token,
+            PresenceWait {
+                reply,
+                sum,
+                deadline: Instant::now() + PRESENCE_WAIT,
+            },
+        );
+        Ok(())
+    }
+
+    /// Answers another process's presence question: every worker counts its own clients (off
+    /// this thread, which must not wait on them), then the answer goes to the asker's inbox.
+    fn answer_presence(&self, letter: &Letter) {
+        let Some(mount) = self.names.mounts.iter().position(|m| *m == letter.mount) else {
+            return;
+        };
+        let (mesh, bp) = (self.mesh.clone(), self.bp.clone());
+        let (channel, to, token) = (letter.client_id.clone(), letter.from, letter.token);
+        tokio::task::spawn_blocking(move || {
+            let (tx, rx) = std::sync::mpsc::sync_channel(mesh.workers());
+            for w in 0..mesh.workers() {
+                let mut env = Envelope::Presence {
+                    mount,
+                    channel: channel.clone(),
+                    reply: tx.clone(),
+                };
+                let mut tries = 0;
+                while let Err(back) = mesh.try_send(mesh.external(), w, env) {
+                    tries += 1;
+                    if tries > 100 {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                    env = back;
+                }
+            }
+            drop(tx);
+            let mut clients = 0;
+            for _ in 0..mesh.workers() {
+                match rx.recv_timeout(PRESENCE_WAIT) {
+                    Ok(n) => clients += n as u64,
+                    Err(_) => return,
+                }
+            }
+            bp.push_op(Op::PresenceAnswer { to, token, clients });
+        });
+    }
+
+    /// Presence questions whose wait is over: answered with what came in.
+    pub(super) fn expire_presences(&self) {
+        if self.presences.borrow().is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        self.presences.borrow_mut().retain(|_, w| {
+            if w.deadline > now {
+                return true;
+            }
+            let _ = w.reply.try_send(w.sum);
+            false
+        });
+    }
+
     /// A session this process gave away but could not send: it arrives back here.
     fn take_back(&self, ask: Ask, session: Option<Handover>) {
         let Some(session) = session else {
@@ -612,16 +769,36 @@ impl Link {
         }
     }
 
-    /// Refreshes this process's liveness key and asks the workers for their checkpoints.
+    /// Refreshes this process's liveness key and its entry among the live processes (counting
+    /// them), and asks the workers for their checkpoints.
     async fn heartbeat(&self, conn: &mut MultiplexedConnection) -> Result<()> {
         let alive = naming::alive(self.names.db, self.bp.node);
-        let set = redis::cmd("SET")
+        let nodes = naming::nodes(self.names.db);
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
             .arg(alive)
             .arg(1)
             .arg("PX")
             .arg(ALIVE_MS)
-            .clone();
-        timed(set.query_async::<()>(conn)).await?;
+            .ignore();
+        pipe.cmd("ZADD")
+            .arg(&nodes)
+            .arg(now)
+            .arg(naming::node_hex(self.bp.node))
+            .ignore();
+        // Processes gone for a minute leave the set.
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&nodes)
+            .arg("-inf")
+            .arg(now.saturating_sub(60_000))
+            .ignore();
+        pipe.cmd("ZCOUNT")
+            .arg(&nodes)
+            .arg(now.saturating_sub(ALIVE_MS))
+            .arg("+inf");
+        let (live,): (u64,) = timed(pipe.query_async(conn)).await?;
+        self.bp.stats.processes.store(live, Relaxed);
         for mount in 0..self.logs.len() {
             let Some(pos) = self.read_from.borrow()[mount].as_deref().map(naming::pack) else {
                 continue;
@@ -703,7 +880,12 @@ impl Link {
             match op {
                 Op::Gave { ask, session } => self.take_back(ask, session),
                 // Redis is away as the process leaves: its sessions end with it.
-                Op::LeaveAll | Op::Park { .. } | Op::Answered { .. } | Op::Resync { .. } => {}
+                Op::LeaveAll
+                | Op::Park { .. }
+                | Op::Answered { .. }
+                | Op::Resync { .. }
+                | Op::Presence { .. }
+                | Op::PresenceAnswer { .. } => {}
                 Op::Fetch { done, .. } => {
                     let _ = done.send(Moved::Gone);
                 }
@@ -764,6 +946,18 @@ impl Link {
                 }
             }
             b"give" => self.arrival(letter, conn).await?,
+            b"pq" => self.answer_presence(&letter),
+            b"pa" => {
+                let mut waits = self.presences.borrow_mut();
+                if let Some(w) = waits.get_mut(&letter.token) {
+                    w.sum.answered += 1;
+                    w.sum.clients += letter.count;
+                    if w.sum.answered >= w.sum.processes {
+                        let _ = w.reply.try_send(w.sum);
+                        waits.remove(&letter.token);
+                    }
+                }
+            }
             b"res" => {
                 // The owner kept the session (its EventSource stream is there) and answered.
                 if let Some(f) = self.fetches.borrow_mut().remove(&letter.token) {

@@ -100,6 +100,8 @@ struct Link {
     inbox_from: RefCell<String>,
     /// Session moves this process asked for, by token.
     fetches: RefCell<HashMap<u64, directory::Fetching>>,
+    /// Presence questions this process asked the others, by token.
+    presences: RefCell<HashMap<u64, directory::PresenceWait>>,
     next_token: Cell<u64>,
     /// Moves waiting for this process's reading of the log to reach their cut, in arrival
     /// order (an ask behind a session still arriving waits too).
@@ -143,6 +145,7 @@ impl Link {
             inbox: naming::inbox(names.db, bp.node),
             inbox_from: RefCell::new("0-0".into()),
             fetches: RefCell::new(HashMap::new()),
+            presences: RefCell::new(HashMap::new()),
             next_token: Cell::new(0),
             waiting: RefCell::new(VecDeque::new()),
             checkpoints: RefCell::new(vec![vec![None; mesh.workers()]; logs.len()]),

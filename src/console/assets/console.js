@@ -52,7 +52,10 @@ function render(stats) {
   state.className = `pill ${stats.draining ? 'bad' : 'ok'}`;
   const bp = $('backplane');
   if (stats.backplane) {
-    bp.textContent = stats.backplane.up ? 'Redis backplane up' : 'Redis backplane down (local delivery only)';
+    const n = stats.backplane.processes;
+    bp.textContent = stats.backplane.up
+      ? `Redis backplane up, ${n} process${n === 1 ? '' : 'es'} sharing it`
+      : 'Redis backplane down (local delivery only)';
     bp.className = `pill ${stats.backplane.up ? 'ok' : 'bad'}`;
   }
   $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
