@@ -22,6 +22,10 @@ pub struct MountStats {
     pub dropped: AtomicU64,
     /// Messages waiting in session queues for a connect (gauge).
     pub queued: AtomicU64,
+    /// Open WebSockets and EventSource streams on this mount (gauges, kept as they open and
+    /// close; HTTP connections are not a mount's: one may carry requests for several).
+    pub websockets: AtomicU64,
+    pub eventsources: AtomicU64,
     /// Time from a publish being accepted to its frame being written to a push socket.
     pub write_latency: Histogram,
     /// WebSockets cut because their pending output went over `--max-pending`.
@@ -260,6 +264,8 @@ impl Stats {
                     "channels": m(&|s| &s.channels),
                     "patterns": m(&|s| &s.patterns),
                     "queued": m(&|s| &s.queued),
+                    "websockets": m(&|s| &s.websockets),
+                    "eventsources": m(&|s| &s.eventsources),
                     "counters": {
                         "handshakes": m(&|s| &s.handshakes),
                         "handshakes_refused": m(&|s| &s.handshakes_refused),
@@ -433,6 +439,20 @@ impl Stats {
             "bayou_auth_hook_seconds",
             "How long the authorisation hook's backend took to decide, failures included.",
             |m| &m.hook_latency,
+        );
+        self.per_mount(
+            &mut out,
+            "bayou_mount_websockets",
+            "gauge",
+            "Open WebSockets of the mount.",
+            |m| &m.websockets,
+        );
+        self.per_mount(
+            &mut out,
+            "bayou_mount_eventsources",
+            "gauge",
+            "Open EventSource streams of the mount.",
+            |m| &m.eventsources,
         );
         self.per_mount(
             &mut out,

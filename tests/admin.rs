@@ -369,3 +369,51 @@ fn presence_counts_the_clients_a_publish_would_reach_on_every_worker() {
     assert_eq!(get("channel=nope").status, 400);
     assert_eq!(get("channel=/a&mount=/nowhere").status, 404);
 }
+
+#[test]
+fn without_client_files_the_console_says_how_to_serve_them() {
+    if skip_against_faye("Faye has no admin listener") {
+        return;
+    }
+    // Started here, not by Server::start, which always gives the client directory.
+    use std::io::BufRead;
+    let mut child = bayou()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start bayou");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let admin: std::net::SocketAddr = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("admin on http://")
+                .map(|a| a.parse().unwrap())
+        })
+        .expect("an `admin on` line");
+    let get = |path: &str| {
+        let mut conn = Conn::open(admin);
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        conn.read_response()
+    };
+    let stats = get("/api/stats");
+    assert_eq!(stats.status, 200);
+    assert_eq!(parse_json(&stats.body)["client_js"].as_bool(), Some(false));
+    let page = get("/");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("No client files are configured"));
+    assert!(page.text().contains("bayou --client-js package/client"));
+    // The page's own files, from this listener.
+    assert_eq!(get("/console.js").status, 200);
+    assert_eq!(get("/console.css").status, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}

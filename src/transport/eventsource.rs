@@ -39,6 +39,9 @@ pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id:
     }
     let _gauge =
         crate::metrics::Open::new(&node.stats, node.me, crate::metrics::Transport::EventSource);
+    let stats = &node.my_stats().mounts[mount];
+    crate::metrics::add(&stats.eventsources, 1);
+    let _mount_gauge = OnDrop(|| crate::metrics::sub(&stats.eventsources, 1));
     let outbox = Rc::new(Outbox::new(node.socket_id(), OutboxKind::EventSource));
     node.register_socket(&outbox);
     node.engine
@@ -74,4 +77,13 @@ pub async fn run(node: Rc<Node>, mut stream: TcpStream, mount: usize, client_id:
     }
     node.engine.borrow_mut().socket_gone(&outbox);
     node.unregister_socket(outbox.id);
+}
+
+/// Runs a closure when dropped (a gauge taken back however the stream ends).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }

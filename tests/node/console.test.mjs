@@ -83,6 +83,15 @@ describe('the status page', () => {
       const page = await browser.context.newPage();
       const errors = [];
       page.on('pageerror', (e) => errors.push(String(e)));
+      // Everything the page loads comes from Bayou: the admin listener, or the server itself.
+      const elsewhere = [];
+      page.on('request', (r) => {
+        const url = r.url();
+        if (!url.startsWith(`http://${admin}/`) && !url.startsWith(`${server.url}/`)) elsewhere.push(url);
+      });
+      page.on('websocket', (ws) => {
+        if (!ws.url().startsWith(server.url.replace(/^http/, 'ws'))) elsewhere.push(ws.url());
+      });
       await page.goto(`http://${admin}/`);
       await page.waitForSelector('#mounts tr[data-mount="/faye"]', { timeout: WAIT_MS });
       assert.equal(await page.textContent('#state'), 'serving');
@@ -99,10 +108,12 @@ describe('the status page', () => {
       }
       const sessions = await page.textContent('#mounts tr[data-mount="/faye"] td:nth-child(2)');
       assert.ok(Number(sessions) >= 1, `sessions shown: ${sessions}`);
+      const websockets = await page.textContent('#mounts tr[data-mount="/faye"] td:nth-child(3)');
+      assert.equal(Number(websockets), 1, 'the subscriber\'s WebSocket, on its mount');
       // A line needs two rates, so three samples.
       await waitInPage(page, () => (document.querySelector('[data-chart="publishes"] polyline')
         ?.getAttribute('points') || '').split(' ').length >= 2, null, 'a line in the publishes chart');
-      await waitInPage(page, () => !document.querySelector('#mounts td:nth-child(6)').textContent.includes('–'),
+      await waitInPage(page, () => !document.querySelector('#mounts td:nth-child(8)').textContent.includes('–'),
         null, 'a latency percentile');
 
       // The API's figures: as /metrics has them, and as the test made them.
@@ -117,6 +128,8 @@ describe('the status page', () => {
       assert.equal(mount.counters.deliveries, metric('bayou_deliveries_total'));
       assert.equal(mount.counters.handshakes, metric('bayou_handshakes_total'));
       assert.equal(stats.connections.websocket, Number(/^bayou_connections\{transport="websocket"\} (\d+)/m.exec(metrics)[1]));
+      assert.equal(mount.websockets, metric('bayou_mount_websockets'));
+      assert.equal(mount.websockets, 1);
       assert.equal(stats.client_js, true);
       assert.equal(stats.draining, false);
       assert.equal(stats.listen, `127.0.0.1:${server.port}`);
@@ -137,6 +150,7 @@ describe('the status page', () => {
       }
       assert.ok(!(await page.content()).includes(SECRET), 'the secret is shown back in the page');
       assert.deepEqual(errors, []);
+      assert.deepEqual(elsewhere, [], 'requests outside Bayou');
       const artifacts = join(REPO_ROOT, 'target', 'test-artifacts');
       mkdirSync(artifacts, { recursive: true });
       await page.screenshot({ path: join(artifacts, 'console.png'), fullPage: true });

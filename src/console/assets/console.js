@@ -74,6 +74,7 @@ function render(stats) {
     const then = old !== samples[samples.length - 1] ? old.stats.mounts[i]?.publish_to_write.cumulative : null;
     const p = (q) => { const v = percentile(h.bounds_us, h.cumulative, then, q); return v === null ? '–' : `≤ ${v} ms`; };
     return el('tr', { 'data-mount': m.path }, el('td', {}, m.path), el('td', {}, fmt(m.sessions)),
+      el('td', {}, fmt(m.websockets)), el('td', {}, fmt(m.eventsources)),
       el('td', {}, fmt(m.subscriptions)), el('td', {}, fmt(m.channels)), el('td', {}, fmt(m.queued)),
       el('td', {}, p(0.5)), el('td', {}, p(0.9)), el('td', {}, p(0.99)));
   });

@@ -114,6 +114,7 @@ impl ParkedTable {
             outbox.close_after_flush(CloseCode::GOING_AWAY.0);
         }
         metrics::add(&node.my_stats().websocket_open, 1);
+        metrics::add(&node.my_stats().mounts[mount].websockets, 1);
         Ok(outbox)
     }
 
@@ -181,6 +182,7 @@ impl ParkedTable {
             metrics::sub(&node.my_stats().websocket_parked, 1);
         }
         metrics::sub(&node.my_stats().websocket_open, 1);
+        metrics::sub(&node.my_stats().mounts[r.mount as usize].websockets, 1);
     }
 
     /// Makes a parked socket active again; `readable`: input is waiting, read it first.
