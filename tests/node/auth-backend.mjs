@@ -9,12 +9,14 @@
 // POST /mode       {"mode": "rule" | "hang" | "garbage" | "huge" | "trickle" | "status500"}:
 //                  how /auth answers from now on (a broken backend, for the failure tests)
 // GET  /questions  every question received so far, as JSON
+// GET  /connections  how many TCP connections /auth questions came on (keep-alive shows)
 //
 // Prints "listening on <port>" once it accepts connections.
 import http from 'node:http';
 
 let mode = 'rule';
 const questions = [];
+const askers = new Set();
 
 function userOf(question) {
   const ext = question.ext && typeof question.ext === 'object' ? question.ext : {};
@@ -59,6 +61,11 @@ const server = http.createServer(async (req, res) => {
     res.end(JSON.stringify(questions));
     return;
   }
+  if (req.method === 'GET' && req.url === '/connections') {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ connections: askers.size }));
+    return;
+  }
   if (req.method === 'POST' && req.url === '/mode') {
     mode = JSON.parse(body).mode;
     res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -74,6 +81,7 @@ const server = http.createServer(async (req, res) => {
   try { question = JSON.parse(body); } catch { question = { unparsable: body }; }
   question.contentType = req.headers['content-type'];
   questions.push(question);
+  askers.add(req.socket);
   switch (mode) {
     case 'hang':
       return; // never answers; Bayou's timeout must end it

@@ -62,6 +62,9 @@ async function startBackend() {
     async questions() {
       return (await fetch(`${url}/questions`)).json();
     },
+    async connections() {
+      return (await (await fetch(`${url}/connections`)).json()).connections;
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
@@ -218,6 +221,10 @@ for (const transport of ['websocket', 'long-polling']) {
           if (q.channel !== '/meta/handshake') assert.equal(q.clientId, bob.client._dispatcher.clientId);
         }
         assert.equal(questions.filter((q) => q.channel === '/users/bob').length, 1, 'the ingest publish asked');
+        // Kept alive: at most one connection per worker for these one-at-a-time questions.
+        const connections = await backend.connections();
+        assert.ok(connections < questions.length, `${connections} connections for ${questions.length} questions`);
+        assert.ok(connections <= Number(process.env.BAYOU_TEST_WORKERS || 2), `${connections} connections`);
       });
     });
   });
