@@ -200,7 +200,7 @@ impl HookConfig {
 
 /// Where channels live: in this process only, or shared with other Bayou processes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Engine {
+pub enum EngineConfig {
     /// Embedded, in memory: this process's clients only (the default).
     Memory,
     /// Redis: every process on this Redis (and database number) serves one set of channels.
@@ -215,17 +215,17 @@ pub enum Engine {
     },
 }
 
-impl Engine {
+impl EngineConfig {
     /// `memory`, or a `redis://[user:password@]host[:port][/db]` URL (`rediss://` for TLS),
     /// with `ca_file` only for `rediss://`. An error never quotes the URL (it may hold a
     /// password).
-    pub fn parse(s: &str, ca_file: Option<PathBuf>) -> Result<Engine, String> {
+    pub fn parse(s: &str, ca_file: Option<PathBuf>) -> Result<EngineConfig, String> {
         use redis::IntoConnectionInfo;
         if s == "memory" {
             if ca_file.is_some() {
                 return Err("engine_ca_file is for a rediss:// engine".into());
             }
-            return Ok(Engine::Memory);
+            return Ok(EngineConfig::Memory);
         }
         let scheme = if s.starts_with("redis://") {
             "redis"
@@ -248,7 +248,7 @@ impl Engine {
             redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
             other => other.to_string(),
         };
-        Ok(Engine::Redis {
+        Ok(EngineConfig::Redis {
             url: s.to_owned(),
             shown: format!("{scheme}://{addr}/{db}"),
             db,
@@ -659,7 +659,7 @@ pub struct Config {
     /// Silence after a ping that closes a WebSocket (set exactly when `ping` is).
     pub ping_timeout: Option<Duration>,
     pub max_pending: usize,
-    pub engine: Engine,
+    pub engine: EngineConfig,
 }
 
 /// A time setting given in seconds, refused outside `min..=MAX_SECS` (NaN and infinities too).
@@ -734,8 +734,8 @@ impl Config {
             format!(
                 "engine = {}",
                 match &self.engine {
-                    Engine::Memory => "memory",
-                    Engine::Redis { shown, .. } => shown,
+                    EngineConfig::Memory => "memory",
+                    EngineConfig::Redis { shown, .. } => shown,
                 }
             ),
         ]
@@ -877,7 +877,7 @@ impl Config {
             per_mount,
             ping_timeout,
             max_pending,
-            engine: Engine::parse(
+            engine: EngineConfig::parse(
                 cli.engine.or(file.engine).as_deref().unwrap_or("memory"),
                 cli.engine_ca_file.or(file.engine_ca_file),
             )?,
@@ -1372,7 +1372,10 @@ mod tests {
         );
         let cli = Cli::parse_from(["bayou", "--engine", "redis://127.0.0.1:6380/3"]);
         let c = Config::from_cli(cli).unwrap();
-        assert!(matches!(c.engine, Engine::Redis { db: 3, .. }), "{c:?}");
+        assert!(
+            matches!(c.engine, EngineConfig::Redis { db: 3, .. }),
+            "{c:?}"
+        );
         assert!(c.describe().contains("engine = redis://127.0.0.1:6380/3"));
         for bad in ["redis", "http://x", "redis://h:notaport"] {
             let cli = Cli::parse_from(["bayou", "--engine", bad]);

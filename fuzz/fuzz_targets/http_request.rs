@@ -9,7 +9,7 @@
 
 #![no_main]
 
-use bayou::http::body::{BodyError, ChunkedDecoder};
+use bayou::http::body::{ChunkedDecoder, ChunkedError};
 use bayou::http::{BodyKind, Head, HeadError, Limits, form, parse_head};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
@@ -103,7 +103,7 @@ fn chunked(body: &[u8], max_body: usize, step: usize) {
 }
 
 /// The outcome, the decoded body, and how many bytes were consumed.
-fn decode(body: &[u8], max_body: usize, step: usize) -> (Result<bool, BodyError>, Vec<u8>, usize) {
+fn decode(body: &[u8], max_body: usize, step: usize) -> (Result<bool, ChunkedError>, Vec<u8>, usize) {
     let mut decoder = ChunkedDecoder::new(max_body);
     let mut buf = BytesMut::new();
     let mut out = Vec::new();

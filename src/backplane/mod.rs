@@ -34,7 +34,7 @@ pub mod naming;
 pub mod outbound;
 pub mod stats;
 
-use crate::config::{Config, Engine};
+use crate::config::{Config, EngineConfig};
 use crate::shard::{Ack, Ask, Cluster, Directory, Done, Handover, Mesh, Moved, Relay, Until};
 use bytes::Bytes;
 use outbound::{Item, Outbound};
@@ -352,7 +352,7 @@ fn install_tls_provider() {
 /// Starts the backplane the configuration asks for (none for `--engine memory`): its thread
 /// connects in the background, so the workers serve at once, Redis reachable or not.
 pub fn start(config: &Config, mesh: Arc<Mesh>) -> Result<Option<Arc<Backplane>>, String> {
-    let Engine::Redis {
+    let EngineConfig::Redis {
         url,
         shown,
         db,

@@ -6,33 +6,33 @@ use bytes::{Buf, BytesMut};
 
 /// Why a body was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyError {
+pub enum ChunkedError {
     /// The decoded body, a chunk-size line or the trailers exceed their bounds.
     TooLarge,
     /// The chunked framing is invalid.
     Malformed,
 }
 
-impl BodyError {
+impl ChunkedError {
     /// The status to answer with: 413 or 400.
     pub fn status(&self) -> u16 {
         match self {
-            BodyError::TooLarge => 413,
-            BodyError::Malformed => 400,
+            ChunkedError::TooLarge => 413,
+            ChunkedError::Malformed => 400,
         }
     }
 }
 
-impl fmt::Display for BodyError {
+impl fmt::Display for ChunkedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            BodyError::TooLarge => "request body too large",
-            BodyError::Malformed => "malformed chunked body",
+            ChunkedError::TooLarge => "request body too large",
+            ChunkedError::Malformed => "malformed chunked body",
         })
     }
 }
 
-impl std::error::Error for BodyError {}
+impl std::error::Error for ChunkedError {}
 
 /// Longest chunk-size line (size plus extensions) accepted, in bytes.
 const MAX_SIZE_LINE: usize = 4 * 1024;
@@ -67,7 +67,7 @@ enum State {
         last: bool,
     },
     Done,
-    Failed(BodyError),
+    Failed(ChunkedError),
 }
 
 /// Incremental decoder for `Transfer-Encoding: chunked` request bodies (chunk extensions ignored,
@@ -99,7 +99,7 @@ impl ChunkedDecoder {
     /// Ok(true) when the whole body including the final CRLF after trailers has been read
     /// (any bytes after it stay in `buf`: they are the next pipelined request). Ok(false):
     /// need more. After an error, every later call returns the same error.
-    pub fn decode(&mut self, buf: &mut BytesMut, out: &mut Vec<u8>) -> Result<bool, BodyError> {
+    pub fn decode(&mut self, buf: &mut BytesMut, out: &mut Vec<u8>) -> Result<bool, ChunkedError> {
         loop {
             match self.state {
                 State::Done => return Ok(true),
@@ -136,7 +136,7 @@ impl ChunkedDecoder {
     }
 
     /// Advances the framing state machine by one byte (never called in `Data`).
-    fn step(&mut self, byte: u8) -> Result<(), BodyError> {
+    fn step(&mut self, byte: u8) -> Result<(), ChunkedError> {
         self.state = match self.state {
             State::Size { digits } => {
                 self.count_line(MAX_SIZE_LINE)?;
@@ -145,7 +145,7 @@ impl ChunkedDecoder {
                         self.push_digit(d)?;
                         State::Size { digits: digits + 1 }
                     }
-                    None if digits == 0 => return Err(BodyError::Malformed),
+                    None if digits == 0 => return Err(ChunkedError::Malformed),
                     None => self.after_size(byte)?,
                 }
             }
@@ -154,7 +154,7 @@ impl ChunkedDecoder {
                 match (self.state, byte) {
                     (State::AfterSize, _) => self.after_size(byte)?,
                     (_, b'\r') => State::SizeLf,
-                    (_, b'\n') => return Err(BodyError::Malformed),
+                    (_, b'\n') => return Err(ChunkedError::Malformed),
                     _ => State::Extension,
                 }
             }
@@ -170,7 +170,7 @@ impl ChunkedDecoder {
                     b'\r' => State::TrailerLf {
                         last: self.state == State::TrailerStart,
                     },
-                    b'\n' => return Err(BodyError::Malformed),
+                    b'\n' => return Err(ChunkedError::Malformed),
                     _ => State::Trailer,
                 }
             }
@@ -189,17 +189,17 @@ impl ChunkedDecoder {
     }
 
     /// The byte after the size digits (or after whitespace following them).
-    fn after_size(&self, byte: u8) -> Result<State, BodyError> {
+    fn after_size(&self, byte: u8) -> Result<State, ChunkedError> {
         match byte {
             b' ' | b'\t' => Ok(State::AfterSize),
             b';' => Ok(State::Extension),
             b'\r' => Ok(State::SizeLf),
-            _ => Err(BodyError::Malformed),
+            _ => Err(ChunkedError::Malformed),
         }
     }
 
     /// The LF that ends a size line: a zero size starts the trailers, others the data.
-    fn end_size_line(&mut self, byte: u8) -> Result<State, BodyError> {
+    fn end_size_line(&mut self, byte: u8) -> Result<State, ChunkedError> {
         if self.remaining == 0 {
             self.line = 0;
             return expect(byte, b'\n', State::TrailerStart);
@@ -209,32 +209,32 @@ impl ChunkedDecoder {
     }
 
     /// Adds a hex digit to the chunk size, refusing sizes beyond what `max_body` allows.
-    fn push_digit(&mut self, digit: u8) -> Result<(), BodyError> {
+    fn push_digit(&mut self, digit: u8) -> Result<(), ChunkedError> {
         let budget = (self.max_body as u64).saturating_sub(self.decoded);
         let size = self
             .remaining
             .checked_mul(16)
             .and_then(|s| s.checked_add(u64::from(digit)))
             .filter(|s| *s <= budget)
-            .ok_or(BodyError::TooLarge)?;
+            .ok_or(ChunkedError::TooLarge)?;
         self.remaining = size;
         Ok(())
     }
 
-    fn count_line(&mut self, max: usize) -> Result<(), BodyError> {
+    fn count_line(&mut self, max: usize) -> Result<(), ChunkedError> {
         self.line += 1;
         if self.line > max {
-            return Err(BodyError::TooLarge);
+            return Err(ChunkedError::TooLarge);
         }
         Ok(())
     }
 }
 
-fn expect(byte: u8, wanted: u8, next: State) -> Result<State, BodyError> {
+fn expect(byte: u8, wanted: u8, next: State) -> Result<State, ChunkedError> {
     if byte == wanted {
         Ok(next)
     } else {
-        Err(BodyError::Malformed)
+        Err(ChunkedError::Malformed)
     }
 }
 
@@ -252,7 +252,7 @@ mod tests {
     use super::*;
 
     /// Decodes `parts` as they arrive; returns the outcome, the body and the bytes left over.
-    fn feed(max_body: usize, parts: &[&[u8]]) -> (Result<bool, BodyError>, Vec<u8>, Vec<u8>) {
+    fn feed(max_body: usize, parts: &[&[u8]]) -> (Result<bool, ChunkedError>, Vec<u8>, Vec<u8>) {
         let mut decoder = ChunkedDecoder::new(max_body);
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
@@ -266,7 +266,7 @@ mod tests {
         (result, out, buf.to_vec())
     }
 
-    fn whole(input: &[u8]) -> (Result<bool, BodyError>, Vec<u8>, Vec<u8>) {
+    fn whole(input: &[u8]) -> (Result<bool, ChunkedError>, Vec<u8>, Vec<u8>) {
         feed(1024, &[input])
     }
 
@@ -316,25 +316,28 @@ mod tests {
             b"5;a\nb\r\nhello\r\n0\r\n\r\n",
         ];
         for input in bad {
-            assert_eq!(whole(input).0, Err(BodyError::Malformed), "{input:?}");
+            assert_eq!(whole(input).0, Err(ChunkedError::Malformed), "{input:?}");
         }
-        assert_eq!(BodyError::Malformed.status(), 400);
+        assert_eq!(ChunkedError::Malformed.status(), 400);
     }
 
     #[test]
     fn size_limits() {
         assert_eq!(feed(4, &[b"4\r\nabcd\r\n0\r\n\r\n"]).0, Ok(true));
-        assert_eq!(feed(4, &[b"5\r\n"]).0, Err(BodyError::TooLarge));
-        assert_eq!(feed(4, &[b"2\r\nab\r\n3\r\n"]).0, Err(BodyError::TooLarge));
+        assert_eq!(feed(4, &[b"5\r\n"]).0, Err(ChunkedError::TooLarge));
+        assert_eq!(
+            feed(4, &[b"2\r\nab\r\n3\r\n"]).0,
+            Err(ChunkedError::TooLarge)
+        );
         assert_eq!(
             whole(b"ffffffffffffffffffff\r\n").0,
-            Err(BodyError::TooLarge)
+            Err(ChunkedError::TooLarge)
         );
         let long_ext = [b"1;".to_vec(), vec![b'x'; MAX_SIZE_LINE]].concat();
-        assert_eq!(whole(&long_ext).0, Err(BodyError::TooLarge));
+        assert_eq!(whole(&long_ext).0, Err(ChunkedError::TooLarge));
         let trailers = [b"0\r\n".to_vec(), b"X: y\r\n".repeat(MAX_TRAILERS / 6 + 1)].concat();
-        assert_eq!(whole(&trailers).0, Err(BodyError::TooLarge));
-        assert_eq!(BodyError::TooLarge.status(), 413);
+        assert_eq!(whole(&trailers).0, Err(ChunkedError::TooLarge));
+        assert_eq!(ChunkedError::TooLarge.status(), 413);
     }
 
     #[test]
@@ -344,12 +347,12 @@ mod tests {
         let mut buf = BytesMut::from(&b"z"[..]);
         assert_eq!(
             decoder.decode(&mut buf, &mut out),
-            Err(BodyError::Malformed)
+            Err(ChunkedError::Malformed)
         );
         let mut buf = BytesMut::from(&b"0\r\n\r\n"[..]);
         assert_eq!(
             decoder.decode(&mut buf, &mut out),
-            Err(BodyError::Malformed)
+            Err(ChunkedError::Malformed)
         );
     }
 

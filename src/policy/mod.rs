@@ -158,7 +158,7 @@ impl Auth {
                 Ok(()) => return Ok(()),
                 Err(r) => r,
             },
-            None => token::Refusal::Invalid,
+            None => token::TokenRefusal::Invalid,
         };
         Err(format!("403:{channel}:{}", refusal.text()))
     }

@@ -30,20 +30,20 @@ enum OneOrMany {
 
 /// Why a token was refused (shown in the subscribe error, never the token itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum TokenRefusal {
     Missing,
     Invalid,
     Expired,
     WrongChannel,
 }
 
-impl Refusal {
+impl TokenRefusal {
     pub fn text(self) -> &'static str {
         match self {
-            Refusal::Missing => "Subscription needs a token",
-            Refusal::Invalid => "Invalid token",
-            Refusal::Expired => "Token expired",
-            Refusal::WrongChannel => "Token does not cover this channel",
+            TokenRefusal::Missing => "Subscription needs a token",
+            TokenRefusal::Invalid => "Invalid token",
+            TokenRefusal::Expired => "Token expired",
+            TokenRefusal::WrongChannel => "Token does not cover this channel",
         }
     }
 }
@@ -66,12 +66,14 @@ impl Verifier {
     }
 
     /// Whether `token` is valid now and names `wanted` or a pattern covering it.
-    pub fn allows(&self, token: Option<&str>, wanted: &ChannelSet) -> Result<(), Refusal> {
-        let token = token.filter(|t| !t.is_empty()).ok_or(Refusal::Missing)?;
+    pub fn allows(&self, token: Option<&str>, wanted: &ChannelSet) -> Result<(), TokenRefusal> {
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or(TokenRefusal::Missing)?;
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
             |e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Refusal::Expired,
-                _ => Refusal::Invalid,
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenRefusal::Expired,
+                _ => TokenRefusal::Invalid,
             },
         )?;
         let names = match &data.claims.channels {
@@ -85,7 +87,7 @@ impl Verifier {
         if covered {
             Ok(())
         } else {
-            Err(Refusal::WrongChannel)
+            Err(TokenRefusal::WrongChannel)
         }
     }
 }
@@ -129,33 +131,39 @@ mod tests {
         assert_eq!(v.allows(Some(&t), &set("/users/42/x/*")), Ok(()));
         assert_eq!(
             v.allows(Some(&t), &set("/users/43")),
-            Err(Refusal::WrongChannel)
+            Err(TokenRefusal::WrongChannel)
         );
         assert_eq!(
             v.allows(Some(&t), &set("/users/*")),
-            Err(Refusal::WrongChannel)
+            Err(TokenRefusal::WrongChannel)
         );
-        assert_eq!(v.allows(None, &set("/users/42")), Err(Refusal::Missing));
-        assert_eq!(v.allows(Some(""), &set("/users/42")), Err(Refusal::Missing));
+        assert_eq!(
+            v.allows(None, &set("/users/42")),
+            Err(TokenRefusal::Missing)
+        );
+        assert_eq!(
+            v.allows(Some(""), &set("/users/42")),
+            Err(TokenRefusal::Missing)
+        );
         let other_key = mint(b"other", &["/users/42"], later);
         assert_eq!(
             v.allows(Some(&other_key), &set("/users/42")),
-            Err(Refusal::Invalid)
+            Err(TokenRefusal::Invalid)
         );
         let old = mint(b"k3y", &["/users/42"], now_secs() - 60);
         assert_eq!(
             v.allows(Some(&old), &set("/users/42")),
-            Err(Refusal::Expired)
+            Err(TokenRefusal::Expired)
         );
         assert_eq!(
             v.allows(Some("not.a.jwt"), &set("/users/42")),
-            Err(Refusal::Invalid)
+            Err(TokenRefusal::Invalid)
         );
         let none_alg =
             "eyJhbGciOiJub25lIn0.eyJjaGFubmVscyI6Ii91c2Vycy80MiIsImV4cCI6OTk5OTk5OTk5OX0.";
         assert_eq!(
             v.allows(Some(none_alg), &set("/users/42")),
-            Err(Refusal::Invalid)
+            Err(TokenRefusal::Invalid)
         );
     }
 }

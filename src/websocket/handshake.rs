@@ -9,24 +9,24 @@ const VERSIONS: [&[u8]; 3] = [b"13", b"8", b"7"];
 
 /// Why an upgrade request is refused; each is answered with a 400 and a text/plain body.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub enum UpgradeRefusal {
     NotWebSocket,
     UnsupportedVersion(String),
     MissingKey,
 }
 
-impl Refusal {
+impl UpgradeRefusal {
     /// HTTP status of every refusal.
     pub const STATUS: u16 = 400;
 
     /// The text/plain body Faye sends with the 400 status.
     pub fn body(&self) -> String {
         match self {
-            Refusal::NotWebSocket => "Not a WebSocket request".to_string(),
-            Refusal::UnsupportedVersion(version) => {
+            UpgradeRefusal::NotWebSocket => "Not a WebSocket request".to_string(),
+            UpgradeRefusal::UnsupportedVersion(version) => {
                 format!("Unsupported WebSocket version: {version}")
             }
-            Refusal::MissingKey => "Missing Sec-WebSocket-Key header".to_string(),
+            UpgradeRefusal::MissingKey => "Missing Sec-WebSocket-Key header".to_string(),
         }
     }
 }
@@ -47,20 +47,20 @@ pub fn accept(
     upgrade: Option<&[u8]>,
     version: Option<&[u8]>,
     key: Option<&[u8]>,
-) -> Result<String, Refusal> {
+) -> Result<String, UpgradeRefusal> {
     let is_websocket =
         upgrade.is_some_and(|value| value.trim_ascii().eq_ignore_ascii_case(b"websocket"));
     if !is_websocket {
-        return Err(Refusal::NotWebSocket);
+        return Err(UpgradeRefusal::NotWebSocket);
     }
     let version = version.map_or(&b""[..], <[u8]>::trim_ascii);
     if !VERSIONS.contains(&version) {
         let text = String::from_utf8_lossy(version).into_owned();
-        return Err(Refusal::UnsupportedVersion(text));
+        return Err(UpgradeRefusal::UnsupportedVersion(text));
     }
     match key.map(<[u8]>::trim_ascii) {
         Some(key) if !key.is_empty() => Ok(derive_accept_key(key)),
-        _ => Err(Refusal::MissingKey),
+        _ => Err(UpgradeRefusal::MissingKey),
     }
 }
 
@@ -110,7 +110,7 @@ mod tests {
         for upgrade in [None, Some(&b"h2c"[..]), Some(b""), Some(b"websockets")] {
             assert_eq!(
                 accept(upgrade, Some(b"13"), Some(KEY)),
-                Err(Refusal::NotWebSocket)
+                Err(UpgradeRefusal::NotWebSocket)
             );
         }
         assert!(accept(Some(b"WebSocket"), Some(b"13"), Some(KEY)).is_ok());
@@ -127,15 +127,15 @@ mod tests {
         let refused = |version: Option<&[u8]>| accept(Some(b"websocket"), version, Some(KEY));
         assert_eq!(
             refused(Some(b"12")),
-            Err(Refusal::UnsupportedVersion("12".into()))
+            Err(UpgradeRefusal::UnsupportedVersion("12".into()))
         );
         assert_eq!(
             refused(None),
-            Err(Refusal::UnsupportedVersion(String::new()))
+            Err(UpgradeRefusal::UnsupportedVersion(String::new()))
         );
         assert_eq!(
             refused(Some(b"\xff")),
-            Err(Refusal::UnsupportedVersion("\u{fffd}".into()))
+            Err(UpgradeRefusal::UnsupportedVersion("\u{fffd}".into()))
         );
     }
 
@@ -143,24 +143,27 @@ mod tests {
     fn key_must_be_present() {
         assert_eq!(
             accept(Some(b"websocket"), Some(b"13"), None),
-            Err(Refusal::MissingKey)
+            Err(UpgradeRefusal::MissingKey)
         );
         assert_eq!(
             accept(Some(b"websocket"), Some(b"13"), Some(b"")),
-            Err(Refusal::MissingKey)
+            Err(UpgradeRefusal::MissingKey)
         );
     }
 
     #[test]
     fn refusal_bodies_match_faye() {
-        assert_eq!(Refusal::NotWebSocket.body(), "Not a WebSocket request");
-        let version = Refusal::UnsupportedVersion("12".into());
+        assert_eq!(
+            UpgradeRefusal::NotWebSocket.body(),
+            "Not a WebSocket request"
+        );
+        let version = UpgradeRefusal::UnsupportedVersion("12".into());
         assert_eq!(version.body(), "Unsupported WebSocket version: 12");
         assert_eq!(
-            Refusal::MissingKey.body(),
+            UpgradeRefusal::MissingKey.body(),
             "Missing Sec-WebSocket-Key header"
         );
-        assert_eq!(Refusal::STATUS, 400);
+        assert_eq!(UpgradeRefusal::STATUS, 400);
     }
 
     #[test]

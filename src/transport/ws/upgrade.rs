@@ -34,7 +34,7 @@ impl Upgrade {
                 head.header("sec-websocket-version"),
                 head.header("sec-websocket-key"),
             )
-            .map_err(|refusal| plain(handshake::Refusal::STATUS, &refusal.body()))
+            .map_err(|refusal| plain(handshake::UpgradeRefusal::STATUS, &refusal.body()))
         };
         Upgrade { peer, answer }
     }
