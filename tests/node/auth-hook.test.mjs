@@ -116,8 +116,10 @@ class TokenClient {
       },
       incoming: (message, callback) => {
         this.received.push(structuredClone(message));
-        for (const listener of [...this.listeners]) listener();
         callback(message);
+        // After the message has reached its subscription callback (a condition on what the
+        // callback collected, checked before, would wait for the next message to look again).
+        setImmediate(() => { for (const listener of [...this.listeners]) listener(); });
       },
     });
   }
