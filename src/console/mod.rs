@@ -11,7 +11,7 @@ use crate::http::Head;
 use crate::http::response::{Response, plain};
 use crate::metrics::Stats;
 use crate::policy::Secret;
-use crate::shard::{Envelope, Mesh};
+use crate::shard::Mesh;
 use sha1::{Digest, Sha1};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -123,33 +123,10 @@ impl Console {
         let Some(mesh) = self.mesh.get() else {
             return plain(503, "Not serving yet\n");
         };
-        let (tx, rx) = std::sync::mpsc::sync_channel(mesh.workers());
-        for w in 0..mesh.workers() {
-            let mut env = Envelope::Presence {
-                mount,
-                channel: channel.clone(),
-                reply: tx.clone(),
-            };
-            // A full queue (a worker under load) is retried for a moment.
-            let mut tries = 0;
-            while let Err(back) = mesh.try_send(mesh.external(), w, env) {
-                tries += 1;
-                if tries > 200 {
-                    return plain(503, "Workers busy; try again\n");
-                }
-                std::thread::sleep(std::time::Duration::from_millis(5));
-                env = back;
-            }
-        }
-        drop(tx);
-        let deadline = Instant::now() + std::time::Duration::from_secs(2);
-        let mut clients = 0;
-        for _ in 0..mesh.workers() {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(n) => clients += n,
-                Err(_) => return plain(503, "A worker did not answer; try again\n"),
-            }
-        }
+        let wait = std::time::Duration::from_secs(2);
+        let Some(clients) = crate::shard::count_presence(mesh, mount, &channel, wait) else {
+            return plain(503, "Workers busy; try again\n");
+        };
         let Some(cluster) = self.cluster.get() else {
             return json(&serde_json::json!({
                 "mount": self.mounts[mount],
@@ -163,7 +140,7 @@ impl Console {
             Ok(others) => json(&serde_json::json!({
                 "mount": self.mounts[mount],
                 "channel": channel,
-                "clients": clients as u64 + others.clients,
+                "clients": clients + others.clients,
                 "scope": "cluster",
                 "processes": 1 + others.processes,
                 "answered": 1 + others.answered,

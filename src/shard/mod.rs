@@ -16,6 +16,45 @@ pub use hook::AskBackend;
 pub use mesh::Mesh;
 pub use router::{Forwarded, Node, Peer, Via};
 
+/// How many sessions on `mount` a publish on `channel` would reach, summed over every worker
+/// (each counts its own, `Envelope::Presence`). Sent as the mesh's external sender and waited
+/// for on the calling thread, so never call it from a worker: the admin listener and the
+/// backplane's blocking pool do. None when a worker's queue stayed full or a worker did not
+/// answer within `wait`.
+pub fn count_presence(
+    mesh: &Mesh,
+    mount: usize,
+    channel: &str,
+    wait: std::time::Duration,
+) -> Option<u64> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(mesh.workers());
+    for w in 0..mesh.workers() {
+        let mut env = Envelope::Presence {
+            mount,
+            channel: channel.to_owned(),
+            reply: tx.clone(),
+        };
+        // A full queue (a worker under load) is retried for a moment.
+        let mut tries = 0;
+        while let Err(back) = mesh.try_send(mesh.external(), w, env) {
+            tries += 1;
+            if tries > 200 {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            env = back;
+        }
+    }
+    drop(tx);
+    let deadline = std::time::Instant::now() + wait;
+    let mut clients = 0;
+    for _ in 0..mesh.workers() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        clients += rx.recv_timeout(left).ok()? as u64;
+    }
+    Some(clients)
+}
+
 /// The worker that owns `channel` among `workers`: FNV-1a of the name, modulo the count.
 /// Every routing decision goes through this one function.
 pub fn owner(channel: &str, workers: usize) -> usize {

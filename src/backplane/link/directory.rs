@@ -663,31 +663,10 @@ impl Link {
         let (mesh, bp) = (self.mesh.clone(), self.bp.clone());
         let (channel, to, token) = (letter.client_id.clone(), letter.from, letter.token);
         tokio::task::spawn_blocking(move || {
-            let (tx, rx) = std::sync::mpsc::sync_channel(mesh.workers());
-            for w in 0..mesh.workers() {
-                let mut env = Envelope::Presence {
-                    mount,
-                    channel: channel.clone(),
-                    reply: tx.clone(),
-                };
-                let mut tries = 0;
-                while let Err(back) = mesh.try_send(mesh.external(), w, env) {
-                    tries += 1;
-                    if tries > 100 {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                    env = back;
-                }
-            }
-            drop(tx);
-            let mut clients = 0;
-            for _ in 0..mesh.workers() {
-                match rx.recv_timeout(PRESENCE_WAIT) {
-                    Ok(n) => clients += n as u64,
-                    Err(_) => return,
-                }
-            }
+            let Some(clients) = crate::shard::count_presence(&mesh, mount, &channel, PRESENCE_WAIT)
+            else {
+                return;
+            };
             bp.push_op(Op::PresenceAnswer { to, token, clients });
         });
     }
