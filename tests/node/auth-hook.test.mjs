@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { startServer, SERVER_KIND, waitUntil, withDeadline, WAIT_MS } from './server.mjs';
+import { startServer, SERVER_KIND, waitUntil, withDeadline, WAIT_MS, CHROMIUM, CHROMIUM_ARGS } from './server.mjs';
 
 const require = createRequire(import.meta.url);
 const faye = require('faye');
@@ -25,12 +25,6 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 
 const PER_TEST = { timeout: 180_000 };
 const SECRET = 'ingest-s3cret';
-const CHROMIUM = process.env.BAYOU_TEST_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--disable-features=LocalNetworkAccessChecks',
-];
 
 // --- The backend process ------------------------------------------------------------------------
 

@@ -24,18 +24,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import faye from 'faye';
 import { chromium } from 'playwright-core';
-import { startServer, SERVER_KIND } from './server.mjs';
+import { startServer, SERVER_KIND, CHROMIUM, CHROMIUM_ARGS } from './server.mjs';
 import { startRedis, freePort } from './redis.mjs';
 import { until as untilWithin, scrapeMetrics } from './poll.mjs';
 
 const WAIT_MS = 60_000;
 const PER_TEST = { timeout: 240_000 };
-const CHROMIUM = process.env.BAYOU_TEST_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--disable-features=LocalNetworkAccessChecks',
-];
 const NODE_WS = 12;
 const NODE_LP = 6;
 /** Messages per second, over all users. */

@@ -17,19 +17,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { chromium } from 'playwright-core';
-import { startServer } from './server.mjs';
+import { startServer, CHROMIUM, CHROMIUM_ARGS } from './server.mjs';
 
 const WAIT_MS = 30_000;
 /** Per test, so that one hang fails that test only. */
 const PER_TEST = { timeout: 120_000 };
-const CHROMIUM = process.env.BAYOU_TEST_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  // Chromium 14x+ blocks a page whose address space it cannot tell (one fulfilled by page.route)
-  // from reaching 127.0.0.1 over WebSocket (net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS).
-  '--disable-features=LocalNetworkAccessChecks',
-];
 const MOUNT = '/faye';
 const CHANNEL = '/browser/news';
 

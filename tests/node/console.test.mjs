@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { startServer, SERVER_KIND, REPO_ROOT, withDeadline, WAIT_MS } from './server.mjs';
+import { startServer, SERVER_KIND, REPO_ROOT, withDeadline, WAIT_MS, CHROMIUM, CHROMIUM_ARGS } from './server.mjs';
 
 const require = createRequire(import.meta.url);
 const faye = require('faye');
@@ -22,12 +22,6 @@ const faye = require('faye');
 const PER_TEST = { timeout: 180_000 };
 const SECRET = 'ingest-s3cret';
 const TOKEN = 'admin-t0ken';
-const CHROMIUM = process.env.BAYOU_TEST_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--disable-features=LocalNetworkAccessChecks',
-];
 
 /** The admin listener's address, from the server's "admin on http://..." line. */
 function adminOf(server) {

@@ -169,3 +169,13 @@ export function waitUntil(listeners, condition, what) {
   });
   return withDeadline(met, what).finally(() => listeners.delete(check));
 }
+
+/** Headless Chromium for the browser suites: Debian's, or BAYOU_TEST_CHROMIUM. */
+export const CHROMIUM = process.env.BAYOU_TEST_CHROMIUM || '/usr/bin/chromium';
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  // Chromium 14x+ blocks a page whose address space it cannot tell (one fulfilled by page.route)
+  // from reaching 127.0.0.1 over WebSocket (net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS).
+  '--disable-features=LocalNetworkAccessChecks',
+];
