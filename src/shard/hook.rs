@@ -3,7 +3,7 @@
 //! The exchange itself is the transport's ([`AskBackend`]); the rules of the question, the
 //! answer and the cache are `policy::hook`.
 
-use super::router::{Node, Peer};
+use super::node::{Node, Peer};
 use crate::bayeux::json::{self, Value};
 use crate::config::HookFailure;
 use crate::metrics;

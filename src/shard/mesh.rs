@@ -11,7 +11,7 @@
 //! is the one that is always drained.
 //!
 //! A sender whose queue is full keeps the envelope in its own spill (in order, see
-//! `shard::router`) and waits in [`Mesh::poll_space`], which the receiver wakes after it takes
+//! `shard::spill`) and waits in [`Mesh::poll_space`], which the receiver wakes after it takes
 //! from a queue whose sender asked for room: a wake-up, not a polling loop.
 //!
 //! Besides the workers, one thread outside them may send: the cluster backplane, through the

@@ -2,19 +2,26 @@
 //! bounded queues between workers, the router that drives a request through the engine and
 //! the mesh, and the worker threads themselves.
 
+mod batch;
+mod checks;
 pub mod cluster;
+mod dispatch;
+mod drain;
 pub mod envelope;
 mod hook;
 pub mod mesh;
 mod moves;
-pub mod router;
+pub mod node;
+mod spill;
+mod split;
 pub mod worker;
 
 pub use cluster::{Ask, Cluster, Directory, Done, Handover, Moved, Relay, Until};
 pub use envelope::{Ack, AckDone, Adopt, Envelope, RequestBody};
 pub use hook::AskBackend;
 pub use mesh::Mesh;
-pub use router::{Forwarded, Node, Peer, Via};
+pub use node::{Forwarded, Node, Peer, Via};
+pub use spill::yield_now;
 
 /// How many sessions on `mount` a publish on `channel` would reach, summed over every worker
 /// (each counts its own, `Envelope::Presence`). Sent as the mesh's external sender and waited

@@ -4,7 +4,7 @@
 //! ([`Node::depart`]). The cut between the two owners is the link's: see
 //! [`super::cluster::Directory`].
 
-use super::router::Node;
+use super::node::Node;
 use super::{Ask, Handover, Moved, Relay, Via};
 use crate::bayeux::{self, Kind};
 use bytes::Bytes;

@@ -1,0 +1,170 @@
+//! Each meta channel's checks before anything changes: a handshake's admission and its new
+//! session, a subscription's limits and tokens, and a publish's validation and authorisation
+//! (the authorisation hook, `hook`, runs after these).
+
+use super::batch::LazyAck;
+use super::mesh::Class;
+use super::node::{Node, Peer};
+use super::owner;
+use crate::bayeux::json::Reply;
+use crate::bayeux::{self, Kind, handshake, publish, subscribe};
+use crate::metrics;
+use crate::policy::Credentials;
+use bytes::Bytes;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+impl Node {
+    /// A handshake's checks: validated, then admitted by the per-address limits. Continue
+    /// holds the reply so far, for [`Node::open_session`]; Break the refusal to send.
+    pub(super) fn admit_handshake(
+        &self,
+        mount: usize,
+        msg: bayeux::json::Value,
+        peer: &Peer,
+    ) -> ControlFlow<Reply, Reply> {
+        let mut r = handshake::check(msg);
+        if !r.successful {
+            return ControlFlow::Break(r);
+        }
+        let policy = self.settings.policy(mount);
+        let now = Instant::now();
+        if let Some(Err(refused)) = peer.ip.map(|ip| policy.limiter.admit(ip, now)) {
+            handshake::refuse(&mut r, refused.error(), refused.backoff_ms());
+            metrics::add(&self.my_stats().mounts[mount].handshakes_refused, 1);
+            return ControlFlow::Break(r);
+        }
+        ControlFlow::Continue(r)
+    }
+
+    /// An admitted handshake's new session, and the reply that names it.
+    pub(super) fn open_session(
+        &self,
+        mount: usize,
+        mut r: Reply,
+        peer: &Peer,
+        ack: &LazyAck,
+    ) -> Reply {
+        let now = Instant::now();
+        let policy = self.settings.policy(mount);
+        let counted = peer.ip.filter(|_| policy.limiter.counts_sessions());
+        let cid = self.engine.borrow_mut().handshake_from(mount, now, counted);
+        if let Some(cluster) = self.cluster.get() {
+            // The reply waits until the directory names this process its owner.
+            cluster.opened(mount, &cid, ack.get());
+        }
+        handshake::accept(&mut r, &cid, self.advice[mount].handshake());
+        metrics::add(&self.my_stats().mounts[mount].handshakes, 1);
+        r
+    }
+
+    /// Validates a (un)subscribe with the mount's limits and subscribe tokens.
+    pub(super) fn check_subscription(
+        &self,
+        mount: usize,
+        msg: bayeux::json::Value,
+    ) -> (Reply, Vec<String>) {
+        let policy = self.settings.policy(mount);
+        let limits = &policy.limits;
+        let engine = self.engine.borrow();
+        if bayeux::classify(msg) == Kind::Unsubscribe {
+            return subscribe::check(msg, |c| engine.exists(mount, c));
+        }
+        let held = bayeux::json::str_field(msg, "clientId")
+            .map_or(0, |c| engine.subscription_count(mount, c));
+        let token = ext_str(msg, "token");
+        subscribe::check_with(
+            msg,
+            |c| engine.exists(mount, c),
+            |name, i| {
+                if name.len() > limits.max_channel {
+                    return Err(CHANNEL_TOO_LONG.to_owned());
+                }
+                if held + i >= limits.max_subscriptions {
+                    return Err(format!("403:{name}:Too many subscriptions"));
+                }
+                policy.auth.subscribe(name, token)
+            },
+        )
+    }
+
+    /// Whether a publish carries the mount's ingest secret (in `ext.password` or as a bearer
+    /// token): such a publish never asks the authorisation hook.
+    pub(super) fn has_ingest_secret(
+        &self,
+        mount: usize,
+        msg: bayeux::json::Value,
+        peer: &Peer,
+    ) -> bool {
+        let auth = &self.settings.policy(mount).auth;
+        peer.bearer
+            || (auth.publish_secret.as_ref())
+                .zip(ext_str(msg, "password"))
+                .is_some_and(|(secret, given)| secret.matches(given))
+    }
+
+    /// A publish: validated and authorised; when accepted, its channel and the delivered form
+    /// (credentials stripped) to route.
+    pub(super) fn check_publish<'i>(
+        &self,
+        mount: usize,
+        msg: bayeux::json::Value<'_, 'i>,
+        peer: &Peer,
+    ) -> (Reply, Option<(&'i str, Bytes)>) {
+        let stats = &self.my_stats().mounts[mount];
+        let policy = self.settings.policy(mount);
+        let (mut r, name) = match publish::check(msg) {
+            Ok(ok) => ok,
+            Err(r) => {
+                metrics::add(&stats.publishes_refused, 1);
+                return (r, None);
+            }
+        };
+        let cred = Credentials {
+            password: ext_str(msg, "password"),
+            bearer: peer.bearer,
+            from_client: bayeux::json::truthy_field(msg, "clientId").is_some(),
+        };
+        let verdict = if name.len() > policy.limits.max_channel {
+            Err(CHANNEL_TOO_LONG.to_owned())
+        } else {
+            policy.auth.publish(name, cred)
+        };
+        match verdict {
+            Ok(()) => {
+                let delivered = publish::delivered(msg, policy.strip());
+                (r, Some((name, Bytes::from(delivered))))
+            }
+            Err(e) => {
+                r.fail(e);
+                r.settle();
+                metrics::add(&stats.publishes_refused, 1);
+                (r, None)
+            }
+        }
+    }
+
+    /// Waits until a publish to `channel` may be sent: room towards its owner, or, when this
+    /// worker owns it, no backed-up deliveries.
+    pub(super) async fn room_to_publish(&self, channel: &str) {
+        if let Some(cluster) = self.cluster.get() {
+            // Shared through the cluster: its queue is the one to wait for. Only under a
+            // sustained overload; it refuses no more once Redis is lost.
+            while cluster.backed_up() {
+                monoio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        match owner(channel, self.workers()) {
+            to if to == self.me => self.uncongested().await,
+            to => self.room(to, Class::Route).await,
+        }
+    }
+}
+
+/// The error of a channel name over the mount's `max_channel`.
+pub(super) const CHANNEL_TOO_LONG: &str = "405::Channel name too long";
+
+/// A string field of the message's `ext`.
+pub(super) fn ext_str<'i>(msg: bayeux::json::Value<'_, 'i>, key: &str) -> Option<&'i str> {
+    bayeux::json::field(msg, "ext").and_then(|ext| bayeux::json::str_field(ext, key))
+}
