@@ -23,7 +23,11 @@ for (let i = 0; i < args.length; i++) {
 if (opts.mounts.length === 0) opts.mounts.push('/faye');
 const redisUrl = new URL(opts.engine);
 
-const server = http.createServer((req, res) => { res.writeHead(404); res.end(); });
+// /readyz for a balancer's health checks (perf/balanced.mjs), as an ALB target group checks.
+const server = http.createServer((req, res) => {
+  res.writeHead(req.url === '/readyz' ? 200 : 404);
+  res.end();
+});
 for (const mount of opts.mounts) {
   const engine = { type: fayeRedis, host: redisUrl.hostname, port: Number(redisUrl.port || 6379), namespace: mount };
   new faye.NodeAdapter({ mount, timeout: opts.timeout, engine }).attach(server);

@@ -18,15 +18,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import faye from 'faye';
 import { chromium } from 'playwright-core';
 import { startServer, SERVER_KIND, CHROMIUM, CHROMIUM_ARGS } from './server.mjs';
 import { startRedis, freePort } from './redis.mjs';
 import { until as untilWithin, scrapeMetrics } from './poll.mjs';
+import { startBalancer } from './haproxy.mjs';
 
 const WAIT_MS = 60_000;
 const PER_TEST = { timeout: 240_000 };
@@ -42,7 +39,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A slot behind the balancer: fixed ports, a process started and stopped at will. */
 async function slot(name) {
-  return { name, port: await freePort(), adminPort: await freePort(), server: null };
+  const port = await freePort();
+  const adminPort = await freePort();
+  return { name, port, adminPort, checkPort: adminPort, server: null };
 }
 
 async function startIn(s, redis) {
@@ -79,81 +78,6 @@ function handedOver(text) {
   const left = /sessions=(\d+) parked=(\w+)/.exec(output);
   if (left) return `drain window ended: ${left[1]} session(s) left in the directory (written in time: ${left[2]})`;
   return 'drain window ended with connections still open';
-}
-
-/** HAProxy in front of `slots`: round-robin per request, /readyz checked every 200 ms. */
-async function startBalancer(slots) {
-  const port = await freePort();
-  const statsPort = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'bayou-haproxy-'));
-  const config = `
-global
-  maxconn 4000
-defaults
-  mode http
-  option http-server-close
-  # A request to a process that just died goes to another (as the ALB sends new requests
-  # only to healthy targets).
-  option redispatch
-  retries 2
-  timeout connect 2s
-  timeout client 120s
-  timeout server 120s
-  timeout tunnel 1h
-frontend web
-  bind 127.0.0.1:${port}
-  # A page on the balancer's own origin, so the browser client may use EventSource (it needs
-  # the same origin): the EventSource transport of the Faye client.
-  http-request return status 200 content-type "text/html; charset=utf-8" file PAGE_FILE if { path /same-origin.html }
-  default_backend bayou
-backend bayou
-  balance roundrobin
-  option httpchk GET /readyz
-  http-check expect status 200
-  default-server inter 200ms fall 1 rise 1
-${slots.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check port ${s.adminPort}`).join('\n')}
-listen stats
-  bind 127.0.0.1:${statsPort}
-  stats enable
-  stats uri /stats
-`;
-  const file = join(dir, 'haproxy.cfg');
-  writeFileSync(file, config.replace('PAGE_FILE', join(dir, 'same-origin.html')));
-  writeFileSync(join(dir, 'same-origin.html'), SAME_ORIGIN_PAGE);
-  const child = spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (c) => { output += c; });
-  child.stderr.on('data', (c) => { output += c; });
-  const exited = new Promise((r) => child.once('exit', r));
-  const lb = {
-    url: `http://127.0.0.1:${port}`,
-    output: () => output,
-    /** Server name -> UP or DOWN, as HAProxy sees it. */
-    async states() {
-      const csv = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text();
-      const out = {};
-      for (const line of csv.split('\n')) {
-        const f = line.split(',');
-        if (f[0] === 'bayou' && f[1] !== 'BACKEND') out[f[1]] = f[17];
-      }
-      return out;
-    },
-    async waitStates(want) {
-      await until(async () => {
-        const got = await lb.states();
-        return Object.entries(want).every(([k, v]) => (got[k] || '').startsWith(v));
-      }, `HAProxy to see ${JSON.stringify(want)}`);
-    },
-    async stop() {
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(5000)]);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-  await until(async () => {
-    try { await lb.states(); return true; } catch { return false; }
-  }, `haproxy up:\n${output}`);
-  return lb;
 }
 
 // --- The clients ----------------------------------------------------------------------------
@@ -354,7 +278,7 @@ async function scenario(t, run, { crash = false } = {}) {
   try {
     await startIn(slots[0], redis);
     await startIn(slots[1], redis);
-    lb = await startBalancer(slots);
+    lb = await startBalancer(slots, { page: SAME_ORIGIN_PAGE });
     await lb.waitStates({ a: 'UP', b: 'UP', a2: 'DOWN', b2: 'DOWN' });
     let user = 0;
     for (let k = 0; k < NODE_WS; k++) clients.push(nodeClient(lb.url, user++, 'websocket'));
