@@ -354,3 +354,70 @@ impl Node {
 
 /// What a typical reply takes, to size a batch's reply array (it grows past this when needed).
 pub(super) const REPLY_BYTES: usize = 128;
+
+#[cfg(test)]
+mod tests {
+    use super::super::spill::yield_now;
+    use super::super::testing::{handshake, nodes, post, run};
+    use super::*;
+
+    #[test]
+    fn a_connect_is_answered_last_with_what_its_batch_published() {
+        run(|| async {
+            let nodes = nodes(1, &[]);
+            let node = &nodes[0];
+            let cid = handshake(node).await;
+            let body = format!(
+                r#"[{{"channel":"/meta/connect","clientId":"{cid}","connectionType":"long-polling"}},
+                   {{"channel":"/meta/subscribe","clientId":"{cid}","subscription":"/a"}},
+                   {{"channel":"/a","clientId":"{cid}","data":{{"n":1}}}}]"#
+            );
+            let reply = post(node, &body).await;
+            let channels: Vec<&str> = reply
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["channel"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                channels,
+                ["/meta/subscribe", "/a", "/meta/connect", "/a"],
+                "{reply}"
+            );
+            assert_eq!(reply[3]["data"]["n"], 1);
+        });
+    }
+
+    #[test]
+    fn a_falsy_message_gets_no_reply_and_a_long_batch_none_at_all() {
+        run(|| async {
+            let nodes = nodes(1, &["--max-batch", "2"]);
+            let node = &nodes[0];
+            let publish = r#"{"channel":"/a","data":1}"#;
+            let reply = post(node, &format!("[null,{publish}]")).await;
+            assert_eq!(reply.as_array().unwrap().len(), 1, "{reply}");
+            let three = format!("[{publish},{publish},{publish}]").into_bytes();
+            let refused = node.process(0, three, Via::Http, Peer::default()).await;
+            assert_eq!(refused, Err(BodyError::TooMany));
+        });
+    }
+
+    #[test]
+    fn a_completion_is_made_only_when_work_leaves_and_waits_for_all_of_it() {
+        run(|| async {
+            // Nothing sent elsewhere: no completion to wait for.
+            LazyAck::default().wait().await;
+            let ack = LazyAck::default();
+            let clone = ack.get();
+            let done = Rc::new(Cell::new(false));
+            let (flag, waiting) = (done.clone(), monoio::spawn(async move { ack.wait().await }));
+            monoio::spawn(async move {
+                yield_now().await;
+                flag.set(true);
+                drop(clone);
+            });
+            waiting.await;
+            assert!(done.get(), "the wait ended only once the clone was dropped");
+        });
+    }
+}

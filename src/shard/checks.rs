@@ -168,3 +168,119 @@ pub(super) const CHANNEL_TOO_LONG: &str = "405::Channel name too long";
 pub(super) fn ext_str<'i>(msg: bayeux::json::Value<'_, 'i>, key: &str) -> Option<&'i str> {
     bayeux::json::field(msg, "ext").and_then(|ext| bayeux::json::str_field(ext, key))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{handshake, nodes, post, run};
+    use super::*;
+    use crate::bayeux::json::parse_batch;
+
+    /// Runs `f` on the first message of the JSON batch `body`, parsed as the router parses.
+    fn with_msg<R>(body: &str, f: impl FnOnce(bayeux::json::Value) -> R) -> R {
+        let mut bytes = body.as_bytes().to_vec();
+        let msgs = parse_batch(&mut bytes).expect("a batch");
+        f(msgs.iter().next().expect("a message"))
+    }
+
+    #[test]
+    fn a_publish_is_checked_for_its_channel_and_secret_and_delivered_without_it() {
+        let nodes = nodes(1, &["--publish-secret", "s3cret", "--max-channel", "16"]);
+        let node = &nodes[0];
+        let (bearer, nobody) = (
+            Peer {
+                bearer: true,
+                ..Peer::default()
+            },
+            Peer::default(),
+        );
+        let check = |body: &str, peer: &Peer| {
+            with_msg(body, |m| {
+                let (r, accepted) = node.check_publish(0, m, peer);
+                (r.successful, accepted.map(|(c, b)| (c.to_owned(), b)))
+            })
+        };
+        let (ok, accepted) = check(
+            r#"[{"channel":"/a","data":1,"ext":{"password":"s3cret"}}]"#,
+            &nobody,
+        );
+        let (channel, delivered) = accepted.expect("accepted");
+        assert!(ok && channel == "/a");
+        assert!(
+            !String::from_utf8_lossy(&delivered).contains("s3cret"),
+            "the secret is stripped"
+        );
+        assert!(check(r#"[{"channel":"/a","data":1}]"#, &bearer).0);
+        assert!(
+            !check(r#"[{"channel":"/a","data":1}]"#, &nobody).0,
+            "no secret"
+        );
+        let long = r#"[{"channel":"/a/very/long/channel","data":1}]"#;
+        assert!(!check(long, &bearer).0, "over max_channel");
+        assert!(
+            !check(r#"[{"channel":"/a/*","data":1}]"#, &bearer).0,
+            "a pattern"
+        );
+    }
+
+    #[test]
+    fn the_ingest_secret_is_a_bearer_or_the_password() {
+        let nodes = nodes(1, &["--publish-secret", "s3cret"]);
+        let secret = |body: &str, bearer: bool| {
+            let peer = Peer {
+                bearer,
+                ..Peer::default()
+            };
+            with_msg(body, |m| nodes[0].has_ingest_secret(0, m, &peer))
+        };
+        assert!(secret(r#"[{"channel":"/a","data":1}]"#, true));
+        assert!(secret(
+            r#"[{"channel":"/a","data":1,"ext":{"password":"s3cret"}}]"#,
+            false
+        ));
+        assert!(!secret(
+            r#"[{"channel":"/a","data":1,"ext":{"password":"guess"}}]"#,
+            false
+        ));
+        assert!(!secret(r#"[{"channel":"/a","data":1}]"#, false));
+    }
+
+    #[test]
+    fn handshakes_past_an_addresss_burst_are_refused_with_a_backoff() {
+        let nodes = nodes(1, &["--handshake-burst", "2", "--handshake-rate", "0.001"]);
+        let peer = Peer {
+            ip: Some("192.0.2.7".parse().unwrap()),
+            ..Peer::default()
+        };
+        let body = r#"[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}]"#;
+        let admitted: Vec<bool> = (0..3)
+            .map(|_| {
+                with_msg(body, |m| {
+                    nodes[0].admit_handshake(0, m, &peer).is_continue()
+                })
+            })
+            .collect();
+        assert_eq!(admitted, [true, true, false]);
+        // Another address is not held back.
+        let other = Peer {
+            ip: Some("192.0.2.8".parse().unwrap()),
+            ..Peer::default()
+        };
+        assert!(with_msg(body, |m| nodes[0]
+            .admit_handshake(0, m, &other)
+            .is_continue()));
+    }
+
+    #[test]
+    fn a_client_may_hold_only_so_many_subscriptions() {
+        run(|| async {
+            let nodes = nodes(1, &["--max-subscriptions", "1"]);
+            let cid = handshake(&nodes[0]).await;
+            let body = format!(
+                r#"[{{"channel":"/meta/subscribe","clientId":"{cid}","subscription":["/a","/b"]}}]"#
+            );
+            let reply = post(&nodes[0], &body).await;
+            assert_eq!(reply[0]["successful"], false, "{reply}");
+            assert_eq!(reply[0]["error"], "403:/b:Too many subscriptions");
+        });
+    }
+}

@@ -235,3 +235,84 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::spill::yield_now;
+    use super::super::testing::{handshake, nodes, post, run};
+    use super::super::{Envelope, owner};
+
+    fn subscribe(cid: &str, channel: &str) -> String {
+        format!(
+            r#"[{{"channel":"/meta/subscribe","clientId":"{cid}","subscription":"{channel}"}}]"#
+        )
+    }
+
+    #[test]
+    fn presence_counts_this_workers_subscribers_of_a_channel() {
+        run(|| async {
+            let nodes = nodes(1, &[]);
+            let node = &nodes[0];
+            for _ in 0..2 {
+                let cid = handshake(node).await;
+                assert_eq!(
+                    post(node, &subscribe(&cid, "/a")).await[0]["successful"],
+                    true
+                );
+            }
+            let count = |channel: &str| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let channel = channel.to_owned();
+                node.handle(Envelope::Presence {
+                    mount: 0,
+                    channel,
+                    reply: tx,
+                });
+                rx.try_recv().expect("answered at once")
+            };
+            assert_eq!((count("/a"), count("/b")), (2, 0));
+        });
+    }
+
+    #[test]
+    fn a_subscription_tells_the_channels_owner_and_waits_for_it() {
+        run(|| async {
+            let nodes = nodes(2, &[]);
+            let a = nodes[0].clone();
+            let channel = (0..)
+                .map(|i| format!("/c/{i}"))
+                .find(|c| owner(c, 2) == 1)
+                .unwrap();
+            let cid = handshake(&a).await;
+            let body = subscribe(&cid, &channel);
+            let reply = monoio::spawn(async move { post(&a, &body).await });
+            // Worker 1 stands by: the interest change reaches its queue, and the reply waits
+            // until it has been handled (here, taken and dropped).
+            let mut told = None;
+            for _ in 0..1000 {
+                nodes[0].mesh.drain(
+                    1,
+                    16,
+                    || true,
+                    |env| {
+                        if let Envelope::Interest {
+                            channel,
+                            worker,
+                            on,
+                            ..
+                        } = env
+                        {
+                            told = Some((channel.to_string(), worker, on));
+                        }
+                    },
+                );
+                if told.is_some() {
+                    break;
+                }
+                yield_now().await;
+            }
+            assert_eq!(told, Some((channel, 0, true)));
+            assert_eq!(reply.await[0]["successful"], true);
+        });
+    }
+}

@@ -85,3 +85,43 @@ impl Node {
         bayeux::advice_retry(jitter, timeout.as_millis() as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{nodes, run};
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    #[test]
+    fn drain_advice_retries_within_a_quarter_of_the_window() {
+        let nodes = nodes(1, &["--timeout", "30"]);
+        for _ in 0..200 {
+            let advice: serde_json::Value =
+                serde_json::from_str(&nodes[0].drain_advice(0)).expect("JSON advice");
+            assert_eq!(advice["reconnect"], "retry");
+            assert_eq!(advice["timeout"], 30_000);
+            // The test's lifecycle window is 4 s: 100 ms to 1.1 s.
+            let interval = advice["interval"].as_u64().unwrap();
+            assert!((100..1100).contains(&interval), "{interval}");
+        }
+    }
+
+    #[test]
+    fn what_waits_for_the_drain_runs_when_it_begins_or_at_once_after() {
+        run(|| async {
+            let nodes = nodes(1, &[]);
+            let node = &nodes[0];
+            let ran = Rc::new(Cell::new(0));
+            for _ in 0..2 {
+                let ran = ran.clone();
+                node.at_drain(Box::new(move || ran.set(ran.get() + 1)));
+            }
+            assert_eq!((ran.get(), node.draining()), (0, false));
+            node.begin_drain();
+            assert_eq!((ran.get(), node.draining()), (2, true));
+            let later = ran.clone();
+            node.at_drain(Box::new(move || later.set(later.get() + 10)));
+            assert_eq!(ran.get(), 12);
+        });
+    }
+}

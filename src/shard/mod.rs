@@ -14,6 +14,8 @@ mod moves;
 pub mod node;
 mod spill;
 mod split;
+#[cfg(test)]
+mod testing;
 pub mod worker;
 
 pub use cluster::{Ask, Cluster, Directory, Done, Handover, Moved, Relay, Until};

@@ -228,3 +228,47 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{handshake, nodes, run};
+    use std::collections::HashSet;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn socket_ids_are_unique_and_name_their_worker() {
+        let nodes = nodes(2, &[]);
+        let ids: Vec<u64> = (0..100).map(|_| nodes[1].socket_id()).collect();
+        assert!(ids.iter().all(|id| id & 0xfff == 1), "{ids:?}");
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    }
+
+    #[test]
+    fn a_foreign_owner_is_the_worker_whose_session_it_is() {
+        run(|| async {
+            let nodes = nodes(2, &[]);
+            let theirs = handshake(&nodes[1]).await;
+            assert_eq!(nodes[0].foreign_owner(theirs.as_bytes()), Some(1));
+            assert_eq!(nodes[1].foreign_owner(theirs.as_bytes()), None);
+            assert_eq!(nodes[0].foreign_owner(b"not a clientId"), None);
+        });
+    }
+
+    #[test]
+    fn the_gauges_count_what_the_engine_holds() {
+        run(|| async {
+            let nodes = nodes(2, &[]);
+            for _ in 0..3 {
+                handshake(&nodes[0]).await;
+            }
+            nodes[0].refresh_gauges();
+            nodes[1].refresh_gauges();
+            let sessions = |w: usize| {
+                nodes[0].stats.workers[w].mounts[0]
+                    .sessions
+                    .load(Ordering::Relaxed)
+            };
+            assert_eq!((sessions(0), sessions(1)), (3, 0));
+        });
+    }
+}

@@ -127,3 +127,96 @@ pub async fn yield_now() {
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{nodes, run};
+    use super::*;
+    use std::cell::Cell;
+
+    /// What worker 1's queues hold now, in order: the positions of the checkpoints.
+    fn take(node: &Node, to: usize) -> Vec<u64> {
+        let mut got = Vec::new();
+        node.mesh.drain(
+            to,
+            usize::MAX,
+            || true,
+            |env| {
+                if let Envelope::Checkpoint { pos, .. } = env {
+                    got.push(pos);
+                }
+            },
+        );
+        got
+    }
+
+    #[test]
+    fn a_full_queue_spills_in_order_and_the_flush_task_empties_it() {
+        run(|| async {
+            let nodes = nodes(2, &[]);
+            let a = &nodes[0];
+            let n = a.mesh.capacity() as u64 + 10;
+            for pos in 0..n {
+                a.send(1, Envelope::Checkpoint { mount: 0, pos });
+            }
+            assert_eq!(a.spill.borrow()[1][Class::Work as usize].len(), 10);
+            assert!(a.flushing.get(), "the flush task runs");
+            let mut got = Vec::new();
+            for _ in 0..1000 {
+                got.extend(take(a, 1));
+                if got.len() as u64 == n {
+                    break;
+                }
+                yield_now().await;
+            }
+            assert_eq!(got, (0..n).collect::<Vec<_>>(), "every envelope, in order");
+            yield_now().await;
+            assert!(
+                !a.flushing.get(),
+                "the flush task ends once the spill is empty"
+            );
+        });
+    }
+
+    #[test]
+    fn a_spill_as_long_as_a_queue_is_congestion() {
+        run(|| async {
+            let nodes = nodes(2, &[]);
+            let a = &nodes[0];
+            let cap = a.mesh.capacity() as u64;
+            for pos in 0..2 * cap - 1 {
+                a.send(1, Envelope::Checkpoint { mount: 0, pos });
+            }
+            assert!(!a.congested());
+            a.send(
+                1,
+                Envelope::Checkpoint {
+                    mount: 0,
+                    pos: 2 * cap,
+                },
+            );
+            assert!(a.congested());
+            // The receiver takes its queue; the flush task moves the spill; congestion ends.
+            for _ in 0..1000 {
+                take(a, 1);
+                if !a.congested() {
+                    break;
+                }
+                yield_now().await;
+            }
+            assert!(!a.congested());
+        });
+    }
+
+    #[test]
+    fn yield_now_lets_another_task_run() {
+        run(|| async {
+            let ran = Rc::new(Cell::new(false));
+            let flag = ran.clone();
+            monoio::spawn(async move { flag.set(true) });
+            assert!(!ran.get());
+            yield_now().await;
+            assert!(ran.get());
+        });
+    }
+}

@@ -179,6 +179,7 @@ impl Node {
 }
 
 /// Where a body's messages run.
+#[derive(Debug, PartialEq, Eq)]
 pub(super) enum Target {
     Here,
     Worker(usize),
@@ -194,5 +195,64 @@ pub(super) fn push_items(out: &mut JsonArray, reply: &[u8]) {
         .unwrap_or_default();
     if !inner.is_empty() {
         out.push_raw(inner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{handshake, nodes, post, run};
+    use super::*;
+
+    fn connect(cid: &str) -> String {
+        format!(
+            r#"{{"channel":"/meta/connect","clientId":"{cid}","connectionType":"long-polling"}}"#
+        )
+    }
+
+    #[test]
+    fn a_body_runs_where_its_sessions_are() {
+        run(|| async {
+            let nodes = nodes(2, &[]);
+            let (mine, theirs) = (handshake(&nodes[0]).await, handshake(&nodes[1]).await);
+            let target =
+                |msgs: &[&str]| nodes[0].target(format!("[{}]", msgs.join(",")).as_bytes());
+            let publish = r#"{"channel":"/a","data":1}"#;
+            assert_eq!(target(&[publish]), Target::Here);
+            assert_eq!(target(&[&connect(&mine)]), Target::Here);
+            assert_eq!(target(&[&connect(&theirs), publish]), Target::Worker(1));
+            assert_eq!(target(&[&connect(&mine), &connect(&theirs)]), Target::Split);
+            // A clientId that names no session of ours (another process's) runs here.
+            assert_eq!(
+                target(&[&connect("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz")]),
+                Target::Here
+            );
+        });
+    }
+
+    #[test]
+    fn reply_items_are_appended_without_their_brackets() {
+        let mut out = JsonArray::expecting(16);
+        for reply in [&b"[1,2]"[..], b"[]", b"", b"[3]"] {
+            push_items(&mut out, reply);
+        }
+        assert_eq!(out.finish(), b"[1,2,3]");
+    }
+
+    #[test]
+    fn a_body_for_another_workers_session_is_processed_there() {
+        run(|| async {
+            let nodes = nodes(2, &[]);
+            for node in &nodes {
+                monoio::spawn(node.clone().run_mesh());
+            }
+            let theirs = handshake(&nodes[1]).await;
+            let body = format!(
+                r#"[{{"channel":"/meta/subscribe","clientId":"{theirs}","subscription":"/a"}}]"#
+            );
+            let reply = post(&nodes[0], &body).await;
+            assert_eq!(reply[0]["successful"], true, "{reply}");
+            let held = |w: usize| nodes[w].engine.borrow().subscription_count(0, &theirs);
+            assert_eq!((held(0), held(1)), (0, 1));
+        });
     }
 }
