@@ -3,8 +3,10 @@
 # same-process figures and Node Faye + faye-redis across two processes as baselines, in one
 # run. Starts its own redis-server on a free port, Bayou processes (2 workers each) and two
 # Node Faye processes (perf/faye-redis), runs bayou-cluster-bench, and stops everything.
+# Last, the deploy and crash scenarios behind HAProxy, both servers (perf/balanced.mjs, about
+# 8 minutes; it starts its own Redis, balancer and processes).
 # Usage: perf/cross-node.sh [MESSAGES] [SUBSCRIBERS]     (defaults 50000, 200)
-# Needs: cargo build --release, redis-server (./test.sh installs it), node and npm.
+# Needs: cargo build --release, redis-server and haproxy (./test.sh installs both), node, npm.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 messages="${1:-50000}"
@@ -82,3 +84,5 @@ for n in a b; do
 done
 echo "== session moves (one long-polling client alternating its connects between A and B)"
 python3 perf/moves.py "$a" "$b" "$port" 500
+echo "== steady state, rolling deploy and task loss behind HAProxy, Bayou and faye-redis (perf/balanced.mjs)"
+node perf/balanced.mjs
