@@ -36,6 +36,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
 pub mod server;
+pub mod settings;
 pub mod shard;
 pub mod transport;
 pub mod websocket;

@@ -4,9 +4,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Seconds to drain in when none is given: below ECS's default 30 s stopTimeout.
-pub const DEFAULT_DRAIN_SECS: f64 = 20.0;
-
 pub struct Lifecycle {
     draining: AtomicBool,
     /// The drain window.

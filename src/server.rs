@@ -1,8 +1,9 @@
 //! Wiring: bind one SO_REUSEPORT listener per worker, start the workers, report when every one
 //! of them is serving, and end the process if any worker stops.
 
-use crate::config::{Config, Settings};
+use crate::config::Config;
 use crate::lifecycle::Lifecycle;
+use crate::settings::Settings;
 use crate::shard::{Mesh, Node, worker};
 use crate::transport;
 use socket2::{Domain, Socket, Type};

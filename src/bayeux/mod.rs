@@ -3,6 +3,7 @@
 //! about sockets, workers or time.
 
 pub mod channel;
+pub mod channel_set;
 pub mod connect;
 pub mod disconnect;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod publish;
 pub mod scan;
 pub mod subscribe;
 
+pub use channel_set::ChannelSet;
 pub use error::Code;
 pub use handshake::CONNECTION_TYPES;
 pub use json::Reply;

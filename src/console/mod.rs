@@ -7,10 +7,10 @@
 //! token, never the token itself). `/healthz`, `/readyz` and `/metrics` stay open for load
 //! balancers and Prometheus.
 
+use crate::config::Secret;
 use crate::http::Head;
 use crate::http::response::{Response, plain};
 use crate::metrics::Stats;
-use crate::policy::Secret;
 use crate::shard::Mesh;
 use sha1::{Digest, Sha1};
 use std::net::SocketAddr;

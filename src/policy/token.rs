@@ -8,7 +8,7 @@
 //!
 //! `channels` may also be a single string. `exp` is required (seconds since the epoch).
 
-use super::pattern::ChannelSet;
+use crate::bayeux::ChannelSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 

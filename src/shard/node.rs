@@ -7,10 +7,10 @@
 
 use super::{Adopt, Cluster, Envelope, Mesh};
 use crate::bayeux;
-use crate::config::Settings;
 use crate::engine::{Engine, Outbox};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{self, Stats, WorkerStats};
+use crate::settings::Settings;
 use futures::channel::oneshot;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};

@@ -3,9 +3,10 @@
 
 use super::mesh::Mesh;
 use super::{Node, Peer, Via};
-use crate::config::{Cli, Config, Driver, Settings};
+use crate::config::{Cli, Config, Driver};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Stats;
+use crate::settings::Settings;
 use clap::Parser;
 use std::rc::Rc;
 use std::sync::Arc;

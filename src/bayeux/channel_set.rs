@@ -3,7 +3,7 @@
 //! subscription to `/users/42/*`) or meets it (a subscription to `/users/**` reaches the
 //! protected `/users/*`, so it needs a token too).
 
-use crate::bayeux::channel;
+use super::channel;
 
 /// What follows the literal segments of a set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
