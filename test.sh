@@ -67,12 +67,12 @@ else
   (cd tests/node && npm install --no-audit --no-fund)
 fi
 
-stage "cargo build --release --all-targets (server, tools, unit and integration tests, benches)"
+stage "cargo build --release --workspace --all-targets (server, codec crate, tools, tests, benches)"
 # One cargo run builds every target at once, so both cores stay busy.
-cargo build --release --all-targets
+cargo build --release --workspace --all-targets
 
-stage "cargo test --release --lib --bins (unit tests)"
-cargo test --release --lib --bins
+stage "cargo test --release --workspace --lib --bins (unit tests, the codec crate's included)"
+cargo test --release --workspace --lib --bins
 
 stage "cargo check of the fuzz targets (fuzz/run.sh runs them; here they only must compile)"
 cargo check --manifest-path fuzz/Cargo.toml --bins

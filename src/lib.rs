@@ -25,13 +25,15 @@
 //! config      the typed configuration, read by every layer
 //! ```
 
+// The codecs live in their own crate (codec/), which has no runtime: re-exported under the
+// names the layers above use.
+pub use bayou_codec::{bayeux, http, websocket};
+
 pub mod admin;
 pub mod backplane;
-pub mod bayeux;
 pub mod config;
 pub mod console;
 pub mod engine;
-pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
@@ -39,4 +41,3 @@ pub mod server;
 pub mod settings;
 pub mod shard;
 pub mod transport;
-pub mod websocket;

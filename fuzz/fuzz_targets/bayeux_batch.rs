@@ -27,7 +27,9 @@
 use bayou::bayeux::json::{self, JsonArray, Reply, parse_batch, truthy};
 use bayou::bayeux::{self, Kind, connect, disconnect, handshake, id, publish, subscribe};
 use bayou::engine::{ConnectOutcome, Engine, Outbox, OutboxKind};
-use bayou::policy::{Auth, CREDENTIAL_KEYS, ChannelSet, Credentials, Secret, Strip, Verifier};
+use bayou::bayeux::ChannelSet;
+use bayou::config::Secret;
+use bayou::policy::{Auth, CREDENTIAL_KEYS, Credentials, Strip, Verifier};
 use bayou::shard::owner;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;

@@ -9,8 +9,8 @@
 
 #![no_main]
 
-use bayou::http::body::{ChunkedDecoder, ChunkedError};
-use bayou::http::{BodyKind, Head, HeadError, Limits, form, parse_head};
+use bayou_codec::http::body::{ChunkedDecoder, ChunkedError};
+use bayou_codec::http::{BodyKind, Head, HeadError, Limits, form, parse_head};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let limits = Limits {
-        max_head: [bayou::http::request::DEFAULT_MAX_HEAD, 32, 200, 1024][usize::from(ctrl & 3)],
+        max_head: [bayou_codec::http::request::DEFAULT_MAX_HEAD, 32, 200, 1024][usize::from(ctrl & 3)],
         max_headers: [64, 0, 2, 8][usize::from(ctrl >> 2 & 3)],
     };
     let max_body = [1 << 20, 0, 8, 100][usize::from(ctrl >> 2 & 3)];

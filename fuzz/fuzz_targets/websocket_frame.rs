@@ -8,7 +8,7 @@
 
 #![no_main]
 
-use bayou::websocket::frame::{self, CloseCode, Decoder, Message, Opcode};
+use bayou_codec::websocket::frame::{self, CloseCode, Decoder, Message, Opcode};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 

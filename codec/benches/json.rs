@@ -6,9 +6,10 @@
 //! fresh copy of the body (simd-json parses in place); the copy is made outside the clock.
 //! Encode: the hand-ordered `Reply` writer vs `serde_json` writing a `Value` of the same reply.
 
+#[path = "../../benches/common/mod.rs"]
 mod common;
 
-use bayou::bayeux::{Reply, advice_retry, json};
+use bayou_codec::bayeux::{Reply, advice_retry, json};
 use criterion::{BatchSize, Criterion, Throughput, black_box, criterion_group, criterion_main};
 
 /// A WebSocket client's usual batch: a connect and a publish with a small object payload.

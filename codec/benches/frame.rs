@@ -3,9 +3,10 @@
 //! the same payload, which takes the payload as an owned `Vec` (the copy is part of its API)
 //! and writes to `io::Write`.
 
+#[path = "../../benches/common/mod.rs"]
 mod common;
 
-use bayou::websocket::frame::{self, Opcode};
+use bayou_codec::websocket::frame::{self, Opcode};
 use bytes::BytesMut;
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use tungstenite::protocol::frame::Frame;
