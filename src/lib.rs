@@ -17,7 +17,7 @@
 //!                         EventSource, the static client files, the auth hook's client
 //!             shard/      the only layer that knows other cores exist: owner(), the mesh,
 //!                         the per-worker router that drives a batch (and asks the auth
-//!                         hook through shard::AskBackend), worker runtimes
+//!                         hook through policy::hook::AskBackend), worker runtimes
 //!             engine/     per-worker state: sessions, subscriptions, delivery, deadlines
 //!             policy/     per-mount rules: limits, publish secrets, subscribe tokens, origins,
 //!                         the auth hook's question, answer and cache
@@ -40,4 +40,5 @@ pub mod policy;
 pub mod server;
 pub mod settings;
 pub mod shard;
+pub mod static_files;
 pub mod transport;

@@ -84,11 +84,22 @@ pub struct WorkerStats {
     pub driver: AtomicU64,
 }
 
+/// Figures another part of the server keeps and hands to the metrics: the backplane's.
+pub trait Figures: Send + Sync {
+    /// Whether the part is working (the backplane: connected to Redis).
+    fn is_up(&self) -> bool;
+    /// Its Prometheus text, appended to `/metrics`.
+    fn render(&self, out: &mut String);
+    /// Its figures as the console's `/api/stats` shows them.
+    fn snapshot(&self) -> serde_json::Value;
+}
+
 pub struct Stats {
     mounts: Vec<String>,
     pub workers: Vec<WorkerStats>,
-    /// The Redis backplane's figures, with `--engine redis://...`.
-    pub backplane: std::sync::OnceLock<std::sync::Arc<crate::backplane::Stats>>,
+    /// The Redis backplane's figures, with `--engine redis://...`: handed over by the
+    /// backplane at start-up, so this module need not know it.
+    pub backplane: std::sync::OnceLock<std::sync::Arc<dyn Figures>>,
     /// Set once the drain has begun (SIGTERM).
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -287,20 +298,7 @@ impl Stats {
                 })
             })
             .collect();
-        let backplane = self.backplane.get().map(|b| {
-            json!({
-                "up": b.is_up(),
-                "processes": b.processes.load(Relaxed),
-                "connects": b.connects.load(Relaxed),
-                "published": b.published.load(Relaxed),
-                "received": b.received.load(Relaxed),
-                "buffered": b.buffered.load(Relaxed),
-                "moved_in": b.moved_in.load(Relaxed),
-                "moved_out": b.moved_out.load(Relaxed),
-                "adopted": b.adopted.load(Relaxed),
-                "relayed": b.relayed.load(Relaxed),
-            })
-        });
+        let backplane = self.backplane.get().map(|b| b.snapshot());
         json!({
             "workers": self.workers.len(),
             "connections": {

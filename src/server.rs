@@ -88,7 +88,9 @@ pub fn run(config: Config) -> Result<(), String> {
     let _ = console.mesh.set(mesh.clone());
     let cluster = crate::backplane::start(&config, mesh.clone())?;
     if let Some(b) = &cluster {
-        let _ = stats.backplane.set(b.stats.clone());
+        let _ = stats
+            .backplane
+            .set(b.stats.clone() as Arc<dyn crate::metrics::Figures>);
         let _ = console.cluster.set(b.clone());
     }
     let clustered = cluster.is_some();

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::policy::MountPolicy;
-use crate::transport::static_files::StaticFiles;
+use crate::static_files::StaticFiles;
 use std::time::Duration;
 
 /// What every worker reads: the configuration plus what was loaded from it.

@@ -190,3 +190,30 @@ impl Stats {
         );
     }
 }
+
+/// What the metrics module shows of the backplane: it holds these figures as a
+/// [`crate::metrics::Figures`], without importing this layer.
+impl crate::metrics::Figures for Stats {
+    fn is_up(&self) -> bool {
+        Stats::is_up(self)
+    }
+
+    fn render(&self, out: &mut String) {
+        Stats::render(self, out)
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "up": self.is_up(),
+            "processes": self.processes.load(Relaxed),
+            "connects": self.connects.load(Relaxed),
+            "published": self.published.load(Relaxed),
+            "received": self.received.load(Relaxed),
+            "buffered": self.buffered.load(Relaxed),
+            "moved_in": self.moved_in.load(Relaxed),
+            "moved_out": self.moved_out.load(Relaxed),
+            "adopted": self.adopted.load(Relaxed),
+            "relayed": self.relayed.load(Relaxed),
+        })
+    }
+}

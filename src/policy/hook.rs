@@ -15,8 +15,10 @@
 //! [`MAX_ANSWER`]) is a failure, which the mount's failure policy turns into allow or deny.
 
 use crate::bayeux::json::{Value, write_str, write_value};
+use futures::future::LocalBoxFuture;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,18 @@ pub const MAX_ANSWER: usize = 16 * 1024;
 const MAX_ERROR: usize = 512;
 /// Allow decisions cached per mount, across workers; when full, expired ones go first, then all.
 const CACHE_ENTRIES: usize = 65_536;
+
+/// Asks a mount's backend: the transport's HTTP client implements it, and the server wiring
+/// gives each worker one per hooked mount. A trait, so that the shard layer asks without
+/// importing the transport, and this layer stays sans-IO.
+pub trait AskBackend {
+    /// The backend's verdict on `body` (`denied`: the error of a denial that names none).
+    fn ask(
+        self: Rc<Self>,
+        body: Vec<u8>,
+        denied: String,
+    ) -> LocalBoxFuture<'static, Result<Verdict, Failure>>;
+}
 
 /// What the backend decided.
 #[derive(Debug, Clone, PartialEq, Eq)]

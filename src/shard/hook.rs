@@ -1,26 +1,15 @@
 //! When a batch asks the mount's authorisation backend: after the message passed every local
 //! check (clientId, channel grammar, limits, tokens, allow-lists), before it changes anything.
-//! The exchange itself is the transport's ([`AskBackend`]); the rules of the question, the
-//! answer and the cache are `policy::hook`.
+//! The exchange itself is the transport's (it implements `policy::hook::AskBackend`); the
+//! rules of the question, the answer and the cache are `policy::hook`.
 
 use super::node::{Node, Peer};
 use crate::bayeux::json::{self, Value};
 use crate::config::HookFailure;
 use crate::metrics;
-use crate::policy::hook::{Asked, Failure, Question, Verdict};
-use futures::future::LocalBoxFuture;
+use crate::policy::hook::{AskBackend, Asked, Question, Verdict};
 use std::rc::Rc;
 use std::time::Instant;
-
-/// Asks a mount's backend (set by the server wiring, one per worker and mount).
-pub trait AskBackend {
-    /// The backend's verdict on `body` (`denied`: the error of a denial that names none).
-    fn ask(
-        self: Rc<Self>,
-        body: Vec<u8>,
-        denied: String,
-    ) -> LocalBoxFuture<'static, Result<Verdict, Failure>>;
-}
 
 /// How long a client refused at handshake by the hook is advised to wait before trying again.
 pub const HOOK_RETRY_MS: u64 = 5_000;

@@ -20,7 +20,6 @@ pub mod worker;
 
 pub use cluster::{Ask, Cluster, Directory, Done, Handover, Moved, Relay, Until};
 pub use envelope::{Ack, AckDone, Adopt, Envelope, RequestBody};
-pub use hook::AskBackend;
 pub use mesh::Mesh;
 pub use node::{Forwarded, Node, Peer, Via};
 pub use spill::yield_now;

@@ -10,6 +10,7 @@ use crate::bayeux;
 use crate::engine::{Engine, Outbox};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{self, Stats, WorkerStats};
+use crate::policy::hook::AskBackend;
 use crate::settings::Settings;
 use futures::channel::oneshot;
 use std::cell::{Cell, OnceCell, RefCell};
@@ -91,7 +92,7 @@ pub struct Node {
     /// The position of the link's previous checkpoint (`moves`).
     pub(super) last_checkpoint: RefCell<Vec<u64>>,
     /// Per mount: the client of its authorisation backend, when it has a hook (`hook`).
-    pub(super) backends: RefCell<Vec<Option<Rc<dyn super::hook::AskBackend>>>>,
+    pub(super) backends: RefCell<Vec<Option<Rc<dyn AskBackend>>>>,
 }
 
 impl Node {

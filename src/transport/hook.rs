@@ -6,8 +6,8 @@
 use super::io::read_more;
 use crate::config::HookConfig;
 use crate::http::body::ChunkedDecoder;
+use crate::policy::hook::AskBackend;
 use crate::policy::hook::{Failure, MAX_ANSWER, Verdict, verdict};
-use crate::shard::AskBackend;
 use bytes::{Buf, BytesMut};
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;

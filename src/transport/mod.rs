@@ -7,7 +7,7 @@ pub mod conn;
 pub mod eventsource;
 pub mod hook;
 pub mod io;
-pub mod static_files;
+
 pub mod ws;
 
 pub use io::{READ_CHUNK, read_more};

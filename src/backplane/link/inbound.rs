@@ -3,7 +3,7 @@
 //! the mesh. A worker whose queue is full holds up reading (the log keeps the rest), so
 //! nothing read is dropped unless the hold-back queue itself overflows.
 
-use super::directory::Letter;
+use super::letter::Letter;
 use super::{Link, READ_BLOCK_MS, READ_COUNT, Result, read_pause, timed};
 use crate::backplane::naming;
 use crate::bayeux::channel;

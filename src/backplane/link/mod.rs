@@ -17,6 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};
 
+/// A directory entry outlives its session by at most this (a process that died without
+/// removing its entries); refreshed when the session changes hands or subscriptions (the
+/// directory's writes and a move's).
+const ENTRY_TTL_MS: u64 = 24 * 3600 * 1000;
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long Redis may take to answer a command (a batch of XADDs, a read).
@@ -52,8 +56,12 @@ const BATCH_BYTES: u64 = 1024 * 1024;
 /// skip them if they reached the log after all.
 const FAILED_OVER_RANGES: usize = 64;
 
+mod arrival;
 mod directory;
 mod inbound;
+mod letter;
+mod moves;
+mod presence;
 
 /// The Redis names of this deployment.
 pub(crate) struct Names {
@@ -99,13 +107,13 @@ struct Link {
     inbox: String,
     inbox_from: RefCell<String>,
     /// Session moves this process asked for, by token.
-    fetches: RefCell<HashMap<u64, directory::Fetching>>,
+    fetches: RefCell<HashMap<u64, moves::Fetching>>,
     /// Presence questions this process asked the others, by token.
-    presences: RefCell<HashMap<u64, directory::PresenceWait>>,
+    presences: RefCell<HashMap<u64, presence::PresenceWait>>,
     next_token: Cell<u64>,
     /// Moves waiting for this process's reading of the log to reach their cut, in arrival
     /// order (an ask behind a session still arriving waits too).
-    waiting: RefCell<VecDeque<directory::Waiting>>,
+    waiting: RefCell<VecDeque<moves::Waiting>>,
     /// Per mount, each worker's answer to the current checkpoint round.
     checkpoints: RefCell<Vec<Vec<Option<u64>>>>,
     retention: Duration,
