@@ -10,19 +10,22 @@
 //!             admin       /healthz, /readyz, /metrics on their own listener and threads
 //!             console/    the operator's console there: status page, /api/stats,
 //!                         /api/presence (asks every worker through the mesh)
-//!             backplane/  other Bayou processes (Redis pub/sub): the thread beside the
+//!             backplane/  other Bayou processes (Redis streams): the thread beside the
 //!                         workers, reached through shard::Cluster
 //!             transport/  sockets: HTTP connection loop, Bayeux over HTTP, WebSocket (and
 //!                         the per-worker table where idle ones park without a task),
-//!                         EventSource, the static client files, the auth hook's client
+//!                         EventSource, the auth hook's client (static_files, metrics and
+//!                         lifecycle are leaves several layers use)
 //!             shard/      the only layer that knows other cores exist: owner(), the mesh,
 //!                         the per-worker router that drives a batch (and asks the auth
 //!                         hook through policy::hook::AskBackend), worker runtimes
+//!             settings    what workers read at run time (config, loaded files, policies)
 //!             engine/     per-worker state: sessions, subscriptions, delivery, deadlines
 //!             policy/     per-mount rules: limits, publish secrets, subscribe tokens, origins,
-//!                         the auth hook's question, answer and cache
-//!             bayeux/ http/ websocket/   sans-IO codecs and protocol rules (no monoio)
-//! config      the typed configuration, read by every layer
+//!                         the auth hook's question, answer, cache and AskBackend trait
+//!             config/     the typed configuration: read and validated, imports no layer above
+//!             bayeux/ http/ websocket/   sans-IO codecs (the bayou-codec crate, codec/;
+//!                         no monoio, no tokio), re-exported here
 //! ```
 
 // The codecs live in their own crate (codec/), which has no runtime: re-exported under the
