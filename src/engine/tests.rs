@@ -1,5 +1,6 @@
 //! Engine unit tests: time is passed in, nothing sleeps.
 
+use super::delivery::single;
 use super::*;
 
 const T: Duration = Duration::from_secs(10);
