@@ -151,7 +151,9 @@ impl Node {
             // Shared through the cluster: its queue is the one to wait for. Only under a
             // sustained overload; it refuses no more once Redis is lost.
             while cluster.backed_up() {
-                monoio::time::sleep(Duration::from_millis(1)).await;
+                // Boxed: a request task that never waits here (all but an overloaded one)
+                // need not carry a timer in its state, which every live socket's task holds.
+                Box::pin(monoio::time::sleep(Duration::from_millis(1))).await;
             }
         }
         match owner(channel, self.workers()) {

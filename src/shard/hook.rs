@@ -51,6 +51,20 @@ impl Node {
         if !self.hooked(mount, asked) {
             return None;
         }
+        // Boxed: the asking future is large, and a request task on a mount without a hook
+        // (every live socket's task) need not carry it in its state.
+        Box::pin(self.ask_hook(mount, asked, channel, msg, peer)).await
+    }
+
+    /// [`Node::hook_refuses`] once the hook covers the message: the cache, then the backend.
+    async fn ask_hook(
+        &self,
+        mount: usize,
+        asked: Asked,
+        channel: &str,
+        msg: Value<'_, '_>,
+        peer: &Peer,
+    ) -> Option<String> {
         let policy = self.settings.policy(mount);
         let hook = policy.hook.as_ref()?;
         let stats = &self.my_stats().mounts[mount];
