@@ -1,6 +1,7 @@
 //! The defaults and bounds of every setting, and the checks of a single value (a time in
 //! seconds, a count of at least one, a mount path), shared by the rest of `config`.
 
+use super::ConfigError;
 use std::time::Duration;
 
 /// Seconds to drain in when none is given: below ECS's default 30 s stopTimeout.
@@ -72,25 +73,28 @@ pub const DELIVERY_OVERHEAD: usize = 2 + 10 + std::mem::size_of::<bytes::Bytes>(
 pub(super) const MAX_GET_MESSAGE: usize = crate::http::request::DEFAULT_MAX_HEAD;
 
 /// A time setting given in seconds, refused outside `min..=MAX_SECS` (NaN and infinities too).
-pub(super) fn seconds(what: &str, v: f64, min: f64) -> Result<Duration, String> {
+pub(super) fn seconds(what: &str, v: f64, min: f64) -> Result<Duration, ConfigError> {
     Duration::try_from_secs_f64(v)
         .ok()
         .filter(|_| (min..=MAX_SECS).contains(&v))
-        .ok_or_else(|| format!("{what} must be between {min} and {MAX_SECS} seconds, got {v:?}"))
+        .ok_or_else(|| {
+            let range = format!("between {min} and {MAX_SECS} seconds");
+            ConfigError::out_of_range(what, range, format!("{v:?}"))
+        })
 }
 
 /// A size or count where 0 would refuse everything.
-pub(super) fn at_least_one(what: &str, v: usize) -> Result<usize, String> {
+pub(super) fn at_least_one(what: &str, v: usize) -> Result<usize, ConfigError> {
     if v == 0 {
-        return Err(format!("{what} must be at least 1, got 0"));
+        return Err(ConfigError::out_of_range(what, "at least 1", 0));
     }
     Ok(v)
 }
 
 /// A mount path as Faye uses it: trailing slashes removed (so `/` claims every path).
-pub(super) fn normalize_mount(m: &str) -> Result<String, String> {
+pub(super) fn normalize_mount(m: &str) -> Result<String, ConfigError> {
     if !m.starts_with('/') {
-        return Err(format!("mount {m:?} must start with /"));
+        return Err(ConfigError::invalid("mount", Some(m), "must start with /"));
     }
     Ok(m.trim_end_matches('/').to_owned())
 }

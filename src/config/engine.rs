@@ -1,6 +1,7 @@
 //! Where channels live (`--engine`): in this process, or on a Redis shared with other
 //! processes.
 
+use super::ConfigError;
 use std::path::PathBuf;
 
 /// Where channels live: in this process only, or shared with other Bayou processes.
@@ -24,11 +25,14 @@ impl EngineConfig {
     /// `memory`, or a `redis://[user:password@]host[:port][/db]` URL (`rediss://` for TLS),
     /// with `ca_file` only for `rediss://`. An error never quotes the URL (it may hold a
     /// password).
-    pub fn parse(s: &str, ca_file: Option<PathBuf>) -> Result<EngineConfig, String> {
+    pub fn parse(s: &str, ca_file: Option<PathBuf>) -> Result<EngineConfig, ConfigError> {
         use redis::IntoConnectionInfo;
         if s == "memory" {
             if ca_file.is_some() {
-                return Err("engine_ca_file is for a rediss:// engine".into());
+                return Err(ConfigError::conflict(
+                    "engine_ca_file",
+                    "is for a rediss:// engine",
+                ));
             }
             return Ok(EngineConfig::Memory);
         }
@@ -37,16 +41,21 @@ impl EngineConfig {
         } else if s.starts_with("rediss://") {
             "rediss"
         } else {
-            return Err(
-                "engine must be `memory` or `redis[s]://[user:password@]host[:port][/db]`".into(),
-            );
+            return Err(ConfigError::invalid(
+                "engine",
+                None,
+                "must be `memory` or `redis[s]://[user:password@]host[:port][/db]`",
+            ));
         };
         if ca_file.is_some() && scheme == "redis" {
-            return Err("engine_ca_file is for a rediss:// engine (TLS)".into());
+            return Err(ConfigError::conflict(
+                "engine_ca_file",
+                "is for a rediss:// engine (TLS)",
+            ));
         }
-        let info = s
-            .into_connection_info()
-            .map_err(|e| format!("engine: not a Redis URL ({e})"))?;
+        let info = s.into_connection_info().map_err(|e| {
+            ConfigError::invalid("engine", None, format!("is not a Redis URL ({e})"))
+        })?;
         let db = info.redis_settings().db();
         let addr = match info.addr() {
             redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),

@@ -1,6 +1,7 @@
 //! The same settings as read from the TOML file of `--config`, and its parser, whose errors
 //! never quote a value (the file may hold secrets).
 
+use super::ConfigError;
 use super::choices::{AuthMode, Driver};
 use super::hook::HookFailure;
 use serde::Deserialize;
@@ -130,10 +131,15 @@ pub struct MountFile {
 
 /// Parses the TOML settings. The error names the line and the problem but never quotes the
 /// file, which may hold secrets.
-pub(super) fn parse_toml(text: &str) -> Result<FileConfig, String> {
+pub(super) fn parse_toml(text: &str, source: &str) -> Result<FileConfig, ConfigError> {
     toml::from_str::<FileConfig>(text).map_err(|e| {
+        let error = |line, reason: &str| ConfigError::Syntax {
+            source: source.to_owned(),
+            line,
+            reason: reason.to_owned(),
+        };
         let Some(span) = e.span() else {
-            return e.message().to_owned();
+            return error(None, e.message());
         };
         let n = text
             .bytes()
@@ -147,9 +153,10 @@ pub(super) fn parse_toml(text: &str) -> Result<FileConfig, String> {
             .and_then(|l| l.split('=').next())
             .map(str::trim)
             .unwrap_or_default();
+        let at = Some((n + 1, key.to_owned()));
         if key.contains("secret") || key.contains("CONFIG_TOML") {
-            return format!("line {}, {key}: invalid value (not shown: a secret)", n + 1);
+            return error(at, "invalid value (not shown: a secret)");
         }
-        format!("line {}, {key}: {}", n + 1, e.message())
+        error(at, e.message())
     })
 }

@@ -1,5 +1,6 @@
 //! A mount's backend authorisation hook: its URL, parsed once, and how it is asked.
 
+use super::ConfigError;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -54,14 +55,15 @@ pub const DEFAULT_HOOK_IN_FLIGHT: usize = 64;
 
 impl HookConfig {
     /// A hook at `url` (`http://host[:port][/path][?query]`) with the default settings.
-    pub fn parse(url: &str) -> Result<HookConfig, String> {
+    pub fn parse(url: &str) -> Result<HookConfig, ConfigError> {
         use std::net::ToSocketAddrs;
         let shown_of = |u: &str| u.split('?').next().unwrap_or_default().to_owned();
         let Some(rest) = url.strip_prefix("http://") else {
-            return Err(format!(
-                "hook_url {:?} must be an http:// URL (the backend is reached on a private \
-                 network or a sidecar; https is not supported)",
-                shown_of(url)
+            return Err(ConfigError::invalid(
+                "hook_url",
+                Some(&shown_of(url)),
+                "must be an http:// URL (the backend is reached on a private network or a \
+                 sidecar; https is not supported)",
             ));
         };
         let shown = shown_of(url);
@@ -71,8 +73,10 @@ impl HookConfig {
             None => (rest, "/".to_owned()),
         };
         if authority.is_empty() || authority.contains('@') {
-            return Err(format!(
-                "hook_url {shown:?} needs a host, and no user or password in it"
+            return Err(ConfigError::invalid(
+                "hook_url",
+                Some(&shown),
+                "needs a host, and no user or password in it",
             ));
         }
         // `host:port`, `[v6]:port`; a bare `[v6]` or host takes port 80.
@@ -88,9 +92,15 @@ impl HookConfig {
         };
         let addr = with_port
             .to_socket_addrs()
-            .map_err(|e| format!("hook_url {shown:?}: cannot resolve {authority}: {e}"))?
+            .map_err(|e| {
+                let reason = format!("does not resolve ({authority}: {e})");
+                ConfigError::invalid("hook_url", Some(&shown), reason)
+            })?
             .next()
-            .ok_or_else(|| format!("hook_url {shown:?}: {authority} has no address"))?;
+            .ok_or_else(|| {
+                let reason = format!("does not resolve ({authority} has no address)");
+                ConfigError::invalid("hook_url", Some(&shown), reason)
+            })?;
         Ok(HookConfig {
             shown,
             addr,

@@ -10,6 +10,7 @@ mod choices;
 mod cli;
 mod defaults;
 mod engine;
+mod error;
 mod file;
 mod hook;
 mod mount;
@@ -19,6 +20,7 @@ pub use choices::{AuthMode, Driver, LogFormat};
 pub use cli::Cli;
 pub use defaults::*;
 pub use engine::EngineConfig;
+pub use error::ConfigError;
 pub use file::FileConfig;
 pub use hook::{HookConfig, HookFailure};
 pub use mount::{AuthConfig, LimitsConfig, MountConfig};
@@ -137,19 +139,21 @@ impl Config {
         .join("\n")
     }
 
-    pub fn from_cli(cli: Cli) -> Result<Config, String> {
+    pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
         let file = match &cli.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                parse_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                parse_toml(&text, &path.display().to_string())?
             }
             None => match &cli.config_toml {
-                Some(text) => parse_toml(text).map_err(|e| format!("BAYOU_CONFIG_TOML: {e}"))?,
+                Some(text) => parse_toml(text, "BAYOU_CONFIG_TOML")?,
                 None => FileConfig::default(),
             },
         };
-        let default_listen: SocketAddr = DEFAULT_LISTEN.parse().map_err(|e| format!("{e}"))?;
+        let default_listen: SocketAddr = DEFAULT_LISTEN.parse().expect("DEFAULT_LISTEN parses");
         let mounts = if !cli.mounts.is_empty() {
             cli.mounts.clone()
         } else {
@@ -162,7 +166,7 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = mounts.iter().find(|m| !seen.insert(m.as_str())) {
-            return Err(format!("mount {dup:?} is given twice"));
+            return Err(ConfigError::invalid("mount", Some(dup), "is given twice"));
         }
         let sections = file.mount.clone().unwrap_or_default();
         let mut per_path = std::collections::HashMap::new();
@@ -182,14 +186,16 @@ impl Config {
             .or(file.workers)
             .unwrap_or_else(|| available_cpus().min(MAX_WORKERS));
         if !(1..=MAX_WORKERS).contains(&workers) {
-            return Err(format!(
-                "workers must be between 1 and {MAX_WORKERS}, got {workers}"
-            ));
+            let range = format!("between 1 and {MAX_WORKERS}");
+            return Err(ConfigError::out_of_range("workers", range, workers));
         }
         let mesh_capacity = cli.mesh_capacity.unwrap_or(DEFAULT_MESH_CAPACITY);
         if !(1..=MAX_MESH_CAPACITY).contains(&mesh_capacity) {
-            return Err(format!(
-                "mesh_capacity must be between 1 and {MAX_MESH_CAPACITY}, got {mesh_capacity}"
+            let range = format!("between 1 and {MAX_MESH_CAPACITY}");
+            return Err(ConfigError::out_of_range(
+                "mesh_capacity",
+                range,
+                mesh_capacity,
             ));
         }
         let timeout = cli.timeout.or(file.timeout).unwrap_or(DEFAULT_TIMEOUT_SECS);
@@ -212,7 +218,9 @@ impl Config {
         let (max_body, max_message, max_pending) = sizes(&cli, &file)?;
         let admin_listen = match cli.admin_listen.or(file.admin_listen) {
             Some(a) => a,
-            None => DEFAULT_ADMIN_LISTEN.parse().map_err(|e| format!("{e}"))?,
+            None => DEFAULT_ADMIN_LISTEN
+                .parse()
+                .expect("DEFAULT_ADMIN_LISTEN parses"),
         };
         let admin_console = cli.admin_console.or(file.admin_console).unwrap_or(true);
         let admin_token = (cli.admin_token.as_deref())
@@ -220,10 +228,13 @@ impl Config {
             .map(|t| read_secret("admin_token", t))
             .transpose()?;
         if admin_console && admin_token.is_none() && !admin_listen.ip().is_loopback() {
-            return Err(format!(
-                "admin_listen {admin_listen} is not a loopback address: the console there needs \
-                 admin_token (--admin-token, BAYOU_ADMIN_TOKEN, or env:NAME), or set \
-                 admin_console = false to serve only /healthz, /readyz and /metrics"
+            return Err(ConfigError::conflict(
+                "admin_listen",
+                format!(
+                    "{admin_listen} is not a loopback address: the console there needs \
+                     admin_token (--admin-token, BAYOU_ADMIN_TOKEN, or env:NAME), or set \
+                     admin_console = false to serve only /healthz, /readyz and /metrics"
+                ),
             ));
         }
         Ok(Config {
@@ -321,20 +332,35 @@ mod tests {
         );
         assert!(!c.describe().contains("tok3n"));
         let cli = Cli::parse_from(["bayou", "--engine", "rediss://:tok3n@h:x/0"]);
-        assert!(!Config::from_cli(cli).unwrap_err().contains("tok3n"));
+        assert!(
+            !Config::from_cli(cli)
+                .unwrap_err()
+                .to_string()
+                .contains("tok3n")
+        );
         // A CA file is for TLS only.
         let cli = Cli::parse_from(["bayou", "--engine", "redis://h/0", "--engine-ca-file", "/c"]);
-        assert!(Config::from_cli(cli).unwrap_err().contains("rediss://"));
+        assert!(
+            Config::from_cli(cli)
+                .unwrap_err()
+                .to_string()
+                .contains("rediss://")
+        );
         std::fs::write(&file, "bogus = 1\n").unwrap();
         let cli = Cli::parse_from(["bayou", "--config", file.to_str().unwrap()]);
-        assert!(Config::from_cli(cli).unwrap_err().contains("bogus"));
+        assert!(
+            Config::from_cli(cli)
+                .unwrap_err()
+                .to_string()
+                .contains("bogus")
+        );
     }
 
     /// The configuration `args` make, or the error bayou would exit 2 with.
     fn config(args: &[&str]) -> Result<Config, String> {
         let cli = Cli::try_parse_from(std::iter::once("bayou").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
-        Config::from_cli(cli)
+        Config::from_cli(cli).map_err(|e| e.to_string())
     }
 
     #[track_caller]
@@ -616,5 +642,40 @@ mod tests {
             ],
             "max_pending must be at least 16428 bytes",
         );
+    }
+
+    #[test]
+    fn errors_name_their_setting_and_kind() {
+        let error = |args: &[&str]| {
+            let cli = Cli::parse_from(std::iter::once("bayou").chain(args.iter().copied()));
+            Config::from_cli(cli).unwrap_err()
+        };
+        assert!(matches!(
+            error(&["--workers", "0"]),
+            ConfigError::OutOfRange { setting, got, .. } if setting == "workers" && got == "0"
+        ));
+        assert!(matches!(
+            error(&["--mount", "faye"]),
+            ConfigError::Invalid { setting, value: Some(v), .. } if setting == "mount" && v == "faye"
+        ));
+        let nested = error(&["--config-toml", "[mount.\"/a\".limits]\nmax_batch = 0"]);
+        assert!(
+            matches!(&nested, ConfigError::InMount { path, error }
+                if path == "/a" && matches!(**error, ConfigError::OutOfRange { .. })),
+            "{nested:?}"
+        );
+        assert_eq!(nested.setting(), "max_batch");
+        assert!(matches!(
+            error(&["--config-toml", "workers = \"two\""]),
+            ConfigError::Syntax { line: Some((1, key)), .. } if key == "workers"
+        ));
+        assert!(matches!(
+            error(&["--token-secret", "env:BAYOU_TEST_SURELY_UNSET"]),
+            ConfigError::UnsetVariable { variable, .. } if variable == "BAYOU_TEST_SURELY_UNSET"
+        ));
+        assert!(matches!(
+            error(&["--config", "/nonexistent/bayou.toml"]),
+            ConfigError::Unreadable { .. }
+        ));
     }
 }

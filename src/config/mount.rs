@@ -1,6 +1,7 @@
 //! One mount's effective settings (limits, auth, hook), merged from the flags, the file's
 //! `[limits]` and `[auth]`, and its own `[mount."/path"]` section.
 
+use super::ConfigError;
 use super::choices::AuthMode;
 use super::cli::Cli;
 use super::defaults::*;
@@ -121,7 +122,7 @@ impl MountConfig {
 /// `max_body`, `max_message` and `max_pending`, checked together: a message the server accepts
 /// must fit a WebSocket's pending bound once framed, or every WebSocket subscriber it is
 /// delivered to is cut as a slow consumer.
-pub(super) fn sizes(cli: &Cli, file: &FileConfig) -> Result<(usize, usize, usize), String> {
+pub(super) fn sizes(cli: &Cli, file: &FileConfig) -> Result<(usize, usize, usize), ConfigError> {
     let body = cli.max_body.or(file.max_body).unwrap_or(DEFAULT_MAX_BODY);
     let message = cli
         .max_message
@@ -134,9 +135,8 @@ pub(super) fn sizes(cli: &Cli, file: &FileConfig) -> Result<(usize, usize, usize
     at_least_one("max_body", body)?;
     at_least_one("max_message", message)?;
     if pending > MAX_PENDING_LIMIT {
-        return Err(format!(
-            "max_pending must be at most {MAX_PENDING_LIMIT} bytes, got {pending}"
-        ));
+        let most = format!("at most {MAX_PENDING_LIMIT} bytes");
+        return Err(ConfigError::out_of_range("max_pending", most, pending));
     }
     let (largest, what) = [
         (body, "max_body"),
@@ -151,11 +151,11 @@ pub(super) fn sizes(cli: &Cli, file: &FileConfig) -> Result<(usize, usize, usize
     .unwrap_or_default();
     let need = largest.saturating_add(DELIVERY_OVERHEAD);
     if pending < need {
-        return Err(format!(
-            "max_pending must be at least {need} bytes so that the largest message accepted can \
-             be delivered ({what}, {largest} bytes, plus {DELIVERY_OVERHEAD} bytes of framing), \
-             got {pending}"
-        ));
+        let least = format!(
+            "at least {need} bytes so that the largest message accepted can be delivered \
+             ({what}, {largest} bytes, plus {DELIVERY_OVERHEAD} bytes of framing)"
+        );
+        return Err(ConfigError::out_of_range("max_pending", least, pending));
     }
     Ok((body, message, pending))
 }
@@ -164,7 +164,7 @@ pub(super) fn sizes(cli: &Cli, file: &FileConfig) -> Result<(usize, usize, usize
 pub(super) fn ping_timeout(
     given: Option<f64>,
     ping: Option<Duration>,
-) -> Result<Option<Duration>, String> {
+) -> Result<Option<Duration>, ConfigError> {
     match given {
         Some(t) => {
             let t = seconds("ping_timeout", t, MIN_SECS)?;
@@ -175,7 +175,7 @@ pub(super) fn ping_timeout(
 }
 
 /// The `[limits]` defaults: constants, then the file, then the environment and flags.
-pub(super) fn limits_from(cli: &Cli, file: &FileConfig) -> Result<LimitsConfig, String> {
+pub(super) fn limits_from(cli: &Cli, file: &FileConfig) -> Result<LimitsConfig, ConfigError> {
     let base = LimitsConfig {
         max_batch: DEFAULT_MAX_BATCH,
         max_channel: DEFAULT_MAX_CHANNEL,
@@ -198,7 +198,10 @@ pub(super) fn limits_from(cli: &Cli, file: &FileConfig) -> Result<LimitsConfig, 
     )
 }
 
-pub(super) fn merge_limits(base: LimitsConfig, over: &LimitsFile) -> Result<LimitsConfig, String> {
+pub(super) fn merge_limits(
+    base: LimitsConfig,
+    over: &LimitsFile,
+) -> Result<LimitsConfig, ConfigError> {
     let l = LimitsConfig {
         max_batch: over.max_batch.unwrap_or(base.max_batch),
         max_channel: over.max_channel.unwrap_or(base.max_channel),
@@ -211,28 +214,31 @@ pub(super) fn merge_limits(base: LimitsConfig, over: &LimitsFile) -> Result<Limi
     at_least_one("max_channel", l.max_channel)?;
     at_least_one("max_subscriptions", l.max_subscriptions)?;
     if l.handshake_burst == 0 {
-        return Err(
-            "handshake_burst must be at least 1, got 0 (handshake_rate = 0 turns the limit off)"
-                .into(),
-        );
+        return Err(ConfigError::out_of_range(
+            "handshake_burst",
+            "at least 1",
+            "0 (handshake_rate = 0 turns the limit off)",
+        ));
     }
     check_rate(l.handshake_rate)?;
     Ok(l)
 }
 
 /// `handshake_rate`: 0 turns the limit off; otherwise at least [`MIN_HANDSHAKE_RATE`].
-pub(super) fn check_rate(rate: f64) -> Result<(), String> {
+pub(super) fn check_rate(rate: f64) -> Result<(), ConfigError> {
     if rate == 0.0 || (MIN_HANDSHAKE_RATE..f64::INFINITY).contains(&rate) {
         return Ok(());
     }
-    Err(format!(
-        "handshake_rate must be 0 (no limit) or at least 1/{MAX_SECS} per second (one a day), \
-         got {rate:?}"
+    let range = format!("0 (no limit) or at least 1/{MAX_SECS} per second (one a day)");
+    Err(ConfigError::out_of_range(
+        "handshake_rate",
+        range,
+        format!("{rate:?}"),
     ))
 }
 
 /// The `[auth]` defaults: secure and empty, then the file, then the environment and flags.
-pub(super) fn auth_from(cli: &Cli, file: &FileConfig) -> Result<AuthConfig, String> {
+pub(super) fn auth_from(cli: &Cli, file: &FileConfig) -> Result<AuthConfig, ConfigError> {
     let base = AuthConfig {
         mode: AuthMode::Secure,
         publish_secret: None,
@@ -278,7 +284,7 @@ pub(super) fn auth_from(cli: &Cli, file: &FileConfig) -> Result<AuthConfig, Stri
 pub(super) fn merge_hook(
     base: Option<HookConfig>,
     over: &AuthFile,
-) -> Result<Option<HookConfig>, String> {
+) -> Result<Option<HookConfig>, ConfigError> {
     let mut hook = match over.hook_url.as_deref() {
         Some("") => None,
         Some(url) => {
@@ -308,7 +314,7 @@ pub(super) fn merge_hook(
     let Some(h) = hook.as_mut() else {
         return match tuned.iter().find(|(_, set)| *set) {
             Some((what, _)) if over.hook_url.as_deref() != Some("") => {
-                Err(format!("{what} is set but no hook_url"))
+                Err(ConfigError::conflict(*what, "is set but no hook_url"))
             }
             _ => Ok(None),
         };
@@ -316,7 +322,11 @@ pub(super) fn merge_hook(
     if let Some(t) = over.hook_timeout {
         h.timeout = seconds("hook_timeout", t, MIN_SECS)?;
         if t > 60.0 {
-            return Err(format!("hook_timeout must be at most 60 seconds, got {t}"));
+            return Err(ConfigError::out_of_range(
+                "hook_timeout",
+                "at most 60 seconds",
+                t,
+            ));
         }
     }
     if let Some(f) = over.hook_failure {
@@ -334,7 +344,8 @@ pub(super) fn merge_hook(
             let name = name.trim().to_ascii_lowercase();
             let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
             if name.is_empty() || !name.bytes().all(token) {
-                return Err(format!("hook_headers: {name:?} is not a header name"));
+                let reason = "is not a header name";
+                return Err(ConfigError::invalid("hook_headers", Some(&name), reason));
             }
             h.headers.push(name);
         }
@@ -353,30 +364,37 @@ pub(super) fn merge_hook(
 }
 
 /// A secret as configured: the value itself, or `env:NAME` for the variable NAME.
-pub(super) fn read_secret(what: &str, v: &str) -> Result<Secret, String> {
+pub(super) fn read_secret(what: &str, v: &str) -> Result<Secret, ConfigError> {
     let value = match v.strip_prefix("env:") {
-        Some(name) => std::env::var(name).map_err(|_| {
-            format!("{what} names the environment variable {name}, which is not set")
+        Some(name) => std::env::var(name).map_err(|_| ConfigError::UnsetVariable {
+            setting: what.to_owned(),
+            variable: name.to_owned(),
         })?,
         None => v.to_owned(),
     };
     if value.is_empty() {
-        return Err(format!("{what} is empty"));
+        return Err(ConfigError::EmptySecret {
+            setting: what.to_owned(),
+        });
     }
     Ok(Secret::new(value))
 }
 
-pub(super) fn check_patterns(what: &str, list: &[String]) -> Result<(), String> {
+pub(super) fn check_patterns(what: &str, list: &[String]) -> Result<(), ConfigError> {
     match list
         .iter()
         .find(|p| crate::bayeux::ChannelSet::parse(p).is_none())
     {
-        Some(bad) => Err(format!("{what}: {bad:?} is not a channel name or pattern")),
+        Some(bad) => Err(ConfigError::invalid(
+            what,
+            Some(bad),
+            "is not a channel name or pattern",
+        )),
         None => Ok(()),
     }
 }
 
-pub(super) fn merge_auth(base: AuthConfig, over: &AuthFile) -> Result<AuthConfig, String> {
+pub(super) fn merge_auth(base: AuthConfig, over: &AuthFile) -> Result<AuthConfig, ConfigError> {
     let secret = |what, v: &Option<String>, old: Option<Secret>| match v {
         Some(v) => read_secret(what, v).map(Some),
         None => Ok(old),
@@ -406,13 +424,17 @@ pub(super) fn mount_config(
     ping: Option<Duration>,
     limits: &LimitsConfig,
     auth: &AuthConfig,
-) -> Result<MountConfig, String> {
-    let context = |e: String| format!("mount {path:?}: {e}");
+) -> Result<MountConfig, ConfigError> {
+    let context = |e: ConfigError| ConfigError::InMount {
+        path: path.to_owned(),
+        error: Box::new(e),
+    };
     let auth = merge_auth(auth.clone(), &section.auth.unwrap_or_default()).map_err(context)?;
     if auth.mode == AuthMode::Secure && !auth.protect.is_empty() && auth.token_secret.is_none() {
-        return Err(context(
-            "protect lists channels but no token_secret is set to check tokens".into(),
-        ));
+        return Err(context(ConfigError::conflict(
+            "protect",
+            "lists channels but no token_secret is set to check tokens",
+        )));
     }
     Ok(MountConfig {
         path: path.to_owned(),

@@ -12,8 +12,9 @@ use crate::bayeux::Code;
 pub use crate::bayeux::publish::Strip;
 use crate::config::{AuthMode, HookConfig, LimitsConfig, MountConfig, Secret};
 pub use limiter::{Limiter, Refused};
+use std::fmt;
 use std::time::Duration;
-pub use token::Verifier;
+pub use token::{TokenRefusal, Verifier};
 
 /// The `ext` keys that carry credentials: removed from every delivered message.
 pub const CREDENTIAL_KEYS: [&str; 2] = ["password", "token"];
@@ -28,9 +29,37 @@ pub struct Hook {
     pub cache: hook::Cache,
 }
 
-/// The error of a publish without the ingest secret.
-pub const INGEST_REFUSED: &str =
-    "403::Publishing needs the ingest secret (ext.password or Authorization: Bearer)";
+/// Why a mount's rules refuse a publish or a subscribe. Its `Display` is the reply's
+/// Faye-style error (`code:args:message`), which is all a client is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// A publish without the ingest secret, on a mount that has one, from no client (or from
+    /// a client where clients may not publish).
+    NoIngestSecret,
+    /// A client may not publish to this channel (`auth.client_publish`).
+    ChannelForbidden(String),
+    /// A subscribe to a protected channel without a token that covers it.
+    Token {
+        channel: String,
+        refusal: TokenRefusal,
+    },
+}
+
+impl fmt::Display for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denied::NoIngestSecret => f.write_str(
+                "403::Publishing needs the ingest secret (ext.password or Authorization: Bearer)",
+            ),
+            Denied::ChannelForbidden(channel) => {
+                f.write_str(&Code::ChannelForbidden.with(&[channel]))
+            }
+            Denied::Token { channel, refusal } => write!(f, "403:{channel}:{}", refusal.text()),
+        }
+    }
+}
+
+impl std::error::Error for Denied {}
 
 /// A mount's authentication and authorisation rules.
 #[derive(Default)]
@@ -73,7 +102,7 @@ impl Auth {
     }
 
     /// May this publish to `channel` go out? The error is the reply's, Faye-style.
-    pub fn publish(&self, channel: &str, cred: Credentials<'_>) -> Result<(), String> {
+    pub fn publish(&self, channel: &str, cred: Credentials<'_>) -> Result<(), Denied> {
         if self.open {
             return Ok(());
         }
@@ -87,7 +116,7 @@ impl Auth {
         if cred.from_client {
             return self.client_rule(channel, cred, false);
         }
-        Err(INGEST_REFUSED.to_owned())
+        Err(Denied::NoIngestSecret)
     }
 
     fn client_rule(
@@ -95,7 +124,7 @@ impl Auth {
         channel: &str,
         cred: Credentials<'_>,
         default: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), Denied> {
         if !cred.from_client {
             return Ok(());
         }
@@ -107,12 +136,12 @@ impl Auth {
         if allowed {
             Ok(())
         } else {
-            Err(Code::ChannelForbidden.with(&[channel]))
+            Err(Denied::ChannelForbidden(channel.to_owned()))
         }
     }
 
     /// May a client subscribe to `channel` (a valid name or pattern) with this token?
-    pub fn subscribe(&self, channel: &str, token: Option<&str>) -> Result<(), String> {
+    pub fn subscribe(&self, channel: &str, token: Option<&str>) -> Result<(), Denied> {
         if self.open || self.protected.is_empty() {
             return Ok(());
         }
@@ -127,9 +156,12 @@ impl Auth {
                 Ok(()) => return Ok(()),
                 Err(r) => r,
             },
-            None => token::TokenRefusal::Invalid,
+            None => TokenRefusal::Invalid,
         };
-        Err(format!("403:{channel}:{}", refusal.text()))
+        Err(Denied::Token {
+            channel: channel.to_owned(),
+            refusal,
+        })
     }
 
     /// Whether a request from `origin` may proceed (no Origin header: not a browser, allowed).
@@ -228,8 +260,10 @@ mod tests {
             client_publish: Some(sets(&["/chat/**"])),
             ..Auth::default()
         };
-        let err = auth.publish("/u/1", ingest).unwrap_err();
-        assert!(err.starts_with("403::"), "{err}");
+        assert_eq!(
+            auth.publish("/u/1", ingest).unwrap_err().to_string(),
+            "403::Publishing needs the ingest secret (ext.password or Authorization: Bearer)"
+        );
         let with_password = Credentials {
             password: Some("s3cret"),
             ..ingest
@@ -246,10 +280,9 @@ mod tests {
         };
         assert!(auth.publish("/u/1", bearer).is_ok());
         assert!(auth.publish("/chat/room/1", client).is_ok());
-        assert_eq!(
-            auth.publish("/u/1", client).unwrap_err(),
-            "403:/u/1:Forbidden channel"
-        );
+        let err = auth.publish("/u/1", client).unwrap_err();
+        assert_eq!(err, Denied::ChannelForbidden("/u/1".into()));
+        assert_eq!(err.to_string(), "403:/u/1:Forbidden channel");
         assert!(auth.bearer_ok(Some("Bearer s3cret")));
         assert!(auth.bearer_ok(Some("bearer  s3cret")));
         assert!(!auth.bearer_ok(Some("Bearer nope")));
@@ -259,7 +292,10 @@ mod tests {
             publish_secret: Some(Secret::new("x")),
             ..Auth::default()
         };
-        assert!(secret_only.publish("/chat", client).is_err());
+        assert_eq!(
+            secret_only.publish("/chat", client),
+            Err(Denied::ChannelForbidden("/chat".into()))
+        );
         let open = Auth {
             open: true,
             ..secret_only
@@ -279,15 +315,19 @@ mod tests {
         assert!(auth.subscribe("/public", None).is_ok());
         assert!(auth.subscribe("/users/42/x", None).is_ok());
         assert!(auth.subscribe("/users/42", Some(&t)).is_ok());
-        assert_eq!(
-            auth.subscribe("/users/42", None).unwrap_err(),
-            "403:/users/42:Subscription needs a token"
-        );
+        let err = auth.subscribe("/users/42", None).unwrap_err();
+        assert_eq!(err.to_string(), "403:/users/42:Subscription needs a token");
         assert!(auth.subscribe("/*", None).is_ok());
         for wide in ["/users/*", "/users/**", "/**"] {
             assert!(auth.subscribe(wide, Some(&t)).is_err(), "{wide}");
         }
-        assert!(auth.subscribe("/users/43", Some(&t)).is_err());
+        assert_eq!(
+            auth.subscribe("/users/43", Some(&t)),
+            Err(Denied::Token {
+                channel: "/users/43".into(),
+                refusal: TokenRefusal::WrongChannel
+            })
+        );
         let wide = token::mint(b"k", &["/users/*"], later);
         assert!(auth.subscribe("/users/*", Some(&wide)).is_ok());
     }

@@ -83,7 +83,10 @@ impl Node {
                 if held + i >= limits.max_subscriptions {
                     return Err(format!("403:{name}:Too many subscriptions"));
                 }
-                policy.auth.subscribe(name, token)
+                policy
+                    .auth
+                    .subscribe(name, token)
+                    .map_err(|d| d.to_string())
             },
         )
     }
@@ -128,7 +131,7 @@ impl Node {
         let verdict = if name.len() > policy.limits.max_channel {
             Err(CHANNEL_TOO_LONG.to_owned())
         } else {
-            policy.auth.publish(name, cred)
+            policy.auth.publish(name, cred).map_err(|d| d.to_string())
         };
         match verdict {
             Ok(()) => {
