@@ -1,14 +1,30 @@
-use std::{io, task::Context, time::Duration};
+use std::{
+    io,
+    ops::{Deref, DerefMut},
+    task::Context,
+    time::Duration,
+};
 
-use super::{ready::Direction, scheduled_io::ScheduledIo};
+#[cfg(unix)]
+use mio::{event::Source, Events};
+use mio::{Interest, Token};
+
+use super::{op::MaybeFd, ready::Direction, scheduled_io::ScheduledIo};
+#[cfg(windows)]
+use crate::driver::iocp::{Events, Poller, SocketState};
 use crate::{driver::op::CompletionMeta, utils::slab::Slab};
 
 /// Poller with io dispatch.
-// TODO: replace legacy impl with this Poll.
 pub(crate) struct Poll {
     pub(crate) io_dispatch: Slab<ScheduledIo>,
+    #[cfg(unix)]
     poll: mio::Poll,
-    events: mio::Events,
+    #[cfg(unix)]
+    events: Events,
+    #[cfg(windows)]
+    poll: Poller,
+    #[cfg(windows)]
+    events: Events,
 }
 
 impl Poll {
@@ -16,8 +32,11 @@ impl Poll {
     pub(crate) fn with_capacity(capacity: usize) -> io::Result<Self> {
         Ok(Self {
             io_dispatch: Slab::new(),
+            #[cfg(unix)]
             poll: mio::Poll::new()?,
-            events: mio::Events::with_capacity(capacity),
+            #[cfg(windows)]
+            poll: Poller::new()?,
+            events: Events::with_capacity(capacity),
         })
     }
 
@@ -41,14 +60,15 @@ impl Poll {
         Ok(())
     }
 
+    #[cfg(unix)]
     pub(crate) fn register(
         &mut self,
-        source: &mut impl mio::event::Source,
-        interest: mio::Interest,
+        source: &mut impl Source,
+        interest: Interest,
     ) -> io::Result<usize> {
         let token = self.io_dispatch.insert(ScheduledIo::new());
         let registry = self.poll.registry();
-        match registry.register(source, mio::Token(token), interest) {
+        match registry.register(source, Token(token), interest) {
             Ok(_) => Ok(token),
             Err(e) => {
                 self.io_dispatch.remove(token);
@@ -57,11 +77,24 @@ impl Poll {
         }
     }
 
-    pub(crate) fn deregister(
+    #[cfg(windows)]
+    pub(crate) fn register(
         &mut self,
-        source: &mut impl mio::event::Source,
-        token: usize,
-    ) -> io::Result<()> {
+        source: &mut SocketState,
+        interest: Interest,
+    ) -> io::Result<usize> {
+        let token = self.io_dispatch.insert(ScheduledIo::new());
+        match self.poll.register(source, Token(token), interest) {
+            Ok(_) => Ok(token),
+            Err(e) => {
+                self.io_dispatch.remove(token);
+                Err(e)
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    pub(crate) fn deregister(&mut self, source: &mut impl Source, token: usize) -> io::Result<()> {
         match self.poll.registry().deregister(source) {
             Ok(_) => {
                 self.io_dispatch.remove(token);
@@ -71,13 +104,25 @@ impl Poll {
         }
     }
 
+    #[cfg(windows)]
+    pub(crate) fn deregister(&mut self, source: &mut SocketState, token: usize) -> io::Result<()> {
+        match self.poll.deregister(source) {
+            Ok(_) => {
+                self.io_dispatch.remove(token);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    #[allow(dead_code)]
     #[inline]
     pub(crate) fn poll_syscall(
         &mut self,
         cx: &mut Context<'_>,
         token: usize,
         direction: Direction,
-        syscall: impl FnOnce() -> io::Result<u32>,
+        syscall: impl FnOnce() -> io::Result<MaybeFd>,
     ) -> std::task::Poll<CompletionMeta> {
         let mut scheduled_io = self.io_dispatch.get(token).expect("scheduled_io lost");
         let ref_mut = scheduled_io.as_mut();
@@ -105,5 +150,37 @@ impl std::os::fd::AsRawFd for Poll {
     #[inline]
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.poll.as_raw_fd()
+    }
+}
+
+#[cfg(unix)]
+impl Deref for Poll {
+    type Target = mio::Poll;
+
+    fn deref(&self) -> &Self::Target {
+        &self.poll
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsRawHandle for Poll {
+    #[inline]
+    fn as_raw_handle(&self) -> std::os::windows::io::RawHandle {
+        self.poll.as_raw_handle()
+    }
+}
+
+#[cfg(windows)]
+impl Deref for Poll {
+    type Target = Poller;
+
+    fn deref(&self) -> &Self::Target {
+        &self.poll
+    }
+}
+
+impl DerefMut for Poll {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.poll
     }
 }

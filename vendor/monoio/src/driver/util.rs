@@ -28,10 +28,30 @@ pub(super) fn timespec(duration: std::time::Duration) -> io_uring::types::Timesp
 }
 
 /// Do syscall and return Result<T, std::io::Error>
+/// If use syscall@FD or syscall@NON_FD, the return value is wrapped in MaybeFd. The `MaybeFd` is
+/// designed to close the fd when it is dropped.
+/// If use syscall@RAW, the return value is raw value. The requirement to explicitly add @RAW is to
+/// avoid misuse.
 #[cfg(unix)]
 #[macro_export]
 macro_rules! syscall {
-    ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
+    ($fn: ident @FD ( $($arg: expr),* $(,)* ) ) => {{
+        let res = unsafe { libc::$fn($($arg, )*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(unsafe { $crate::driver::op::MaybeFd::new_fd(res as u32) })
+        }
+    }};
+    ($fn: ident @NON_FD ( $($arg: expr),* $(,)* ) ) => {{
+        let res = unsafe { libc::$fn($($arg, )*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok($crate::driver::op::MaybeFd::new_non_fd(res as u32))
+        }
+    }};
+    ($fn: ident @RAW ( $($arg: expr),* $(,)* ) ) => {{
         let res = unsafe { libc::$fn($($arg, )*) };
         if res == -1 {
             Err(std::io::Error::last_os_error())
@@ -42,31 +62,35 @@ macro_rules! syscall {
 }
 
 /// Do syscall and return Result<T, std::io::Error>
+/// If use syscall@FD or syscall@NON_FD, the return value is wrapped in MaybeFd. The `MaybeFd` is
+/// designed to close the fd when it is dropped.
+/// If use syscall@RAW, the return value is raw value. The requirement to explicitly add @RAW is to
+/// avoid misuse.
 #[cfg(windows)]
 #[macro_export]
 macro_rules! syscall {
-    ($fn: ident ( $($arg: expr),* $(,)* ), $err_test: path, $err_value: expr) => {{
+    ($fn: ident @FD ( $($arg: expr),* $(,)* ), $err_test: path, $err_value: expr) => {{
+        let res = unsafe { $fn($($arg, )*) };
+        if $err_test(&res, &$err_value) {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(unsafe { $crate::driver::op::MaybeFd::new_fd(res.try_into().unwrap()) })
+        }
+    }};
+    ($fn: ident @NON_FD ( $($arg: expr),* $(,)* ), $err_test: path, $err_value: expr) => {{
+        let res = unsafe { $fn($($arg, )*) };
+        if $err_test(&res, &$err_value) {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok($crate::driver::op::MaybeFd::new_non_fd(res.try_into().unwrap()))
+        }
+    }};
+    ($fn: ident @RAW ( $($arg: expr),* $(,)* ), $err_test: path, $err_value: expr) => {{
         let res = unsafe { $fn($($arg, )*) };
         if $err_test(&res, &$err_value) {
             Err(std::io::Error::last_os_error())
         } else {
             Ok(res.try_into().unwrap())
-        }
-    }};
-}
-
-/// Do syscall and return Result<T, std::io::Error>
-#[macro_export]
-macro_rules! syscall_u32 {
-    ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
-        #[cfg(windows)]
-        let res = unsafe { $fn($($arg, )*) };
-        #[cfg(unix)]
-        let res = unsafe { libc::$fn($($arg, )*) };
-        if res < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(res as u32)
         }
     }};
 }
@@ -77,4 +101,11 @@ macro_rules! syscall_u32 {
 ))]
 pub(crate) fn feature_panic() -> ! {
     panic!("one of iouring and legacy features must be enabled");
+}
+
+#[cfg(all(windows, feature = "renameat"))]
+pub(crate) fn to_wide_string(str: &str) -> Vec<u16> {
+    use std::{ffi::OsStr, iter::once, os::windows::ffi::OsStrExt};
+
+    OsStr::new(str).encode_wide().chain(once(0)).collect()
 }

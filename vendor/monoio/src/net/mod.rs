@@ -53,12 +53,12 @@ pub(crate) fn new_socket(
     // Gives a warning for platforms without SOCK_NONBLOCK.
     #[allow(clippy::let_and_return)]
     #[cfg(unix)]
-    let socket = crate::syscall!(socket(domain, socket_type, 0));
+    let socket = crate::syscall!(socket@RAW(domain, socket_type, 0));
 
     // Mimic `libstd` and set `SO_NOSIGPIPE` on apple systems.
     #[cfg(target_vendor = "apple")]
     let socket = socket.and_then(|socket| {
-        crate::syscall!(setsockopt(
+        crate::syscall!(setsockopt@RAW(
             socket,
             libc::SOL_SOCKET,
             libc::SO_NOSIGPIPE,
@@ -73,14 +73,14 @@ pub(crate) fn new_socket(
     let socket = socket.and_then(|socket| {
         // For platforms that don't support flags in socket, we need to
         // set the flags ourselves.
-        crate::syscall!(fcntl(socket, libc::F_SETFL, libc::O_NONBLOCK))
+        crate::syscall!(fcntl@RAW(socket, libc::F_SETFL, libc::O_NONBLOCK))
             .and_then(|_| {
-                crate::syscall!(fcntl(socket, libc::F_SETFD, libc::FD_CLOEXEC)).map(|_| socket)
+                crate::syscall!(fcntl@RAW(socket, libc::F_SETFD, libc::FD_CLOEXEC)).map(|_| socket)
             })
             .inspect_err(|_| {
                 // If either of the `fcntl` calls failed, ensure the socket is
                 // closed and return the error.
-                let _ = crate::syscall!(close(socket));
+                let _ = crate::syscall!(close@RAW(socket));
             })
     });
 
@@ -100,17 +100,17 @@ pub(crate) fn new_socket(
     socket_type: WINSOCK_SOCKET_TYPE,
 ) -> std::io::Result<RawSocket> {
     let _: i32 = crate::syscall!(
-        WSAStartup(MAKEWORD(2, 2), std::ptr::null_mut()),
+        WSAStartup@RAW(MAKEWORD(2, 2), std::ptr::null_mut()),
         PartialEq::eq,
         NO_ERROR as _
     )?;
     let socket = crate::syscall!(
-        socket(domain as _, socket_type, 0),
+        socket@RAW(domain as _, socket_type, 0),
         PartialEq::eq,
         INVALID_SOCKET
     )?;
     crate::syscall!(
-        ioctlsocket(socket, FIONBIO, &mut 1),
+        ioctlsocket@RAW(socket, FIONBIO, &mut 1),
         PartialEq::ne,
         NO_ERROR as _
     )

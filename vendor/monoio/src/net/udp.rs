@@ -52,7 +52,7 @@ impl UdpSocket {
         let addr = addr
             .to_socket_addrs()?
             .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::Other, "empty address"))?;
+            .ok_or_else(|| io::Error::other("empty address"))?;
         let domain = if addr.is_ipv6() {
             socket2::Domain::IPV6
         } else {
@@ -144,7 +144,7 @@ impl UdpSocket {
     /// which it is connected. On success, returns the number of bytes read.
     pub async fn recv<T: IoBufMut>(&self, buf: T) -> crate::BufResult<usize, T> {
         let op = Op::recv(self.fd.clone(), buf).unwrap();
-        op.read().await
+        op.result().await
     }
 
     /// Creates new `UdpSocket` from a `std::net::UdpSocket`.
@@ -311,6 +311,6 @@ impl UdpSocket {
 
         let op = Op::recv(self.fd.clone(), buf).unwrap();
         let _guard = c.associate_op(op.op_canceller());
-        op.read().await
+        op.result().await
     }
 }

@@ -1,3 +1,5 @@
+#[cfg(all(unix, any(feature = "legacy", feature = "poll-io")))]
+use std::os::unix::prelude::AsRawFd;
 use std::{
     io,
     mem::{transmute, MaybeUninit},
@@ -13,7 +15,6 @@ use {
 };
 #[cfg(all(windows, any(feature = "legacy", feature = "poll-io")))]
 use {
-    crate::syscall,
     std::os::windows::io::AsRawSocket,
     windows_sys::Win32::Networking::WinSock::recv,
     windows_sys::{
@@ -30,12 +31,10 @@ use {
         },
     },
 };
-#[cfg(all(unix, any(feature = "legacy", feature = "poll-io")))]
-use {crate::syscall_u32, std::os::unix::prelude::AsRawFd};
 
 use super::{super::shared_fd::SharedFd, Op, OpAble};
 #[cfg(any(feature = "legacy", feature = "poll-io"))]
-use crate::driver::ready::Direction;
+use super::{driver::ready::Direction, MaybeFd};
 use crate::{
     buf::{IoBufMut, IoVecBufMut, IoVecMeta, MsgMeta},
     BufResult,
@@ -64,9 +63,9 @@ impl<T: IoBufMut> Op<Recv<T>> {
         }
     }
 
-    pub(crate) async fn read(self) -> BufResult<usize, T> {
+    pub(crate) async fn result(self) -> BufResult<usize, T> {
         let complete = self.await;
-        let res = complete.meta.result.map(|v| v as _);
+        let res = complete.meta.result.map(|v| v.into_inner() as _);
         let mut buf = complete.data.buf;
 
         if let Ok(n) = res {
@@ -97,9 +96,9 @@ impl<T: IoBufMut> OpAble for Recv<T> {
     }
 
     #[cfg(all(any(feature = "legacy", feature = "poll-io"), unix))]
-    fn legacy_call(&mut self) -> io::Result<u32> {
+    fn legacy_call(&mut self) -> io::Result<MaybeFd> {
         let fd = self.fd.as_raw_fd();
-        syscall_u32!(recv(
+        crate::syscall!(recv@NON_FD(
             fd,
             self.buf.write_ptr() as _,
             self.buf.bytes_total().min(u32::MAX as usize),
@@ -108,10 +107,10 @@ impl<T: IoBufMut> OpAble for Recv<T> {
     }
 
     #[cfg(all(any(feature = "legacy", feature = "poll-io"), windows))]
-    fn legacy_call(&mut self) -> io::Result<u32> {
+    fn legacy_call(&mut self) -> io::Result<MaybeFd> {
         let fd = self.fd.as_raw_socket();
-        syscall!(
-            recv(
+        crate::syscall!(
+            recv@NON_FD(
                 fd as _,
                 self.buf.write_ptr(),
                 self.buf.bytes_total().min(i32::MAX as usize) as _,
@@ -162,7 +161,7 @@ impl<T: IoBufMut> Op<RecvMsg<T>> {
 
     pub(crate) async fn wait(self) -> BufResult<(usize, SocketAddr), T> {
         let complete = self.await;
-        let res = complete.meta.result.map(|v| v as _);
+        let res = complete.meta.result.map(|v| v.into_inner() as _);
         let mut buf = complete.data.buf;
 
         let res = res.map(|n| {
@@ -236,13 +235,13 @@ impl<T: IoBufMut> OpAble for RecvMsg<T> {
     }
 
     #[cfg(all(any(feature = "legacy", feature = "poll-io"), unix))]
-    fn legacy_call(&mut self) -> io::Result<u32> {
+    fn legacy_call(&mut self) -> io::Result<MaybeFd> {
         let fd = self.fd.as_raw_fd();
-        syscall_u32!(recvmsg(fd, &mut *self.info.2, 0))
+        crate::syscall!(recvmsg@NON_FD(fd, &mut *self.info.2, 0))
     }
 
     #[cfg(all(any(feature = "legacy", feature = "poll-io"), windows))]
-    fn legacy_call(&mut self) -> io::Result<u32> {
+    fn legacy_call(&mut self) -> io::Result<MaybeFd> {
         let fd = self.fd.as_raw_socket() as _;
         let func_ptr = WSA_RECV_MSG.get_or_init(|| unsafe {
             let mut wsa_recv_msg: LPFN_WSARECVMSG = None;
@@ -258,6 +257,8 @@ impl<T: IoBufMut> OpAble for RecvMsg<T> {
                 std::ptr::null_mut(),
                 None,
             );
+            // TODO: properly fix this clippy complaint
+            #[allow(clippy::unnecessary_unwrap)]
             if r == SOCKET_ERROR || wsa_recv_msg.is_none() {
                 panic!(
                     "init WSARecvMsg failed with {}",
@@ -281,7 +282,7 @@ impl<T: IoBufMut> OpAble for RecvMsg<T> {
         if r == SOCKET_ERROR {
             unsafe { Err(io::Error::from_raw_os_error(WSAGetLastError())) }
         } else {
-            Ok(recved)
+            Ok(MaybeFd::new_non_fd(recved))
         }
     }
 }
@@ -317,7 +318,7 @@ impl<T: IoBufMut> Op<RecvMsgUnix<T>> {
 
     pub(crate) async fn wait(self) -> BufResult<(usize, UnixSocketAddr), T> {
         let complete = self.await;
-        let res = complete.meta.result.map(|v| v as _);
+        let res = complete.meta.result.map(|v| v.into_inner() as _);
         let mut buf = complete.data.buf;
 
         let res = res.map(|n| {
@@ -354,8 +355,8 @@ impl<T: IoBufMut> OpAble for RecvMsgUnix<T> {
     }
 
     #[cfg(any(feature = "legacy", feature = "poll-io"))]
-    fn legacy_call(&mut self) -> io::Result<u32> {
+    fn legacy_call(&mut self) -> io::Result<MaybeFd> {
         let fd = self.fd.as_raw_fd();
-        syscall_u32!(recvmsg(fd, &mut self.info.2 as *mut _, 0))
+        crate::syscall!(recvmsg@NON_FD(fd, &mut self.info.2 as *mut _, 0))
     }
 }

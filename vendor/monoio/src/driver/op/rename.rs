@@ -1,5 +1,7 @@
 use std::{ffi::CString, path::Path};
 
+#[cfg(any(feature = "legacy", feature = "poll-io"))]
+use super::MaybeFd;
 use super::{Op, OpAble};
 use crate::driver::util::cstr;
 
@@ -32,15 +34,14 @@ impl OpAble for Rename {
         .build()
     }
 
+    #[cfg(any(feature = "legacy", feature = "poll-io"))]
     fn legacy_interest(&self) -> Option<(crate::driver::ready::Direction, usize)> {
         None
     }
 
     #[cfg(all(any(feature = "legacy", feature = "poll-io"), unix))]
-    fn legacy_call(&mut self) -> std::io::Result<u32> {
-        use crate::syscall_u32;
-
-        syscall_u32!(renameat(
+    fn legacy_call(&mut self) -> std::io::Result<MaybeFd> {
+        crate::syscall!(renameat@NON_FD(
             libc::AT_FDCWD,
             self.from.as_ptr(),
             libc::AT_FDCWD,
@@ -49,7 +50,29 @@ impl OpAble for Rename {
     }
 
     #[cfg(all(any(feature = "legacy", feature = "poll-io"), windows))]
-    fn legacy_call(&mut self) -> io::Result<u32> {
-        unimplemented!()
+    fn legacy_call(&mut self) -> std::io::Result<MaybeFd> {
+        use std::io::{Error, ErrorKind};
+
+        use windows_sys::Win32::Storage::FileSystem::{MoveFileExW, MOVEFILE_REPLACE_EXISTING};
+
+        use crate::driver::util::to_wide_string;
+
+        let from = to_wide_string(
+            self.from
+                .to_str()
+                .map_err(|e| Error::new(ErrorKind::InvalidData, e))?,
+        );
+
+        let to = to_wide_string(
+            self.to
+                .to_str()
+                .map_err(|e| Error::new(ErrorKind::InvalidData, e))?,
+        );
+
+        crate::syscall!(
+            MoveFileExW@NON_FD(from.as_ptr(), to.as_ptr(), MOVEFILE_REPLACE_EXISTING),
+            PartialEq::eq,
+            0
+        )
     }
 }

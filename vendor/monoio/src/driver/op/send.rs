@@ -1,3 +1,5 @@
+#[cfg(all(unix, any(feature = "legacy", feature = "poll-io")))]
+use std::os::unix::prelude::AsRawFd;
 use std::{io, net::SocketAddr};
 
 #[cfg(all(target_os = "linux", feature = "iouring"))]
@@ -5,16 +7,13 @@ use io_uring::{opcode, types};
 use socket2::SockAddr;
 #[cfg(all(windows, any(feature = "legacy", feature = "poll-io")))]
 use {
-    crate::syscall,
     std::os::windows::io::AsRawSocket,
     windows_sys::Win32::Networking::WinSock::{send, WSASendMsg, SOCKET_ERROR},
 };
-#[cfg(all(unix, any(feature = "legacy", feature = "poll-io")))]
-use {crate::syscall_u32, std::os::unix::prelude::AsRawFd};
 
 use super::{super::shared_fd::SharedFd, Op, OpAble};
 #[cfg(any(feature = "legacy", feature = "poll-io"))]
-use crate::driver::ready::Direction;
+use super::{driver::ready::Direction, MaybeFd};
 #[cfg(unix)]
 use crate::net::unix::SocketAddr as UnixSocketAddr;
 use crate::{
@@ -44,9 +43,12 @@ impl<T: IoBuf> Op<Send<T>> {
         }
     }
 
-    pub(crate) async fn write(self) -> BufResult<usize, T> {
+    pub(crate) async fn result(self) -> BufResult<usize, T> {
         let complete = self.await;
-        (complete.meta.result.map(|v| v as _), complete.data.buf)
+        (
+            complete.meta.result.map(|v| v.into_inner() as _),
+            complete.data.buf,
+        )
     }
 }
 
@@ -93,7 +95,7 @@ impl<T: IoBuf> OpAble for Send<T> {
     }
 
     #[cfg(all(any(feature = "legacy", feature = "poll-io"), unix))]
-    fn legacy_call(&mut self) -> io::Result<u32> {
+    fn legacy_call(&mut self) -> io::Result<MaybeFd> {
         let fd = self.fd.as_raw_fd();
         #[cfg(target_os = "linux")]
         #[allow(deprecated)]
@@ -101,7 +103,7 @@ impl<T: IoBuf> OpAble for Send<T> {
         #[cfg(not(target_os = "linux"))]
         let flags = 0;
 
-        syscall_u32!(send(
+        crate::syscall!(send@NON_FD(
             fd,
             self.buf.read_ptr() as _,
             self.buf.bytes_init(),
@@ -110,10 +112,10 @@ impl<T: IoBuf> OpAble for Send<T> {
     }
 
     #[cfg(all(any(feature = "legacy", feature = "poll-io"), windows))]
-    fn legacy_call(&mut self) -> io::Result<u32> {
+    fn legacy_call(&mut self) -> io::Result<MaybeFd> {
         let fd = self.fd.as_raw_socket();
-        syscall!(
-            send(fd as _, self.buf.read_ptr(), self.buf.bytes_init() as _, 0),
+        crate::syscall!(
+            send@NON_FD(fd as _, self.buf.read_ptr(), self.buf.bytes_init() as _, 0),
             PartialOrd::lt,
             0
         )
@@ -180,7 +182,7 @@ impl<T: IoBuf> Op<SendMsg<T>> {
 
     pub(crate) async fn wait(self) -> BufResult<usize, T> {
         let complete = self.await;
-        let res = complete.meta.result.map(|v| v as _);
+        let res = complete.meta.result.map(|v| v.into_inner() as _);
         let buf = complete.data.buf;
         (res, buf)
     }
@@ -205,18 +207,18 @@ impl<T: IoBuf> OpAble for SendMsg<T> {
     }
 
     #[cfg(all(any(feature = "legacy", feature = "poll-io"), unix))]
-    fn legacy_call(&mut self) -> io::Result<u32> {
+    fn legacy_call(&mut self) -> io::Result<MaybeFd> {
         #[cfg(target_os = "linux")]
         #[allow(deprecated)]
         const FLAGS: libc::c_int = libc::MSG_NOSIGNAL as libc::c_int;
         #[cfg(not(target_os = "linux"))]
         const FLAGS: libc::c_int = 0;
         let fd = self.fd.as_raw_fd();
-        syscall_u32!(sendmsg(fd, &*self.info.2, FLAGS))
+        crate::syscall!(sendmsg@NON_FD(fd, &*self.info.2, FLAGS))
     }
 
     #[cfg(all(any(feature = "legacy", feature = "poll-io"), windows))]
-    fn legacy_call(&mut self) -> io::Result<u32> {
+    fn legacy_call(&mut self) -> io::Result<MaybeFd> {
         let fd = self.fd.as_raw_socket();
         let mut nsent = 0;
         let ret = unsafe {
@@ -232,7 +234,7 @@ impl<T: IoBuf> OpAble for SendMsg<T> {
         if ret == SOCKET_ERROR {
             Err(io::Error::last_os_error())
         } else {
-            Ok(nsent)
+            Ok(MaybeFd::new_non_fd(nsent))
         }
     }
 }
@@ -257,11 +259,10 @@ impl<T: IoBuf> Op<SendMsgUnix<T>> {
         buf: T,
         socket_addr: Option<UnixSocketAddr>,
     ) -> io::Result<Self> {
-        let mut info: Box<(Option<UnixSocketAddr>, IoVecMeta, libc::msghdr)> = Box::new((
-            socket_addr.map(Into::into),
-            IoVecMeta::from(&buf),
-            unsafe { std::mem::zeroed() },
-        ));
+        let mut info: Box<(Option<UnixSocketAddr>, IoVecMeta, libc::msghdr)> =
+            Box::new((socket_addr, IoVecMeta::from(&buf), unsafe {
+                std::mem::zeroed()
+            }));
 
         info.2.msg_iov = info.1.write_iovec_ptr();
         info.2.msg_iovlen = info.1.write_iovec_len() as _;
@@ -282,7 +283,7 @@ impl<T: IoBuf> Op<SendMsgUnix<T>> {
 
     pub(crate) async fn wait(self) -> BufResult<usize, T> {
         let complete = self.await;
-        let res = complete.meta.result.map(|v| v as _);
+        let res = complete.meta.result.map(|v| v.into_inner() as _);
         let buf = complete.data.buf;
         (res, buf)
     }
@@ -309,13 +310,13 @@ impl<T: IoBuf> OpAble for SendMsgUnix<T> {
 
     #[cfg(any(feature = "legacy", feature = "poll-io"))]
     #[inline]
-    fn legacy_call(&mut self) -> io::Result<u32> {
+    fn legacy_call(&mut self) -> io::Result<MaybeFd> {
         #[cfg(target_os = "linux")]
         #[allow(deprecated)]
         const FLAGS: libc::c_int = libc::MSG_NOSIGNAL as libc::c_int;
         #[cfg(not(target_os = "linux"))]
         const FLAGS: libc::c_int = 0;
         let fd = self.fd.as_raw_fd();
-        syscall_u32!(sendmsg(fd, &mut self.info.2 as *mut _, FLAGS))
+        crate::syscall!(sendmsg@NON_FD(fd, &mut self.info.2 as *mut _, FLAGS))
     }
 }

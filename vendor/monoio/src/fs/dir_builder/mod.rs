@@ -1,9 +1,16 @@
+#[cfg(unix)]
 mod unix;
+#[cfg(windows)]
+mod windows;
 
-use std::{io, os::unix::fs::DirBuilderExt, path::Path};
+#[cfg(unix)]
+use std::os::unix::fs::DirBuilderExt;
+use std::{io, path::Path};
 
 #[cfg(unix)]
 use unix as sys;
+#[cfg(windows)]
+use windows as sys;
 
 /// A builder used to create directories in various manners.
 ///
@@ -115,12 +122,7 @@ impl DirBuilder {
                     need_create.push(inexist_path);
                     inexist_path = p;
                 }
-                None => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Other,
-                        "failed to create whole tree",
-                    ))
-                }
+                None => return Err(io::Error::other("failed to create whole tree")),
             }
         }
 
@@ -138,6 +140,7 @@ impl Default for DirBuilder {
     }
 }
 
+#[cfg(unix)]
 impl DirBuilderExt for DirBuilder {
     fn mode(&mut self, mode: u32) -> &mut Self {
         self.inner.set_mode(mode);

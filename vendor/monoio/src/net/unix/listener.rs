@@ -38,7 +38,9 @@ impl UnixListener {
         let addr = socket2::SockAddr::unix(path)?;
 
         if config.reuse_port {
-            sys_listener.set_reuse_port(true)?;
+            // TODO: properly handle this. Warn?
+            // this seems to cause an error on current (>6.x) kernels:
+            // sys_listener.set_reuse_port(true)?;
         }
         if config.reuse_addr {
             sys_listener.set_reuse_address(true)?;
@@ -75,7 +77,7 @@ impl UnixListener {
         let fd = completion.meta.result?;
 
         // Construct stream
-        let stream = UnixStream::from_shared_fd(SharedFd::new::<false>(fd as _)?);
+        let stream = UnixStream::from_shared_fd(SharedFd::new::<false>(fd.into_inner() as _)?);
 
         // Construct SocketAddr
         let mut storage = unsafe { std::mem::MaybeUninit::assume_init(completion.data.addr.0) };
@@ -105,7 +107,7 @@ impl UnixListener {
         let fd = completion.meta.result?;
 
         // Construct stream
-        let stream = UnixStream::from_shared_fd(SharedFd::new::<false>(fd as _)?);
+        let stream = UnixStream::from_shared_fd(SharedFd::new::<false>(fd.into_inner() as _)?);
 
         // Construct SocketAddr
         let mut storage = unsafe { std::mem::MaybeUninit::assume_init(completion.data.addr.0) };

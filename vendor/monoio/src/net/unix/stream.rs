@@ -177,13 +177,13 @@ impl AsyncWriteRent for UnixStream {
     fn write<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
         // Submit the write operation
         let op = Op::send(self.fd.clone(), buf).unwrap();
-        op.write()
+        op.result()
     }
 
     #[inline]
     fn writev<T: IoVecBuf>(&mut self, buf_vec: T) -> impl Future<Output = BufResult<usize, T>> {
-        let op = Op::writev(&self.fd, buf_vec).unwrap();
-        op.write()
+        let op = Op::writev(self.fd.clone(), buf_vec).unwrap();
+        op.result()
     }
 
     #[inline]
@@ -220,7 +220,7 @@ impl CancelableAsyncWriteRent for UnixStream {
 
         let op = Op::send(fd, buf).unwrap();
         let _guard = c.associate_op(op.op_canceller());
-        op.write().await
+        op.result().await
     }
 
     #[inline]
@@ -235,9 +235,9 @@ impl CancelableAsyncWriteRent for UnixStream {
             return (Err(operation_canceled()), buf_vec);
         }
 
-        let op = Op::writev(&fd, buf_vec).unwrap();
+        let op = Op::writev(fd.clone(), buf_vec).unwrap();
         let _guard = c.associate_op(op.op_canceller());
-        op.write().await
+        op.result().await
     }
 
     #[inline]
@@ -262,14 +262,14 @@ impl AsyncReadRent for UnixStream {
     fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
         // Submit the read operation
         let op = Op::recv(self.fd.clone(), buf).unwrap();
-        op.read()
+        op.result()
     }
 
     #[inline]
     fn readv<T: IoVecBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
         // Submit the read operation
         let op = Op::readv(self.fd.clone(), buf).unwrap();
-        op.read()
+        op.result()
     }
 }
 
@@ -288,7 +288,7 @@ impl CancelableAsyncReadRent for UnixStream {
 
         let op = Op::recv(fd, buf).unwrap();
         let _guard = c.associate_op(op.op_canceller());
-        op.read().await
+        op.result().await
     }
 
     #[inline]
@@ -305,7 +305,7 @@ impl CancelableAsyncReadRent for UnixStream {
 
         let op = Op::readv(fd, buf).unwrap();
         let _guard = c.associate_op(op.op_canceller());
-        op.read().await
+        op.result().await
     }
 }
 
@@ -323,6 +323,7 @@ impl tokio::io::AsyncRead for UnixStream {
             let ret = ready!(crate::driver::op::PollLegacy::poll_legacy(&mut recv, cx));
 
             std::task::Poll::Ready(ret.result.map(|n| {
+                let n = n.into_inner();
                 buf.assume_init(n as usize);
                 buf.advance(n as usize);
             }))
@@ -342,7 +343,7 @@ impl tokio::io::AsyncWrite for UnixStream {
             let mut send = Op::send_raw(&self.fd, raw_buf);
             let ret = ready!(crate::driver::op::PollLegacy::poll_legacy(&mut send, cx));
 
-            std::task::Poll::Ready(ret.result.map(|n| n as usize))
+            std::task::Poll::Ready(ret.result.map(|n| n.into_inner() as usize))
         }
     }
 

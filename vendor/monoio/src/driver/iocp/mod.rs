@@ -7,7 +7,7 @@ mod waker;
 pub use core::*;
 use std::{
     collections::VecDeque,
-    os::windows::prelude::RawSocket,
+    os::windows::prelude::{AsRawHandle, RawHandle, RawSocket},
     pin::Pin,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -229,7 +229,7 @@ impl Poller {
         const POLL_GROUP__MAX_GROUP_SIZE: usize = 32;
 
         let mut afd_group = self.afd.lock().unwrap();
-        if afd_group.len() == 0 {
+        if afd_group.is_empty() {
             self._alloc_afd_group(&mut afd_group)?;
         } else {
             // + 1 reference in Vec
@@ -283,6 +283,12 @@ impl Drop for Poller {
 
         let mut afd_group = self.afd.lock().unwrap();
         afd_group.retain(|g| Arc::strong_count(g) > 1);
+    }
+}
+
+impl AsRawHandle for Poller {
+    fn as_raw_handle(&self) -> RawHandle {
+        self.cp.as_raw_handle()
     }
 }
 
