@@ -262,7 +262,7 @@ impl Cluster {
                     |c| engine.exists(mount, c),
                     |name, _| {
                         if kind == Kind::Subscribe {
-                            auth.subscribe(name, token)
+                            auth.subscribe(name, token).map_err(|d| d.to_string())
                         } else {
                             Ok(())
                         }
@@ -312,8 +312,8 @@ impl Cluster {
                             assert_stripped(&delivered);
                             self.publish(mount, name, Bytes::from(delivered));
                         }
-                        Err(e) => {
-                            r.fail(e);
+                        Err(denied) => {
+                            r.fail(denied.to_string());
                             r.settle();
                         }
                     }
