@@ -271,7 +271,8 @@ fn json_logs_are_one_object_per_line() {
     let s = Server::start(&["--mount", "/faye", "--log-format", "json"]);
     s.handshake("/faye");
     let _ = s.admin_addr();
-    let logs = s.stderr_text();
+    // "bayou ready" is the last start-up line, written after every "worker serving".
+    let logs = s.stderr_with("bayou ready");
     let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(
         lines.iter().any(|l| l.contains("worker serving")),

@@ -256,7 +256,7 @@ fn a_redis_crash_keeps_local_delivery_and_cross_node_delivery_resumes() {
     );
     node_gets(&b, &late, &["resubscribed"]);
     node_gets(&a, &on_a, &["after"]);
-    let logs = a.stderr_text();
+    let logs = a.stderr_with("redis backplane down");
     assert_eq!(logs.matches("redis backplane down").count(), 1, "{logs}");
 }
 
@@ -300,7 +300,7 @@ fn memory_stays_bounded_while_redis_is_down_under_load() {
     let on_a = subscriber(&a, &["/local"]);
     a.publish(M, "/local", json!("still here"));
     node_gets(&a, &on_a, &["still here"]);
-    let logs = a.stderr_text();
+    let logs = a.stderr_with("buffer full");
     assert_eq!(
         logs.matches("buffer full").count(),
         1,
@@ -505,8 +505,7 @@ fn a_session_left_when_a_drain_ends_is_taken_whole_by_the_next_process() {
     a.wait_metric(r#"bayou_queued_messages{mount="/faye"}"#, |v| v == 5.0);
     a.server.signal("TERM");
     assert_eq!(a.server.wait_exit(Duration::from_secs(10)), Some(0));
-    let log = a.server.stderr_text();
-    assert!(log.contains("left in the directory"), "{log}");
+    let log = a.server.stderr_with("left in the directory");
     assert!(!log.contains("still open"), "{log}");
     for i in 5..10 {
         b.publish(M, "/users/1", json!(i.to_string()));
@@ -726,11 +725,7 @@ fn a_tls_redis_with_a_password_carries_the_cluster_and_the_password_is_never_sho
     let on_b = subscriber(&b, &["/secure"]);
     a.publish(M, "/secure", json!("over TLS"));
     node_gets(&b, &on_b, &["over TLS"]);
-    let logs = a.stderr_text();
-    assert!(
-        logs.contains(&format!("rediss://127.0.0.1:{tls_port}/0")),
-        "{logs}"
-    );
+    let logs = a.stderr_with(&format!("rediss://127.0.0.1:{tls_port}/0"));
     assert!(!logs.contains("s3cret-token"), "{logs}");
 
     // The wrong password, or no CA for a private certificate: never up, said once, and the

@@ -156,6 +156,24 @@ impl Server {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
+    /// The server's stderr once it holds `needle`: a thread copies the pipe, so a line the
+    /// server wrote before its `listening on` may not have been copied yet when that arrives.
+    /// Bounded by the start-up timeout; panics with the log so far.
+    pub fn stderr_with(&self, needle: &str) -> String {
+        let give_up = std::time::Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let text = self.stderr_text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < give_up,
+                "no {needle:?} on the server's stderr within {STARTUP_TIMEOUT:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sends a signal (e.g. "TERM") to the server process.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
