@@ -177,18 +177,26 @@ impl Link {
                 continue;
             };
             tracing::debug!(client_id = %f.client_id, token, tries = f.tries, "session move timed out");
-            if f.tries + 1 < FETCH_TRIES {
-                self.bp.push_op(Op::Fetch {
-                    worker: f.worker,
-                    mount: f.mount,
-                    client_id: f.client_id,
-                    relay: f.relay,
-                    done: f.done,
-                    tries: f.tries + 1,
-                });
-            } else {
-                self.bp.stats.move_failed.fetch_add(1, Relaxed);
-            }
+            self.ask_again(f);
+        }
+    }
+
+    /// A move that got no session: asked again while it has tries left (by then the session's
+    /// owner has changed, or a dead owner's liveness key has expired); after the last, the
+    /// client is told to handshake again.
+    fn ask_again(&self, f: Fetching) {
+        if f.tries + 1 < FETCH_TRIES {
+            self.bp.push_op(Op::Fetch {
+                worker: f.worker,
+                mount: f.mount,
+                client_id: f.client_id,
+                relay: f.relay,
+                done: f.done,
+                tries: f.tries + 1,
+            });
+        } else {
+            self.bp.stats.move_failed.fetch_add(1, Relaxed);
+            let _ = f.done.send(Moved::Gone);
         }
     }
 
@@ -313,20 +321,8 @@ impl Link {
                 let Some(f) = self.fetches.borrow_mut().remove(&letter.token) else {
                     return Ok(());
                 };
-                if f.tries + 1 < FETCH_TRIES {
-                    // It moved on meanwhile: ask its new owner.
-                    self.bp.push_op(Op::Fetch {
-                        worker: f.worker,
-                        mount: f.mount,
-                        client_id: f.client_id,
-                        relay: f.relay,
-                        done: f.done,
-                        tries: f.tries + 1,
-                    });
-                } else {
-                    self.bp.stats.move_failed.fetch_add(1, Relaxed);
-                    let _ = f.done.send(Moved::Gone);
-                }
+                // It moved on meanwhile: ask its new owner.
+                self.ask_again(f);
             }
             _ => {}
         }
