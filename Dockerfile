@@ -33,11 +33,12 @@ WORKDIR /src
 # The whole context (see .dockerignore: no target/, no node_modules, no .git). Copying the
 # context rather than named folders keeps the build working whether or not benches/ exists.
 COPY . .
-# Thin LTO across crates: simd-json's and httparse's small functions inline into the server, which
-# takes about 8% of the instructions from a publish and from a long-poll message (callgrind,
-# perf/RESULTS.md, "Thin LTO for the image"). Only here: in Cargo.toml's release profile it would
-# also apply to the test suite's two dozen binaries, whose build took 7 minutes with it against 2
-# without on a 2-core machine; they test the same code.
+# Thin LTO across crates: simd-json's and httparse's small functions inline into the server,
+# which takes about 8% of the instructions from a publish and from a long-poll message
+# (callgrind; perf/RESULTS.md, "The structural split in instructions, and thin LTO for the
+# image"). Only here: in Cargo.toml's release profile it would also apply to the test suite's
+# two dozen binaries, whose build took 7 minutes with it against 2 without on a 2-core
+# machine; they test the same code.
 RUN CARGO_PROFILE_RELEASE_LTO=thin cargo build --release --locked --bin bayou \
  && install -D -m 0755 target/release/bayou /out/bayou
 

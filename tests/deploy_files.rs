@@ -144,7 +144,7 @@ fn check_dockerfile(text: &str) -> Vec<String> {
         errs.push("no `RUN cargo build --release --locked`".into());
     }
     if !any("RUN", "CARGO_PROFILE_RELEASE_LTO=thin cargo build") {
-        errs.push("the image's build is not thin-LTO (perf/RESULTS.md, \"Thin LTO\")".into());
+        errs.push("the image is not built with thin LTO (perf/RESULTS.md)".into());
     }
     if !any("RUN", "npm pack faye@1.4.3") {
         errs.push("no `RUN npm pack faye@1.4.3` (the official Faye browser client)".into());
